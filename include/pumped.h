@@ -1,0 +1,524 @@
+/*
+ * pumped.h: libpumped, tracked flows on a work-stealing thread pool.
+ *
+ * A scope owns a pool of worker threads, a timer thread, extensions and
+ * scope tags.  A flow (pf_flow) is a handler plus the sizes of its input and
+ * output.  Executing a flow creates an execution (pf_exec) with its own
+ * context (pf_ctx): an RFC 9562 id, a name, timestamps, a status moved by
+ * atomic compare-and-swap, an error, typed tags inherited from its parent,
+ * and an abort signal that reaches every descendant.
+ *
+ * Conventions, for every function below unless its comment says otherwise:
+ *   - Return codes: 0 on success or a negative code (PF_E*); out-parameters
+ *     are written only on success.  A call that fails started nothing and
+ *     took ownership of nothing.
+ *   - NULL or out-of-range arguments return PF_EINVAL; they never crash.
+ *   - Any thread may call it, concurrently with any other call on the same
+ *     objects.
+ *   - Strings and option structs passed in are copied during the call;
+ *     only `metadata`, `on_status_data`, flow and tag definitions must
+ *     outlive their use.
+ *   - Misuse the library cannot detect: using a handle after releasing it,
+ *     releasing more often than retaining, disposing a scope twice or
+ *     using it after dispose returned, removing a signal listener that was
+ *     never added.  These are undefined behaviour, as with free().
+ *
+ * Threads: handlers, status callbacks and signal listeners run on the
+ * scope's worker threads (or on the thread that aborts, for listeners and
+ * for the callbacks of executions cancelled while pending).
+ *
+ * Locks and waiting: a handler that waits (pf_exec_wait, pf_ctx_run,
+ * parallel) keeps its thread busy by running other queued executions.
+ * If it holds a lock that another flow also takes, that other flow may run
+ * on this very thread while the lock is held and deadlock.  Helping prefers
+ * work from the awaited execution's subtree, but do not wait while holding
+ * a lock that flows take.
+ */
+#ifndef PUMPED_H
+#define PUMPED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pumped/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PF_BUILDING_LIBRARY) && defined(__GNUC__)
+#define PF_EXTERN __attribute__((visibility("default")))
+#else
+#define PF_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define PF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PF_PRINTF(f, a)
+#endif
+
+/* ---------------------------------------------------------------- types */
+
+typedef struct pf_scope pf_scope;  /* worker pool, timer, extensions, tags */
+typedef struct pf_ctx pf_ctx;      /* an execution context                 */
+typedef struct pf_exec pf_exec;    /* a handle on one flow execution       */
+typedef struct pf_flow pf_flow;    /* a flow definition (caller-owned)     */
+typedef struct pf_tag pf_tag;      /* a tag key (caller-owned)             */
+typedef struct pf_extension pf_extension;
+typedef struct pf_signal pf_signal; /* a context's abort signal            */
+
+typedef enum pf_status {
+	PF_PENDING,   /* created, handler not started          */
+	PF_RUNNING,   /* handler running                       */
+	PF_COMPLETED, /* handler returned 0                    */
+	PF_FAILED,    /* handler returned an error, not aborted */
+	PF_CANCELLED  /* aborted before it started, or returned an error
+	                 while aborted (the error is then the abort reason) */
+} pf_status;
+
+/* "pending", "running", "completed", "failed", "cancelled"; "unknown"
+ * for a value outside the enum.  The string is static. */
+PF_EXTERN const char *pf_status_name(pf_status s);
+
+/* --------------------------------------------------------------- errors */
+
+/* Library codes are negative errno values (Linux numbering). */
+#define PF_ENOENT (-2)       /* tag not found                              */
+#define PF_EAGAIN (-11)      /* not finished yet / resource temporarily out */
+#define PF_ENOMEM (-12)      /* allocation failed; nothing started         */
+#define PF_EINVAL (-22)      /* bad argument                               */
+#define PF_ESHUTDOWN (-108)  /* the scope is disposed or disposing         */
+#define PF_ETIMEDOUT (-110)  /* aborted by its timeout                     */
+#define PF_ECANCELED (-125)  /* aborted                                    */
+/* Flows' own failure codes are at or below PF_EUSER. */
+#define PF_EUSER (-10000)
+
+/* A static description of a library code; "user error" for codes at or
+ * below PF_EUSER, "success" for 0, "unknown error" otherwise. */
+PF_EXTERN const char *pf_strerror(int code);
+
+/* ---------------------------------------------------------------- flows */
+
+/*
+ * A flow handler.  Runs on a worker thread.  input: the copy made at exec
+ * time (input_size > 0) or the caller's pointer as is (input_size == 0).
+ * output: a buffer of output_size bytes, private to this execution, copied
+ * to the waiter only if the handler returns 0 (NULL when output_size is 0).
+ * Return 0 for success, or a failure code (your own at or below PF_EUSER).
+ */
+typedef int (*pf_handler)(pf_ctx *ctx, const void *input, void *output);
+
+struct pf_flow {
+	const char *name;   /* NULL: "anonymous" */
+	pf_handler handler;
+	size_t input_size;  /* >0: input copied at exec time; 0: pointer passed */
+	size_t output_size; /* bytes the handler writes to output; 0: none     */
+};
+
+/* ----------------------------------------------------------------- tags */
+
+struct pf_tag {
+	const char *label;         /* for humans and traces; identity is &tag */
+	size_t size;               /* bytes of a value, > 0                    */
+	const void *default_value; /* NULL: no default                         */
+};
+
+typedef struct pf_tag_value {
+	const pf_tag *tag;
+	const void *value; /* tag->size bytes, copied */
+} pf_tag_value;
+
+/*
+ * Writes a copy of t->size bytes of value into c's own store (never into
+ * a parent's).  Thread-safe against concurrent gets on c's descendants.
+ * 0, PF_EINVAL, PF_ENOMEM.
+ */
+PF_EXTERN int pf_ctx_set(pf_ctx *c, const pf_tag *t, const void *value);
+/*
+ * Copies the value of t seen from c into out (t->size bytes): c's store,
+ * then each ancestor's, then the scope tags, then t's default.
+ * 0, PF_ENOENT when there is none, PF_EINVAL.
+ */
+PF_EXTERN int pf_ctx_get(const pf_ctx *c, const pf_tag *t, void *out);
+/* As pf_ctx_get, returning false when absent (or on bad arguments).
+ * out may be NULL to test presence only. */
+PF_EXTERN bool pf_ctx_find(const pf_ctx *c, const pf_tag *t, void *out);
+
+/*
+ * Flow metadata tags, answered for every flow context (the C form of
+ * flowMeta).  Values: pf_flow_name_tag and pf_flow_parent_name_tag hold a
+ * `const char *` valid as long as the flow definition (parent name absent
+ * for root flows), pf_flow_depth_tag a `uint32_t` (root 0),
+ * pf_flow_is_parallel_tag a `bool` (true for calls of a parallel group).
+ * Contexts that are not flow contexts (fn steps, standalone) see their
+ * nearest flow ancestor's values.
+ */
+PF_EXTERN extern const pf_tag pf_flow_name_tag;
+PF_EXTERN extern const pf_tag pf_flow_parent_name_tag;
+PF_EXTERN extern const pf_tag pf_flow_depth_tag;
+PF_EXTERN extern const pf_tag pf_flow_is_parallel_tag;
+
+/* ------------------------------------------------------------ extensions */
+
+typedef enum pf_op_kind { PF_OP_EXECUTION } pf_op_kind;
+typedef enum pf_target {
+	PF_TARGET_FLOW,    /* a flow execution, root or child  */
+	PF_TARGET_FN,      /* a pf_ctx_exec_fn step            */
+	PF_TARGET_PARALLEL /* a pf_ctx_parallel(_settled) group */
+} pf_target;
+
+typedef struct pf_operation {
+	pf_op_kind kind;
+	pf_target target;
+	pf_ctx *context;     /* the new context (flow, fn); the caller's (parallel) */
+	const pf_flow *flow; /* PF_TARGET_FLOW, else NULL                        */
+	const char *name;    /* execution name, fn name, or "parallel"           */
+	const void *input;
+	void *output;
+	const char *key;     /* journal key or NULL                              */
+	size_t count;        /* PF_TARGET_PARALLEL: number of calls               */
+	bool settled;        /* PF_TARGET_PARALLEL: parallel_settled              */
+} pf_operation;
+
+typedef struct pf_next pf_next;
+/*
+ * Runs the inner extensions and the operation; returns the operation's
+ * result.  Call it at most once per wrap (PF_EINVAL after that), on the
+ * thread that called wrap, before wrap returns.
+ */
+PF_EXTERN int pf_next_call(pf_next *next);
+
+struct pf_extension {
+	const char *name;
+	/* Called once by pf_scope_create / pf_scope_use; nonzero refuses it. */
+	int (*init)(pf_scope *s, void *state);
+	/* Wraps one operation.  Return pf_next_call(next) to run it, or skip it
+	 * and return a result of your own (0 completes, else fails). */
+	int (*wrap)(pf_scope *s, pf_next *next, const pf_operation *op,
+	    void *state);
+	/* Called once by pf_scope_dispose after every execution ended. */
+	void (*dispose)(pf_scope *s, void *state);
+	void *state;
+};
+
+/* ---------------------------------------------------------------- scope */
+
+typedef struct pf_scope_options {
+	unsigned threads; /* 0: PUMPED_NUM_THREADS, else the CPUs this process
+	                     may use (affinity mask, cgroup quota); at most 1024 */
+	const pf_extension *const *extensions;
+	size_t n_extensions;
+	const pf_tag_value *tags; /* scope tags, copied */
+	size_t n_tags;
+} pf_scope_options;
+
+/*
+ * Creates a scope and starts its worker and timer threads.  opts may be
+ * NULL for defaults.  Extensions' init run in order; if one fails, the ones
+ * already initialised are disposed and its code is returned.
+ * 0, PF_EINVAL, PF_ENOMEM, PF_EAGAIN (thread creation failed), or an
+ * extension's init code.  Any thread.
+ */
+PF_EXTERN int pf_scope_create(pf_scope **out, const pf_scope_options *opts);
+/*
+ * Refuses new work (PF_ESHUTDOWN), cancels pending executions, aborts
+ * running ones (PF_ECANCELED) and standalone contexts, waits until every
+ * execution has ended, disposes the extensions, joins the threads.  Handles
+ * still held stay valid (query, wait, release).  Call it once, from a
+ * thread that is not running one of the scope's handlers (PF_EINVAL then).
+ */
+PF_EXTERN int pf_scope_dispose(pf_scope *s);
+/* The number of worker threads (not counting spare threads). */
+PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
+/*
+ * Appends an extension (innermost); it applies to operations that start
+ * after this returns.  0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN, or init's code.
+ */
+PF_EXTERN int pf_scope_use(pf_scope *s, const pf_extension *ext);
+
+/* ----------------------------------------------------------- executions */
+
+/* A status callback: runs on the thread making the transition; must not
+ * block, wait, start work or dispose. */
+typedef void (*pf_status_fn)(pf_exec *e, pf_status status, void *data);
+
+typedef struct pf_exec_options {
+	const char *name;          /* NULL: the flow's name                  */
+	uint64_t timeout_ms;       /* 0: none; counted from creation         */
+	pf_status_fn on_status;    /* sees every transition, pending first   */
+	void *on_status_data;
+	const pf_tag_value *tags;  /* seeded into the new context, copied    */
+	size_t n_tags;
+	void *metadata;            /* never read by the library              */
+	const char *key;           /* journal key (child executions only)    */
+} pf_exec_options;
+
+/*
+ * Starts a root execution of f on s's pool.  Never blocks on running work
+ * and never runs the handler before returning.  out: a new reference to
+ * release with pf_exec_release; NULL for fire and forget.  opts may be
+ * NULL.  0, PF_EINVAL (NULL s or f, NULL handler, NULL input with
+ * input_size > 0, opts->key set on a root), PF_ENOMEM, PF_ESHUTDOWN.
+ */
+PF_EXTERN int pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out);
+/* pf_scope_exec + pf_exec_wait + pf_exec_release: the execution's code. */
+PF_EXTERN int pf_scope_run(pf_scope *s, const pf_flow *f, const void *input,
+    void *output, const pf_exec_options *opts);
+
+/* RFC 9562 UUIDv7 text (36 chars), equal to its context's id; valid while
+ * the handle is held.  NULL for NULL. */
+PF_EXTERN const char *pf_exec_id(const pf_exec *e);
+/* The flow's name ("anonymous" when it has none). */
+PF_EXTERN const char *pf_exec_flow_name(const pf_exec *e);
+/* The current status (PF_PENDING for NULL). */
+PF_EXTERN pf_status pf_exec_status(const pf_exec *e);
+/* The execution's context, valid while the handle is held; NULL for NULL. */
+PF_EXTERN pf_ctx *pf_exec_ctx(pf_exec *e);
+/* Aborts with PF_ECANCELED; nothing changes if it already finished.
+ * Signal listeners of the contexts it aborts have run when it returns. */
+PF_EXTERN int pf_exec_abort(pf_exec *e);
+/* 0, or the abort reason (PF_ECANCELED, PF_ETIMEDOUT); PF_EINVAL for NULL. */
+PF_EXTERN int pf_exec_throw_if_aborted(const pf_exec *e);
+/*
+ * Waits until the execution finished and its terminal status callbacks
+ * returned; copies the output (when output is not NULL and it completed).
+ * Returns 0 or the execution's error.  On a worker it runs other work
+ * meanwhile; elsewhere it sleeps.  Any thread, including handlers.
+ */
+PF_EXTERN int pf_exec_wait(pf_exec *e, void *output);
+/* As pf_exec_wait, giving up with PF_EAGAIN after timeout_ms (0: poll).
+ * May return late by the length of a task the waiter was helping with. */
+PF_EXTERN int pf_exec_wait_for(pf_exec *e, void *output, uint64_t timeout_ms);
+/* The result if finished, else PF_EAGAIN; never blocks. */
+PF_EXTERN int pf_exec_try(pf_exec *e, void *output);
+/*
+ * Subscribes fn(e, status, data) to e's later transitions; on a finished
+ * execution calls it once at once with the terminal status.
+ * 0, PF_EINVAL, PF_ENOMEM.
+ */
+PF_EXTERN int pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data);
+/* Removes the first subscription equal to (fn, data); PF_ENOENT if none. */
+PF_EXTERN int pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data);
+/* A new reference to e (returns e). */
+PF_EXTERN pf_exec *pf_exec_retain(pf_exec *e);
+/* Drops a reference; the execution goes on.  NULL is ignored. */
+PF_EXTERN void pf_exec_release(pf_exec *e);
+
+/* -------------------------------------------------------------- contexts */
+
+typedef struct pf_ctx_options {
+	const char *name;
+	void *metadata;
+	uint64_t timeout_ms; /* 0: none */
+	const pf_tag_value *tags;
+	size_t n_tags;
+} pf_ctx_options;
+
+/*
+ * A standalone context under the scope: started at creation; abort,
+ * timeout, tags, fn steps and child flows work as in flow contexts.
+ * *out is a reference for pf_ctx_release.  opts may be NULL.
+ * 0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN.
+ */
+PF_EXTERN int pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
+    pf_ctx **out);
+/* A new reference (returns c). */
+PF_EXTERN pf_ctx *pf_ctx_retain(pf_ctx *c);
+/* Drops a reference from create_execution or retain; ends the context if
+ * it has not ended.  NULL is ignored. */
+PF_EXTERN void pf_ctx_release(pf_ctx *c);
+
+/* Id text (36 chars), valid while c is referenced. */
+PF_EXTERN const char *pf_ctx_id(const pf_ctx *c);
+PF_EXTERN const char *pf_ctx_name(const pf_ctx *c);
+/* The parent context; NULL for roots and standalone contexts. */
+PF_EXTERN pf_ctx *pf_ctx_parent(const pf_ctx *c);
+PF_EXTERN pf_scope *pf_ctx_scope(const pf_ctx *c);
+PF_EXTERN int64_t pf_ctx_created_at(const pf_ctx *c);   /* ns since epoch */
+PF_EXTERN int64_t pf_ctx_started_at(const pf_ctx *c);   /* 0 while pending */
+PF_EXTERN int64_t pf_ctx_completed_at(const pf_ctx *c); /* 0 until ended   */
+/* 0, or the error code with its message in *message (when not NULL; the
+ * text lives as long as the context). */
+PF_EXTERN int pf_ctx_error(const pf_ctx *c, const char **message);
+PF_EXTERN void *pf_ctx_metadata(const pf_ctx *c);
+
+/* Records completed_at once; aborts nothing.  Idempotent. */
+PF_EXTERN int pf_ctx_end(pf_ctx *c);
+/* Aborts c and all its descendants with PF_ECANCELED (first abort wins). */
+PF_EXTERN int pf_ctx_abort(pf_ctx *c);
+PF_EXTERN bool pf_ctx_aborted(const pf_ctx *c);
+/* 0, PF_ECANCELED or PF_ETIMEDOUT. */
+PF_EXTERN int pf_ctx_throw_if_aborted(const pf_ctx *c);
+/* Records code and a printf-style message as c's error; returns code.
+ * Return it from the handler: `return pf_ctx_fail(c, MY_ERR, "x=%d", x);` */
+PF_EXTERN int pf_ctx_fail(pf_ctx *c, int code, const char *fmt, ...)
+    PF_PRINTF(3, 4);
+
+/* A child step run inline on the calling thread in a new child context. */
+typedef int (*pf_fn)(pf_ctx *child, void *arg);
+/* Returns exactly what fn returned, or the abort reason / PF_EINVAL /
+ * PF_ENOMEM / PF_ESHUTDOWN when it could not run it. */
+PF_EXTERN int pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn,
+    void *arg);
+
+/* A child flow on the pool; as pf_scope_exec, plus opts->key (journal).
+ * On an aborted parent: runs nothing, returns the abort reason. */
+PF_EXTERN int pf_ctx_exec(pf_ctx *parent, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out);
+PF_EXTERN int pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input,
+    void *output, const pf_exec_options *opts);
+
+typedef struct pf_call {
+	const pf_flow *flow;
+	const void *input;
+	void *output;
+	const pf_exec_options *opts; /* may be NULL */
+	int result;                  /* filled in */
+	pf_status status;            /* filled in */
+} pf_call;
+
+typedef struct pf_parallel_stats {
+	size_t total, succeeded, failed;
+} pf_parallel_stats;
+
+/* Runs all calls as children of c; 0 when all succeed, else the first
+ * failure's code after aborting the others and waiting for them. */
+PF_EXTERN int pf_ctx_parallel(pf_ctx *c, pf_call *calls, size_t n,
+    pf_parallel_stats *stats);
+/* Runs all calls and waits for all; fails only if it could not run them. */
+PF_EXTERN int pf_ctx_parallel_settled(pf_ctx *c, pf_call *calls, size_t n,
+    pf_parallel_stats *stats);
+
+/* --------------------------------------------------------------- signal */
+
+/* The context's abort signal, valid while the context is referenced. */
+PF_EXTERN pf_signal *pf_ctx_signal(pf_ctx *c);
+PF_EXTERN bool pf_signal_aborted(const pf_signal *s);
+/* 0, PF_ECANCELED or PF_ETIMEDOUT. */
+PF_EXTERN int pf_signal_reason(const pf_signal *s);
+/*
+ * A file descriptor that turns readable when the context is aborted:
+ * poll() it with your own I/O.  Created on first call (an eventfd); owned
+ * by the context and closed with it.  Returns the fd or a negative code.
+ */
+PF_EXTERN int pf_signal_fd(pf_signal *s);
+
+/* Storage for one listener; the caller allocates it (no malloc). */
+typedef struct pf_signal_listener {
+	struct pf_signal_listener *_next, *_prev; /* private */
+	void (*_fn)(pf_signal *s, void *data);    /* private */
+	void *_data;                              /* private */
+	int _state;                               /* private */
+} pf_signal_listener;
+
+/*
+ * Calls fn(s, data) once when s is aborted (at once, on this thread, if it
+ * already is).  l must stay valid until removed or until the context is
+ * released.  0, PF_EINVAL (NULL, or l already added).
+ */
+PF_EXTERN int pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
+    void (*fn)(pf_signal *s, void *data), void *data);
+/* After it returns, fn is not running and will not run.  0 or PF_EINVAL.
+ * Must not be called from fn itself for another listener of the same
+ * signal while that signal fires, except for l itself (which returns 0). */
+PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
+
+/* ------------------------------------------------------- typed helpers */
+
+/*
+ * PF_FLOW(ident, in_type, out_type, handler) defines `const pf_flow ident`
+ * for `int handler(pf_ctx *, const in_type *, out_type *)` (checked at
+ * compile time) and typed wrappers:
+ *   int ident_run(pf_ctx *parent, const in_type *in, out_type *out,
+ *                 const pf_exec_options *opts);
+ *   int ident_exec(pf_ctx *parent, const in_type *in,
+ *                  const pf_exec_options *opts, pf_exec **out);
+ *   int ident_scope_run(pf_scope *s, const in_type *in, out_type *out,
+ *                       const pf_exec_options *opts);
+ * PF_FLOW_DECLARE(ident, in_type, out_type) declares them in a header.
+ */
+#define PF__FLOW_WRAPPERS(ident, in_type, out_type)                            \
+	static inline int ident##_run(pf_ctx *parent_, const in_type *in_,     \
+	    out_type *out_, const pf_exec_options *opts_)                      \
+	{                                                                      \
+		return pf_ctx_run(parent_, &ident, in_, out_, opts_);          \
+	}                                                                      \
+	static inline int ident##_exec(pf_ctx *parent_, const in_type *in_,    \
+	    const pf_exec_options *opts_, pf_exec **exec_)                     \
+	{                                                                      \
+		return pf_ctx_exec(parent_, &ident, in_, opts_, exec_);        \
+	}                                                                      \
+	static inline int ident##_scope_run(pf_scope *s_, const in_type *in_,  \
+	    out_type *out_, const pf_exec_options *opts_)                      \
+	{                                                                      \
+		return pf_scope_run(s_, &ident, in_, out_, opts_);             \
+	}
+
+#define PF_FLOW_DECLARE(ident, in_type, out_type)                              \
+	extern const pf_flow ident;                                            \
+	PF__FLOW_WRAPPERS(ident, in_type, out_type)
+
+#define PF_FLOW(ident, in_type, out_type, handler)                             \
+	static int ident##__thunk(pf_ctx *c_, const void *in_, void *out_)     \
+	{                                                                      \
+		/* A handler of another type has no _Generic association. */   \
+		return _Generic(&(handler),                                    \
+		    int (*)(pf_ctx *, const in_type *, out_type *): handler)(  \
+		    c_, (const in_type *)in_, (out_type *)out_);               \
+	}                                                                      \
+	const pf_flow ident = { #ident, ident##__thunk, sizeof(in_type),       \
+		sizeof(out_type) };                                            \
+	PF__FLOW_WRAPPERS(ident, in_type, out_type)
+
+/*
+ * PF_TAG_DECLARE(ident, type) in a header, PF_TAG_DEFINE(ident, type, label)
+ * (or PF_TAG_DEFINE_DEFAULT(ident, type, label, default_value)) in one .c
+ * file.  They give `ident` and
+ *   int  ident_set(pf_ctx *c, type v);
+ *   int  ident_get(const pf_ctx *c, type *out);
+ *   bool ident_find(const pf_ctx *c, type *out);
+ *   pf_tag_value ident_value(const type *v);   (for option arrays)
+ * PF_TAG(ident, type, label) declares and defines a file-local tag.
+ */
+#define PF__TAG_WRAPPERS(ident, type)                                          \
+	static inline int ident##_set(pf_ctx *c_, type v_)                     \
+	{                                                                      \
+		return pf_ctx_set(c_, &ident, &v_);                            \
+	}                                                                      \
+	static inline int ident##_get(const pf_ctx *c_, type *out_)            \
+	{                                                                      \
+		return pf_ctx_get(c_, &ident, out_);                           \
+	}                                                                      \
+	static inline bool ident##_find(const pf_ctx *c_, type *out_)          \
+	{                                                                      \
+		return pf_ctx_find(c_, &ident, out_);                          \
+	}                                                                      \
+	static inline pf_tag_value ident##_value(const type *v_)               \
+	{                                                                      \
+		pf_tag_value tv_ = { &ident, v_ };                             \
+		return tv_;                                                    \
+	}
+
+#define PF_TAG_DECLARE(ident, type)                                            \
+	extern const pf_tag ident;                                             \
+	PF__TAG_WRAPPERS(ident, type)
+
+#define PF_TAG_DEFINE(ident, type, label)                                      \
+	const pf_tag ident = { label, sizeof(type), NULL }
+
+#define PF_TAG_DEFINE_DEFAULT(ident, type, label, default_value)               \
+	static const type ident##__default = default_value;                    \
+	const pf_tag ident = { label, sizeof(type), &ident##__default }
+
+#define PF_TAG(ident, type, label)                                             \
+	static const pf_tag ident = { label, sizeof(type), NULL };             \
+	PF__TAG_WRAPPERS(ident, type)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PUMPED_H */

@@ -1,0 +1,842 @@
+/*
+ * ctx.c: execution contexts: the tree, abort, tags, signal, lifetime.
+ *
+ * Abort protocol.  Each context has an abort word, 0 or the reason, set
+ * once by CAS: the first abort wins and later ones change nothing.  The
+ * aborter then runs the context's own effects (signal fd, listeners,
+ * cancelling a pending execution) and walks the children.  A child links
+ * itself into its parent's list under the parent's lock and reads the
+ * parent's abort word under that same lock:
+ *
+ *   aborter                           child being created
+ *   CAS parent.abort 0 -> r           lock(parent)
+ *   lock(parent)                      link child; r' = parent.abort
+ *   walk children: abort each         unlock(parent)
+ *   unlock(parent)                    if r': abort child with r'
+ *
+ * If the child's critical section comes first, the walk finds it linked;
+ * if the aborter's lock comes first, its CAS happened before and the child
+ * reads r.  So a child created under an aborted parent starts aborted, and
+ * no child escapes a concurrent abort.  The walk drops the parent's lock
+ * while it aborts a child (listeners and status callbacks are user code),
+ * holding a reference on the child so its sibling link stays valid.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "track.h"
+
+struct pf__tag_entry {
+	const pf_tag *tag;
+	pf__tag_entry *next;
+	alignas(16) unsigned char value[];
+};
+
+struct pf__message {
+	pf__message *next;
+	char text[];
+};
+
+void
+pf__spin_lock_slow(pf__spin *l)
+{
+	for (unsigned spins = 0;; spins++) {
+		/* Relaxed: only a hint before retrying the acquire exchange. */
+		while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
+			if (spins++ < 128)
+				pf__cpu_relax();
+			else
+				sched_yield();
+		}
+		if (!atomic_exchange_explicit(&l->held, true,
+			memory_order_acquire))
+			return;
+	}
+}
+
+/* --------------------------------------------------------------- life */
+
+void
+pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
+    int64_t now)
+{
+	atomic_init(&c->refs, 1);
+	c->kind = kind;
+	c->parent = parent;
+	c->scope = s;
+	atomic_init(&c->abort_reason, 0);
+	atomic_init(&c->lock.held, false);
+	atomic_init(&c->started_at, 0);
+	atomic_init(&c->completed_at, 0);
+	atomic_init(&c->id_state, 0);
+	atomic_init(&c->timer_armed, false);
+	atomic_init(&c->handles, 0);
+	c->created_at = now;
+	c->signal.fd = -1;
+	pf__timer_node_init(&c->timer);
+	pf__uuid_v7(&c->id, now);
+	if (parent != NULL)
+		pf__ctx_retain(parent);
+}
+
+int
+pf__ctx_link(pf_ctx *c)
+{
+	pf_ctx *p = c->parent;
+	pf__spin_lock(&p->lock);
+	c->sib_prev = NULL;
+	c->sib_next = p->children;
+	if (p->children != NULL)
+		p->children->sib_prev = c;
+	p->children = c;
+	/* Under the lock: see the diagram at the top of this file. */
+	int reason = atomic_load_explicit(&p->abort_reason,
+	    memory_order_acquire);
+	pf__spin_unlock(&p->lock);
+	if (reason != 0)
+		pf__ctx_abort(c, reason);
+	return reason;
+}
+
+void
+pf__ctx_retain(pf_ctx *c)
+{
+	/* Relaxed: taking a reference needs an existing one, which orders
+	 * everything that matters (refcount-vs-atomic.rst). */
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+bool
+pf__ctx_try_retain(pf_ctx *c)
+{
+	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
+	while (n != 0)
+		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1,
+			memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+static void scope_free(pf_scope *s);
+
+/* Frees one record whose count reached 0; returns its parent, whose
+ * reference the caller must drop. */
+static pf_ctx *
+destroy(pf_ctx *c)
+{
+	pf_ctx *p = c->parent;
+	if (p != NULL) {
+		pf__spin_lock(&p->lock);
+		if (c->sib_prev != NULL)
+			c->sib_prev->sib_next = c->sib_next;
+		else
+			p->children = c->sib_next;
+		if (c->sib_next != NULL)
+			c->sib_next->sib_prev = c->sib_prev;
+		pf__spin_unlock(&p->lock);
+	}
+	for (pf__tag_entry *t = c->tags, *n; t != NULL; t = n) {
+		n = t->next;
+		pf__free(t);
+	}
+	for (pf__journal_entry *j = c->journal, *n; j != NULL; j = n) {
+		n = j->next;
+		if (j->exec != NULL)
+			pf_exec_release(j->exec);
+		pf__free(j);
+	}
+	for (pf__message *m = c->messages, *n; m != NULL; m = n) {
+		n = m->next;
+		pf__free(m);
+	}
+	if (c->name_owned)
+		pf__free((char *)c->name);
+	if (c->signal.fd >= 0)
+		close(c->signal.fd);
+	if (c->kind == PF__CTX_FLOW)
+		pf__exec_free((pf_exec *)c);
+	else if (c->kind == PF__CTX_ROOT)
+		scope_free(c->scope);
+	else
+		pf__free(c);
+	return p;
+}
+
+void
+pf__ctx_release(pf_ctx *c)
+{
+	while (c != NULL) {
+		/* Release: our writes to the record happen before its free.
+		 * The acquire fence pairs with the other releasers' release
+		 * decrements before the last one frees it. */
+		if (atomic_fetch_sub_explicit(&c->refs, 1,
+			memory_order_release) != 1)
+			return;
+		atomic_thread_fence(memory_order_acquire);
+		/* Iterative, so that a long chain of last references does
+		 * not recurse once per ancestor. */
+		c = destroy(c);
+	}
+}
+
+int
+pf__ctx_set_name(pf_ctx *c, const char *name, const char *fallback)
+{
+	if (name == NULL) {
+		c->name = fallback;
+		return 0;
+	}
+	char *copy = pf__strdup(name);
+	if (copy == NULL)
+		return PF_ENOMEM;
+	c->name = copy;
+	c->name_owned = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------- abort */
+
+static void fire_signal(pf_ctx *c);
+
+/* The first child at or after `from` that is still alive, retained. */
+static pf_ctx *
+next_live(pf_ctx *from)
+{
+	for (pf_ctx *c = from; c != NULL; c = c->sib_next)
+		if (pf__ctx_try_retain(c))
+			return c;
+	return NULL;
+}
+
+void
+pf__ctx_abort(pf_ctx *c, int reason)
+{
+	int zero = 0;
+	/* Acq_rel: publishes the reason with everything before it; the
+	 * readers' acquire loads pair with it. */
+	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
+		reason, memory_order_acq_rel, memory_order_acquire))
+		return;
+	fire_signal(c);
+	if (c->kind == PF__CTX_FLOW)
+		pf__exec_on_abort((pf_exec *)c, reason);
+	/* A record whose count is 0 is being freed: it has no live
+	 * descendant (each holds a reference on it) and nothing to abort. */
+	pf__spin_lock(&c->lock);
+	pf_ctx *child = next_live(c->children);
+	pf__spin_unlock(&c->lock);
+	while (child != NULL) {
+		pf__ctx_abort(child, reason);
+		pf__spin_lock(&c->lock);
+		/* child is still linked: our reference keeps it alive. */
+		pf_ctx *next = next_live(child->sib_next);
+		pf__spin_unlock(&c->lock);
+		pf__ctx_release(child);
+		child = next;
+	}
+}
+
+static void
+timer_fired(pf__timer_node *n)
+{
+	pf_ctx *c = PF_CONTAINER_OF(n, pf_ctx, timer);
+	pf__ctx_abort(c, PF_ETIMEDOUT);
+	pf__ctx_release(c); /* the timer's reference */
+}
+
+void
+pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
+{
+	/* The deadline counts from creation: time spent pending counts. */
+	int64_t now_mono = pf__clock_mono_ns();
+	int64_t waited = pf__clock_wall_ns() - c->created_at;
+	if (waited < 0)
+		waited = 0;
+	int64_t ms = timeout_ms > (uint64_t)INT64_MAX / 2000000 ?
+	    INT64_MAX / 2000000 : (int64_t)timeout_ms;
+	pf__ctx_retain(c);
+	atomic_store_explicit(&c->timer_armed, true, memory_order_relaxed);
+	pf__timer_arm(c->scope->timers, &c->timer,
+	    now_mono - waited + ms * 1000000, timer_fired);
+}
+
+void
+pf__ctx_cancel_timeout(pf_ctx *c)
+{
+	/* Relaxed: the flag only saves the wheel's lock when no timer was
+	 * armed; arm and cancel are ordered by the wheel's mutex. */
+	if (!atomic_exchange_explicit(&c->timer_armed, false,
+		memory_order_relaxed))
+		return;
+	if (pf__timer_cancel(c->scope->timers, &c->timer))
+		pf__ctx_release(c); /* the timer will never fire */
+}
+
+void
+pf__ctx_end_at(pf_ctx *c, int64_t now)
+{
+	int64_t zero = 0;
+	/* Release: pairs with the acquire in pf_ctx_completed_at(). */
+	atomic_compare_exchange_strong_explicit(&c->completed_at, &zero,
+	    now != 0 ? now : 1, memory_order_release, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------- errors */
+
+static const char *
+keep_message(pf_ctx *c, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int len = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (len < 0)
+		return NULL;
+	pf__message *m = pf__malloc(sizeof(*m) + (size_t)len + 1);
+	if (m == NULL)
+		return NULL;
+	vsnprintf(m->text, (size_t)len + 1, fmt, ap);
+	/* Messages are kept until the record is freed, so a pointer handed
+	 * out by pf_ctx_error stays valid as long as the context. */
+	pf__spin_lock(&c->lock);
+	m->next = c->messages;
+	c->messages = m;
+	pf__spin_unlock(&c->lock);
+	return m->text;
+}
+
+void
+pf__ctx_record_error(pf_ctx *c, int code)
+{
+	pf__spin_lock(&c->lock);
+	if (code == 0) {
+		c->error = 0;
+		c->error_message = NULL;
+	} else if (c->error != code || c->error_message == NULL) {
+		c->error = code;
+		c->error_message = pf_strerror(code);
+	}
+	pf__spin_unlock(&c->lock);
+}
+
+int
+pf_ctx_fail(pf_ctx *c, int code, const char *fmt, ...)
+{
+	if (c == NULL)
+		return code;
+	const char *msg = NULL;
+	if (fmt != NULL) {
+		va_list ap;
+		va_start(ap, fmt);
+		msg = keep_message(c, fmt, ap);
+		va_end(ap);
+	}
+	pf__spin_lock(&c->lock);
+	c->error = code;
+	c->error_message = msg != NULL ? msg :
+	    code != 0 ? pf_strerror(code) : NULL;
+	pf__spin_unlock(&c->lock);
+	return code;
+}
+
+int
+pf_ctx_error(const pf_ctx *c, const char **message)
+{
+	if (c == NULL)
+		return PF_EINVAL;
+	pf_ctx *m = (pf_ctx *)c;
+	pf__spin_lock(&m->lock);
+	int code = m->error;
+	const char *msg = m->error_message;
+	pf__spin_unlock(&m->lock);
+	if (message != NULL)
+		*message = code != 0 ? msg : NULL;
+	return code;
+}
+
+/* ------------------------------------------------------------- queries */
+
+const char *
+pf_ctx_id(const pf_ctx *cc)
+{
+	if (cc == NULL)
+		return NULL;
+	pf_ctx *c = (pf_ctx *)cc;
+	/* Acquire: pairs with the release store of 2 below, so the text is
+	 * complete when we see it ready. */
+	uint8_t st = atomic_load_explicit(&c->id_state, memory_order_acquire);
+	if (PF_LIKELY(st == 2))
+		return c->id_text;
+	uint8_t zero = 0;
+	if (atomic_compare_exchange_strong_explicit(&c->id_state, &zero, 1,
+		memory_order_acquire, memory_order_acquire)) {
+		pf__uuid_format(&c->id, c->id_text);
+		atomic_store_explicit(&c->id_state, 2, memory_order_release);
+		return c->id_text;
+	}
+	while (atomic_load_explicit(&c->id_state, memory_order_acquire) != 2)
+		pf__cpu_relax();
+	return c->id_text;
+}
+
+const char *
+pf_ctx_name(const pf_ctx *c)
+{
+	return c != NULL ? c->name : NULL;
+}
+
+pf_ctx *
+pf_ctx_parent(const pf_ctx *c)
+{
+	if (c == NULL || c->parent == NULL || c->parent->kind == PF__CTX_ROOT)
+		return NULL;
+	return c->parent;
+}
+
+pf_scope *
+pf_ctx_scope(const pf_ctx *c)
+{
+	return c != NULL ? c->scope : NULL;
+}
+
+int64_t
+pf_ctx_created_at(const pf_ctx *c)
+{
+	return c != NULL ? c->created_at : 0;
+}
+
+int64_t
+pf_ctx_started_at(const pf_ctx *c)
+{
+	/* Acquire: pairs with the release store when the handler starts. */
+	return c != NULL ?
+	    atomic_load_explicit(&c->started_at, memory_order_acquire) : 0;
+}
+
+int64_t
+pf_ctx_completed_at(const pf_ctx *c)
+{
+	return c != NULL ?
+	    atomic_load_explicit(&c->completed_at, memory_order_acquire) : 0;
+}
+
+void *
+pf_ctx_metadata(const pf_ctx *c)
+{
+	return c != NULL ? c->metadata : NULL;
+}
+
+pf_ctx *
+pf_ctx_retain(pf_ctx *c)
+{
+	if (c == NULL)
+		return NULL;
+	if (c->kind == PF__CTX_STANDALONE)
+		atomic_fetch_add_explicit(&c->handles, 1, memory_order_relaxed);
+	pf__ctx_retain(c);
+	return c;
+}
+
+int
+pf_ctx_end(pf_ctx *c)
+{
+	if (c == NULL || c->kind == PF__CTX_ROOT)
+		return PF_EINVAL;
+	pf__ctx_end_at(c, pf__clock_wall_ns());
+	/* A standalone context is unfinished until it ends: its timeout no
+	 * longer applies after that.  Flow contexts keep theirs until the
+	 * execution finishes. */
+	if (c->kind == PF__CTX_STANDALONE)
+		pf__ctx_cancel_timeout(c);
+	return 0;
+}
+
+void
+pf_ctx_release(pf_ctx *c)
+{
+	if (c == NULL)
+		return;
+	if (c->kind == PF__CTX_STANDALONE &&
+	    atomic_fetch_sub_explicit(&c->handles, 1, memory_order_acq_rel) ==
+		1)
+		pf_ctx_end(c);
+	pf__ctx_release(c);
+}
+
+int
+pf_ctx_abort(pf_ctx *c)
+{
+	if (c == NULL || c->kind == PF__CTX_ROOT)
+		return PF_EINVAL;
+	pf__ctx_abort(c, PF_ECANCELED);
+	return 0;
+}
+
+bool
+pf_ctx_aborted(const pf_ctx *c)
+{
+	return c != NULL &&
+	    atomic_load_explicit(&c->abort_reason, memory_order_acquire) != 0;
+}
+
+int
+pf_ctx_throw_if_aborted(const pf_ctx *c)
+{
+	if (c == NULL)
+		return PF_EINVAL;
+	return atomic_load_explicit(&c->abort_reason, memory_order_acquire);
+}
+
+/* --------------------------------------------------------------- tags */
+
+static bool
+is_meta_tag(const pf_tag *t)
+{
+	return t == &pf_flow_name_tag || t == &pf_flow_parent_name_tag ||
+	    t == &pf_flow_depth_tag || t == &pf_flow_is_parallel_tag;
+}
+
+static const char *
+flow_name_of(const pf_ctx *c)
+{
+	return c->flow->name != NULL ? c->flow->name : "anonymous";
+}
+
+/* Flow metadata as seen from flow context c; false when absent. */
+static bool
+meta_value(const pf_ctx *c, const pf_tag *t, void *out)
+{
+	if (t == &pf_flow_name_tag) {
+		const char *name = flow_name_of(c);
+		if (out != NULL)
+			memcpy(out, &name, sizeof(name));
+		return true;
+	}
+	if (t == &pf_flow_depth_tag) {
+		if (out != NULL)
+			memcpy(out, &c->depth, sizeof(uint32_t));
+		return true;
+	}
+	if (t == &pf_flow_is_parallel_tag) {
+		bool par = c->parallel;
+		if (out != NULL)
+			memcpy(out, &par, sizeof(par));
+		return true;
+	}
+	for (const pf_ctx *a = c->parent; a != NULL; a = a->parent) {
+		if (a->kind == PF__CTX_FLOW) {
+			const char *name = flow_name_of(a);
+			if (out != NULL)
+				memcpy(out, &name, sizeof(name));
+			return true;
+		}
+	}
+	return false;
+}
+
+static pf__tag_entry *
+own_entry(const pf_ctx *c, const pf_tag *t)
+{
+	for (pf__tag_entry *e = c->tags; e != NULL; e = e->next)
+		if (e->tag == t)
+			return e;
+	return NULL;
+}
+
+static int
+set_value(pf_ctx *c, const pf_tag *t, const void *value)
+{
+	pf__spin_lock(&c->lock);
+	pf__tag_entry *e = own_entry(c, t);
+	if (e != NULL) {
+		memcpy(e->value, value, t->size);
+		pf__spin_unlock(&c->lock);
+		return 0;
+	}
+	pf__spin_unlock(&c->lock);
+	pf__tag_entry *n = pf__malloc(sizeof(*n) + t->size);
+	if (n == NULL)
+		return PF_ENOMEM;
+	n->tag = t;
+	memcpy(n->value, value, t->size);
+	pf__spin_lock(&c->lock);
+	/* Another thread may have added it meanwhile: then update that one. */
+	e = own_entry(c, t);
+	if (e != NULL) {
+		memcpy(e->value, value, t->size);
+		pf__spin_unlock(&c->lock);
+		pf__free(n);
+		return 0;
+	}
+	n->next = c->tags;
+	c->tags = n;
+	pf__spin_unlock(&c->lock);
+	return 0;
+}
+
+int
+pf__ctx_seed_tags(pf_ctx *c, const pf_tag_value *tags, size_t n)
+{
+	if (n != 0 && tags == NULL)
+		return PF_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (tags[i].tag == NULL || tags[i].tag->size == 0 ||
+		    tags[i].value == NULL)
+			return PF_EINVAL;
+		int rc = set_value(c, tags[i].tag, tags[i].value);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+pf_ctx_set(pf_ctx *c, const pf_tag *t, const void *value)
+{
+	if (c == NULL || t == NULL || value == NULL || t->size == 0)
+		return PF_EINVAL;
+	return set_value(c, t, value);
+}
+
+static bool
+lookup(const pf_ctx *from, const pf_tag *t, void *out)
+{
+	bool meta = is_meta_tag(t);
+	for (const pf_ctx *c = from; c != NULL; c = c->parent) {
+		pf_ctx *m = (pf_ctx *)c;
+		pf__spin_lock(&m->lock);
+		pf__tag_entry *e = own_entry(c, t);
+		if (e != NULL && out != NULL)
+			memcpy(out, e->value, t->size);
+		pf__spin_unlock(&m->lock);
+		if (e != NULL)
+			return true;
+		if (meta && c->kind == PF__CTX_FLOW)
+			return meta_value(c, t, out);
+	}
+	if (t->default_value != NULL) {
+		if (out != NULL)
+			memcpy(out, t->default_value, t->size);
+		return true;
+	}
+	return false;
+}
+
+int
+pf_ctx_get(const pf_ctx *c, const pf_tag *t, void *out)
+{
+	if (c == NULL || t == NULL || out == NULL || t->size == 0)
+		return PF_EINVAL;
+	return lookup(c, t, out) ? 0 : PF_ENOENT;
+}
+
+bool
+pf_ctx_find(const pf_ctx *c, const pf_tag *t, void *out)
+{
+	if (c == NULL || t == NULL || t->size == 0)
+		return false;
+	return lookup(c, t, out);
+}
+
+/* ------------------------------------------------------------ journal */
+
+/* The link that holds key's entry in parent's journal, or the link
+ * where it would be appended.  The caller holds parent->lock. */
+pf__journal_entry **
+pf__journal_find(pf_ctx *parent, const char *key)
+{
+	pf__journal_entry **link = &parent->journal;
+	for (; *link != NULL; link = &(*link)->next)
+		if (strcmp((*link)->key, key) == 0)
+			break;
+	return link;
+}
+
+/* -------------------------------------------------------------- signal */
+
+enum { L_IDLE, L_QUEUED, L_RUNNING };
+
+static pf_ctx *
+signal_ctx(const pf_signal *s)
+{
+	return PF_CONTAINER_OF(s, pf_ctx, signal);
+}
+
+/* Runs on the aborting thread, once, right after the abort word is set. */
+static void
+fire_signal(pf_ctx *c)
+{
+	pf_signal *s = &c->signal;
+	pf__spin_lock(&c->lock);
+	if (s->fd >= 0) {
+		uint64_t one = 1;
+		/* Cannot fail for a counter below 2^64 - 1. */
+		ssize_t w = write(s->fd, &one, sizeof(one));
+		(void)w;
+	}
+	while (s->listeners != NULL) {
+		pf_signal_listener *l = s->listeners;
+		s->listeners = l->_next;
+		if (s->listeners != NULL)
+			s->listeners->_prev = NULL;
+		l->_next = l->_prev = NULL;
+		l->_state = L_RUNNING;
+		s->firing = l;
+		s->firing_thread = pthread_self();
+		pf__spin_unlock(&c->lock);
+		l->_fn(s, l->_data);
+		pf__spin_lock(&c->lock);
+		/* After this, remove_listener stops waiting and the caller may
+		 * reuse l: do not touch it again. */
+		if (s->firing == l) {
+			l->_state = L_IDLE;
+			s->firing = NULL;
+		}
+	}
+	pf__spin_unlock(&c->lock);
+}
+
+pf_signal *
+pf_ctx_signal(pf_ctx *c)
+{
+	return c != NULL ? &c->signal : NULL;
+}
+
+bool
+pf_signal_aborted(const pf_signal *s)
+{
+	return s != NULL && pf_ctx_aborted(signal_ctx(s));
+}
+
+int
+pf_signal_reason(const pf_signal *s)
+{
+	if (s == NULL)
+		return PF_EINVAL;
+	return pf_ctx_throw_if_aborted(signal_ctx(s));
+}
+
+int
+pf_signal_fd(pf_signal *s)
+{
+	if (s == NULL)
+		return PF_EINVAL;
+	pf_ctx *c = signal_ctx(s);
+	pf__spin_lock(&c->lock);
+	if (s->fd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0) {
+			pf__spin_unlock(&c->lock);
+			return errno == ENOMEM ? PF_ENOMEM : PF_EAGAIN;
+		}
+		s->fd = fd;
+		/* Already aborted: the fd must be readable now.  Under the
+		 * lock, so fire_signal cannot write a second time unseen. */
+		if (atomic_load_explicit(&c->abort_reason,
+			memory_order_acquire) != 0) {
+			uint64_t one = 1;
+			ssize_t w = write(fd, &one, sizeof(one));
+			(void)w;
+		}
+	}
+	int fd = s->fd;
+	pf__spin_unlock(&c->lock);
+	return fd;
+}
+
+int
+pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
+    void (*fn)(pf_signal *s, void *data), void *data)
+{
+	if (s == NULL || l == NULL || fn == NULL)
+		return PF_EINVAL;
+	pf_ctx *c = signal_ctx(s);
+	pf__spin_lock(&c->lock);
+	/* Adding a queued or running listener again would corrupt the list. */
+	bool present = s->firing == l;
+	for (pf_signal_listener *q = s->listeners; q != NULL && !present;
+	     q = q->_next)
+		present = q == l;
+	if (present) {
+		pf__spin_unlock(&c->lock);
+		return PF_EINVAL;
+	}
+	l->_fn = fn;
+	l->_data = data;
+	/* Checked under the lock: fire_signal takes it after the abort word
+	 * is set, so either it sees this listener or we see the abort. */
+	if (atomic_load_explicit(&c->abort_reason, memory_order_acquire) != 0) {
+		l->_state = L_IDLE;
+		l->_next = l->_prev = NULL;
+		pf__spin_unlock(&c->lock);
+		fn(s, data);
+		return 0;
+	}
+	l->_state = L_QUEUED;
+	l->_prev = NULL;
+	l->_next = s->listeners;
+	if (s->listeners != NULL)
+		s->listeners->_prev = l;
+	s->listeners = l;
+	pf__spin_unlock(&c->lock);
+	return 0;
+}
+
+int
+pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l)
+{
+	if (s == NULL || l == NULL)
+		return PF_EINVAL;
+	pf_ctx *c = signal_ctx(s);
+	pf__spin_lock(&c->lock);
+	if (l->_state == L_QUEUED) {
+		if (l->_prev != NULL)
+			l->_prev->_next = l->_next;
+		else
+			s->listeners = l->_next;
+		if (l->_next != NULL)
+			l->_next->_prev = l->_prev;
+		l->_next = l->_prev = NULL;
+		l->_state = L_IDLE;
+	} else if (s->firing == l &&
+	    !pthread_equal(s->firing_thread, pthread_self())) {
+		/* It runs on another thread now: wait until it returned. */
+		while (s->firing == l) {
+			pf__spin_unlock(&c->lock);
+			sched_yield();
+			pf__spin_lock(&c->lock);
+		}
+	} else if (s->firing == l) {
+		/* Removing itself from inside its own call: nothing to wait
+		 * for; mark it so fire_signal leaves it alone. */
+		s->firing = NULL;
+		l->_state = L_IDLE;
+	}
+	pf__spin_unlock(&c->lock);
+	return 0;
+}
+
+/* --------------------------------------------------------------- scope */
+
+static void
+scope_free(pf_scope *s)
+{
+	for (pf__extlist *l = atomic_load_explicit(&s->exts,
+		 memory_order_relaxed), *n;
+	     l != NULL; l = n) {
+		n = l->older;
+		pf__free(l);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	pf__free(s);
+}

@@ -1,0 +1,670 @@
+/*
+ * exec.c: flow executions: status machine, callbacks, waiting.
+ *
+ * Status word (pf_exec.state): the status in the low 3 bits, plus flags
+ * SUBS (dynamic subscribers exist), WAITERS (a waiter is registered) and
+ * DONE (terminal callbacks returned; the result is final).  Transitions:
+ *
+ *   PENDING --CAS by the runner--> RUNNING --CAS--> COMPLETED/FAILED/CANCELLED
+ *   PENDING --CAS by an aborter--> CANCELLING --store--> CANCELLED
+ *
+ * A CAS decides start against cancel: exactly one wins.  The winner owns
+ * the record's result fields; it writes the result, the context's error
+ * and completed_at, then publishes the terminal status with release order
+ * (readers of the status acquire), then runs the status callbacks, then
+ * sets DONE (acq_rel) and wakes the waiters registered before it.  Waiters
+ * and pf_exec_try look at DONE, so they return only after the callbacks.
+ *
+ * Waiter registration against completion:
+ *
+ *   waiter (under ctx.lock)           finisher
+ *   old = fetch_or(WAITERS)           old = fetch_or(DONE)
+ *   if old has DONE: return           if old has WAITERS:
+ *   link node                           lock; signal and unpark each; unlock
+ *
+ * Both are RMWs on one word, so one sees the other's bit.  The finisher
+ * unparks under ctx.lock and a woken waiter takes that lock once before
+ * it returns, so the waiter's stack node and thread-local parker are never
+ * touched after the waiter is gone.
+ *
+ * Subscribers (pf_exec_on_status) use the same word: a subscriber sets
+ * SUBS under ctx.lock and reads the status from that same RMW; a finisher
+ * whose CAS saw SUBS delivers to the list, each node remembering the last
+ * status it was given so that nobody is told twice.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "track.h"
+
+struct pf__sub {
+	pf__sub *next;
+	pf_status_fn fn;
+	void *data;
+	uint32_t seen; /* last status delivered or read at subscription */
+};
+
+struct pf__waiter {
+	pf__waiter *next, *prev;
+	pf__parker *parker;
+	atomic_bool signaled;
+};
+
+static uint32_t
+status_of(uint32_t word)
+{
+	uint32_t st = word & PF__ST_MASK;
+	return st == PF__ST_CANCELLING ? PF_PENDING : st;
+}
+
+static bool
+is_done(const pf_exec *e)
+{
+	/* Acquire: pairs with the acq_rel fetch_or of DONE in finish(), so
+	 * the result and output are visible. */
+	return (atomic_load_explicit(&((pf_exec *)e)->state,
+		    memory_order_acquire) & PF__F_DONE) != 0;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+/* Delivers status st to subscribers that have not seen it, in batches
+ * copied out under the lock so that callbacks run without it. */
+static void
+deliver_subs(pf_exec *e, uint32_t st)
+{
+	for (;;) {
+		struct {
+			pf_status_fn fn;
+			void *data;
+		} batch[16];
+		size_t n = 0;
+		pf__spin_lock(&e->ctx.lock);
+		for (pf__sub *s = e->subs; s != NULL && n < 16; s = s->next) {
+			if (s->seen < st) {
+				s->seen = st;
+				batch[n].fn = s->fn;
+				batch[n].data = s->data;
+				n++;
+			}
+		}
+		pf__spin_unlock(&e->ctx.lock);
+		for (size_t i = 0; i < n; i++)
+			batch[i].fn(e, (pf_status)st, batch[i].data);
+		if (n < 16)
+			return;
+	}
+}
+
+static void
+deliver(pf_exec *e, uint32_t st, uint32_t flags)
+{
+	if (e->on_status != NULL)
+		e->on_status(e, (pf_status)st, e->on_status_data);
+	if (flags & PF__F_SUBS)
+		deliver_subs(e, st);
+}
+
+/* --------------------------------------------------------- transitions */
+
+/* PENDING -> to, keeping the flags.  Returns the old word, or UINT32_MAX
+ * when the execution was no longer pending. */
+static uint32_t
+leave_pending(pf_exec *e, uint32_t to)
+{
+	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
+	do {
+		if ((old & PF__ST_MASK) != PF_PENDING)
+			return UINT32_MAX;
+		/* Acquire on success: the winner then reads everything the
+		 * creator wrote before publishing the record. */
+	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	    (old & ~PF__ST_MASK) | to, memory_order_acquire,
+	    memory_order_relaxed));
+	return old;
+}
+
+/* from -> to (terminal), keeping the flags; returns the old word.  Only
+ * the owner of the current state calls it, so it cannot fail for another
+ * reason than a concurrent flag change. */
+static uint32_t
+publish(pf_exec *e, uint32_t to)
+{
+	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
+	/* Release: the result, error and completed_at written before are
+	 * visible to whoever acquires the terminal status. */
+	while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	    (old & ~PF__ST_MASK) | to, memory_order_release,
+	    memory_order_relaxed))
+		;
+	return old;
+}
+
+static void
+wake_waiters(pf_exec *e)
+{
+	pf__spin_lock(&e->ctx.lock);
+	while (e->waiters != NULL) {
+		pf__waiter *w = e->waiters;
+		e->waiters = w->next;
+		pf__parker *p = w->parker;
+		/* Release: pairs with the waiter's acquire load of signaled.
+		 * The node may be gone once this is seen, hence p above. */
+		atomic_store_explicit(&w->signaled, true, memory_order_release);
+		pf__parker_unpark(p);
+	}
+	pf__spin_unlock(&e->ctx.lock);
+}
+
+static void
+group_failed(pf_exec *e)
+{
+	pf__group *g = e->group;
+	int zero = 0;
+	/* Seq_cst, with the seq_cst store and load in start_calls(): either
+	 * we see a call's slot or its starter sees our failure. */
+	if (!atomic_compare_exchange_strong_explicit(&g->failed, &zero,
+		e->result, memory_order_seq_cst, memory_order_seq_cst))
+		return;
+	for (size_t i = 0; i < g->n; i++) {
+		pf_exec *o = atomic_load_explicit(&g->execs[i],
+		    memory_order_seq_cst);
+		if (o != NULL && o != e)
+			pf_exec_abort(o);
+	}
+}
+
+static void
+drop_journal_entry(pf_exec *e)
+{
+	pf_ctx *p = e->ctx.parent;
+	pf__spin_lock(&p->lock);
+	pf__journal_entry **link = pf__journal_find(p, e->key);
+	pf__journal_entry *j = *link;
+	bool mine = j != NULL && j->exec == e;
+	if (mine)
+		*link = j->next;
+	pf__spin_unlock(&p->lock);
+	if (mine) {
+		pf__free(j);
+		pf__ctx_release(&e->ctx); /* the journal's reference */
+	}
+}
+
+/* After the terminal status is published: callbacks, then DONE. */
+static void
+finish(pf_exec *e, uint32_t st, uint32_t old)
+{
+	pf__ctx_cancel_timeout(&e->ctx);
+	if (e->group != NULL && st == PF_FAILED)
+		group_failed(e);
+	deliver(e, st, old);
+	if (st == PF_CANCELLED && e->key != NULL)
+		drop_journal_entry(e);
+	pf_scope *s = e->ctx.scope;
+	uint32_t prev = atomic_fetch_or_explicit(&e->state, PF__F_DONE,
+	    memory_order_acq_rel);
+	if (prev & PF__F_WAITERS)
+		wake_waiters(e);
+	pf__scope_exec_finished(s);
+}
+
+void
+pf__exec_on_abort(pf_exec *e, int reason)
+{
+	uint32_t old = leave_pending(e, PF__ST_CANCELLING);
+	if (old == UINT32_MAX)
+		return; /* running or finished: the handler sees the abort */
+	e->result = reason;
+	pf__ctx_record_error(&e->ctx, reason);
+	pf__ctx_end_at(&e->ctx, pf__clock_wall_ns());
+	old = publish(e, PF_CANCELLED);
+	finish(e, PF_CANCELLED, old);
+}
+
+static int
+call_handler(void *arg)
+{
+	pf_exec *e = arg;
+	return e->ctx.flow->handler(&e->ctx, e->input, e->output);
+}
+
+/* Runs a claimed execution on worker w (which may be NULL). */
+static void
+run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
+{
+	atomic_store_explicit(&e->runner, w, memory_order_relaxed);
+	atomic_store_explicit(&e->ctx.started_at, pf__clock_wall_ns(),
+	    memory_order_release);
+	deliver(e, PF_RUNNING, old);
+	pf_scope *s = e->ctx.scope;
+	int rc;
+	pf__extlist *l = atomic_load_explicit(&s->exts, memory_order_acquire);
+	if (PF_LIKELY(l == NULL || l->n == 0)) {
+		rc = call_handler(e);
+	} else {
+		pf_operation op = {
+			.kind = PF_OP_EXECUTION,
+			.target = PF_TARGET_FLOW,
+			.context = &e->ctx,
+			.flow = e->ctx.flow,
+			.name = e->ctx.name,
+			.input = e->input,
+			.output = e->output,
+			.key = e->key,
+		};
+		rc = pf__ext_run(s, &op, call_handler, e);
+	}
+	int reason = atomic_load_explicit(&e->ctx.abort_reason,
+	    memory_order_acquire);
+	uint32_t st;
+	if (rc == 0) {
+		st = PF_COMPLETED;
+	} else if (reason != 0) {
+		st = PF_CANCELLED;
+		rc = reason;
+	} else {
+		st = PF_FAILED;
+	}
+	e->result = rc;
+	pf__ctx_record_error(&e->ctx, rc);
+	pf__ctx_end_at(&e->ctx, pf__clock_wall_ns());
+	old = publish(e, st);
+	finish(e, st, old);
+}
+
+static void
+task_run(pf__task *t)
+{
+	pf_exec *e = PF_CONTAINER_OF(t, pf_exec, task);
+	uint32_t old = leave_pending(e, PF_RUNNING);
+	if (old != UINT32_MAX)
+		run_claimed(e, pf__worker_self(), old);
+	pf__ctx_release(&e->ctx); /* the queue's reference */
+}
+
+/* ------------------------------------------------------------- create */
+
+void
+pf__exec_free(pf_exec *e)
+{
+	for (pf__sub *s = e->subs, *n; s != NULL; s = n) {
+		n = s->next;
+		pf__free(s);
+	}
+	pf__free((char *)e->key);
+	pf__free(e);
+}
+
+static uint32_t
+flow_depth(const pf_ctx *parent)
+{
+	for (const pf_ctx *a = parent; a != NULL; a = a->parent)
+		if (a->kind == PF__CTX_FLOW)
+			return a->depth + 1;
+	return 0;
+}
+
+int
+pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
+    const void *input, const pf_exec_options *opts, pf__group *g,
+    pf_exec **out)
+{
+	size_t in_size = (f->input_size + 15) & ~(size_t)15;
+	pf_exec *e = pf__malloc(sizeof(*e) + in_size + f->output_size);
+	if (e == NULL)
+		return PF_ENOMEM;
+	memset(e, 0, sizeof(*e));
+	int64_t now = pf__clock_wall_ns();
+	pf__ctx_init(&e->ctx, s, parent, PF__CTX_FLOW, now);
+	e->ctx.flow = f;
+	e->ctx.parallel = g != NULL;
+	e->ctx.depth = flow_depth(parent);
+	atomic_init(&e->state, PF_PENDING);
+	atomic_init(&e->runner, NULL);
+	e->task.run = task_run;
+	e->group = g;
+	if (f->input_size > 0) {
+		memcpy(e->data, input, f->input_size);
+		e->input = e->data;
+	} else {
+		e->input = input;
+	}
+	if (f->output_size > 0)
+		e->output = e->data + in_size;
+	int rc = pf__ctx_set_name(&e->ctx, opts != NULL ? opts->name : NULL,
+	    f->name != NULL ? f->name : "anonymous");
+	if (rc == 0 && opts != NULL) {
+		e->ctx.metadata = opts->metadata;
+		e->on_status = opts->on_status;
+		e->on_status_data = opts->on_status_data;
+		if (opts->key != NULL && parent->kind != PF__CTX_ROOT &&
+		    (e->key = pf__strdup(opts->key)) == NULL)
+			rc = PF_ENOMEM;
+		if (rc == 0)
+			rc = pf__ctx_seed_tags(&e->ctx, opts->tags,
+			    opts->n_tags);
+	}
+	if (rc != 0) {
+		/* Not linked yet: detach from the parent by hand so that the
+		 * free does not unlink it. */
+		e->ctx.parent = NULL;
+		pf__ctx_release(&e->ctx);
+		pf__ctx_release(parent);
+		return rc;
+	}
+	atomic_fetch_add_explicit(&s->unfinished, 1, memory_order_relaxed);
+	/* pending is delivered before anyone else can see the execution, so
+	 * it is always the first status a callback sees. */
+	if (e->on_status != NULL)
+		e->on_status(e, PF_PENDING, e->on_status_data);
+	pf__ctx_link(&e->ctx);
+	if (opts != NULL && opts->timeout_ms != 0)
+		pf__ctx_arm_timeout(&e->ctx, opts->timeout_ms);
+	/* An execution cancelled at link time needs no task. */
+	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
+		PF__ST_MASK) == PF_PENDING) {
+		pf__ctx_retain(&e->ctx); /* the queue's reference */
+		pf__pool_submit(s->pool, &e->task);
+	}
+	if (out != NULL)
+		*out = e;
+	else
+		pf__ctx_release(&e->ctx);
+	return 0;
+}
+
+/* ------------------------------------------------------------- waiting */
+
+static bool
+waiter_register(pf_exec *e, pf__waiter *w)
+{
+	pf__spin_lock(&e->ctx.lock);
+	uint32_t old = atomic_fetch_or_explicit(&e->state, PF__F_WAITERS,
+	    memory_order_acq_rel);
+	if (old & PF__F_DONE) {
+		pf__spin_unlock(&e->ctx.lock);
+		return false;
+	}
+	w->prev = NULL;
+	w->next = e->waiters;
+	if (e->waiters != NULL)
+		e->waiters->prev = w;
+	e->waiters = w;
+	pf__spin_unlock(&e->ctx.lock);
+	return true;
+}
+
+/* Unlinks w if it was not signaled; either way, once this returns the
+ * finisher no longer touches w (see the top of this file). */
+static void
+waiter_unregister(pf_exec *e, pf__waiter *w)
+{
+	pf__spin_lock(&e->ctx.lock);
+	if (!atomic_load_explicit(&w->signaled, memory_order_relaxed)) {
+		if (w->prev != NULL)
+			w->prev->next = w->next;
+		else
+			e->waiters = w->next;
+		if (w->next != NULL)
+			w->next->prev = w->prev;
+	}
+	pf__spin_unlock(&e->ctx.lock);
+}
+
+static bool
+waiter_signaled(void *arg)
+{
+	pf__waiter *w = arg;
+	/* Acquire: pairs with the release store in wake_waiters(). */
+	return atomic_load_explicit(&w->signaled, memory_order_acquire);
+}
+
+static bool
+past(int64_t deadline_ns)
+{
+	return deadline_ns >= 0 && pf__clock_mono_ns() >= deadline_ns;
+}
+
+static void
+sleeping_wait(pf_exec *e, int64_t deadline_ns)
+{
+	pf__waiter w = { .parker = pf__parker_self() };
+	atomic_init(&w.signaled, false);
+	if (!waiter_register(e, &w))
+		return;
+	while (!waiter_signaled(&w) && !past(deadline_ns)) {
+		if (deadline_ns < 0)
+			pf__parker_park(w.parker);
+		else
+			(void)pf__parker_park_until(w.parker, deadline_ns);
+	}
+	waiter_unregister(e, &w);
+}
+
+/*
+ * A worker's wait: run the awaited execution inline if it has not started,
+ * else run other work (the runner's deque first), and sleep only when
+ * there is none.  When the stack budget for nesting is spent, block
+ * without helping; the pool compensates with a spare worker.
+ */
+static void
+helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
+{
+	pf__waiter w = { .parker = &wk->parker };
+	atomic_init(&w.signaled, false);
+	bool registered = false;
+	while (!is_done(e) && !past(deadline_ns)) {
+		if (pf__worker_can_help(wk)) {
+			uint32_t old = leave_pending(e, PF_RUNNING);
+			if (old != UINT32_MAX) {
+				run_claimed(e, wk, old);
+				continue;
+			}
+			if (pf__pool_help(wk, atomic_load_explicit(&e->runner,
+				memory_order_relaxed)))
+				continue;
+		}
+		if (!registered) {
+			/* Register, then look once more before sleeping. */
+			if (!waiter_register(e, &w))
+				return;
+			registered = true;
+			continue;
+		}
+		if (waiter_signaled(&w))
+			break;
+		if (!pf__worker_can_help(wk)) {
+			pf__pool_block_begin(wk);
+			while (!waiter_signaled(&w) && !past(deadline_ns)) {
+				if (deadline_ns < 0)
+					pf__parker_park(&wk->parker);
+				else
+					(void)pf__parker_park_until(
+					    &wk->parker, deadline_ns);
+			}
+			pf__pool_block_end(wk);
+			break;
+		}
+		pf__pool_idle_park(wk, waiter_signaled, &w, deadline_ns);
+	}
+	if (registered)
+		waiter_unregister(e, &w);
+}
+
+static int
+result_of(pf_exec *e, void *output)
+{
+	int r = e->result;
+	if (r == 0 && output != NULL && e->ctx.flow->output_size > 0)
+		memcpy(output, e->output, e->ctx.flow->output_size);
+	return r;
+}
+
+int
+pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
+{
+	if (!is_done(e)) {
+		if (deadline_ns == 0)
+			return PF_EAGAIN;
+		pf__worker *w = pf__pool_current(e->ctx.scope->pool);
+		if (w != NULL)
+			helping_wait(e, w, deadline_ns);
+		else
+			sleeping_wait(e, deadline_ns);
+		if (!is_done(e))
+			return PF_EAGAIN;
+	}
+	return result_of(e, output);
+}
+
+/* ---------------------------------------------------------- public API */
+
+const char *
+pf_exec_id(const pf_exec *e)
+{
+	return e != NULL ? pf_ctx_id(&e->ctx) : NULL;
+}
+
+const char *
+pf_exec_flow_name(const pf_exec *e)
+{
+	if (e == NULL)
+		return NULL;
+	return e->ctx.flow->name != NULL ? e->ctx.flow->name : "anonymous";
+}
+
+pf_status
+pf_exec_status(const pf_exec *e)
+{
+	if (e == NULL)
+		return PF_PENDING;
+	/* Acquire: pairs with the release in publish(), so the result and
+	 * the context's error are visible with a terminal status. */
+	return (pf_status)status_of(atomic_load_explicit(
+	    &((pf_exec *)e)->state, memory_order_acquire));
+}
+
+pf_ctx *
+pf_exec_ctx(pf_exec *e)
+{
+	return e != NULL ? &e->ctx : NULL;
+}
+
+int
+pf_exec_abort(pf_exec *e)
+{
+	if (e == NULL)
+		return PF_EINVAL;
+	/* A finished execution is left as it is (its descendants too). */
+	if (status_of(atomic_load_explicit(&e->state, memory_order_acquire)) >=
+	    PF_COMPLETED)
+		return 0;
+	pf__ctx_abort(&e->ctx, PF_ECANCELED);
+	return 0;
+}
+
+int
+pf_exec_throw_if_aborted(const pf_exec *e)
+{
+	return e != NULL ? pf_ctx_throw_if_aborted(&e->ctx) : PF_EINVAL;
+}
+
+int
+pf_exec_wait(pf_exec *e, void *output)
+{
+	if (e == NULL)
+		return PF_EINVAL;
+	return pf__exec_wait(e, output, -1);
+}
+
+int
+pf_exec_wait_for(pf_exec *e, void *output, uint64_t timeout_ms)
+{
+	if (e == NULL)
+		return PF_EINVAL;
+	if (timeout_ms == 0)
+		return pf__exec_wait(e, output, 0);
+	uint64_t cap = (uint64_t)INT64_MAX / 2000000;
+	int64_t ms = (int64_t)(timeout_ms < cap ? timeout_ms : cap);
+	return pf__exec_wait(e, output, pf__clock_mono_ns() + ms * 1000000);
+}
+
+int
+pf_exec_try(pf_exec *e, void *output)
+{
+	if (e == NULL)
+		return PF_EINVAL;
+	return pf__exec_wait(e, output, 0);
+}
+
+int
+pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
+{
+	if (e == NULL || fn == NULL)
+		return PF_EINVAL;
+	pf__sub *s = pf__malloc(sizeof(*s));
+	if (s == NULL)
+		return PF_ENOMEM;
+	s->fn = fn;
+	s->data = data;
+	pf__spin_lock(&e->ctx.lock);
+	/* The RMW both announces us and reads the status: a finisher whose
+	 * CAS comes later sees SUBS and delivers to us. */
+	uint32_t old = atomic_fetch_or_explicit(&e->state, PF__F_SUBS,
+	    memory_order_acq_rel);
+	uint32_t st = status_of(old);
+	if (st >= PF_COMPLETED) {
+		pf__spin_unlock(&e->ctx.lock);
+		pf__free(s);
+		fn(e, (pf_status)st, data);
+		return 0;
+	}
+	s->seen = st;
+	s->next = NULL;
+	/* Appended, so subscribers are told in the order they came. */
+	pf__sub **link = &e->subs;
+	while (*link != NULL)
+		link = &(*link)->next;
+	*link = s;
+	pf__spin_unlock(&e->ctx.lock);
+	return 0;
+}
+
+int
+pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data)
+{
+	if (e == NULL || fn == NULL)
+		return PF_EINVAL;
+	pf__spin_lock(&e->ctx.lock);
+	for (pf__sub **link = &e->subs; *link != NULL;
+	     link = &(*link)->next) {
+		pf__sub *s = *link;
+		if (s->fn == fn && s->data == data) {
+			*link = s->next;
+			pf__spin_unlock(&e->ctx.lock);
+			pf__free(s);
+			return 0;
+		}
+	}
+	pf__spin_unlock(&e->ctx.lock);
+	return PF_ENOENT;
+}
+
+pf_exec *
+pf_exec_retain(pf_exec *e)
+{
+	if (e != NULL)
+		pf__ctx_retain(&e->ctx);
+	return e;
+}
+
+void
+pf_exec_release(pf_exec *e)
+{
+	if (e != NULL)
+		pf__ctx_release(&e->ctx);
+}

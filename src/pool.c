@@ -1,0 +1,451 @@
+/*
+ * pool.c: workers, stealing, parking, helping and spare workers.
+ *
+ * Parking protocol (no lost wake-up).  A worker that found nothing
+ * announces itself, then looks again, then sleeps; a submitter publishes
+ * its task, then looks for an announced sleeper.  Both sides need a
+ * StoreLoad barrier between their store and their load:
+ *
+ *   sleeper (pf__pool_idle_park)        submitter (pf__pool_submit)
+ *   idle := 1; sleepers += 1            push task (deque bottom / injector)
+ *   fence(seq_cst)                      fence(seq_cst)
+ *   look for work -> none               load sleepers
+ *   park                                if > 0: claim an idle worker, unpark
+ *
+ * The two fences are totally ordered.  If the sleeper's fence comes first,
+ * the submitter's load sees sleepers > 0 and wakes someone; if the
+ * submitter's fence comes first, the sleeper's look sees the task.  The
+ * parker keeps a token, so an unpark that lands before park is not lost.
+ * A waker claims a sleeper by CAS on its idle flag (1 -> 0) and decrements
+ * sleepers itself, so one submission wakes exactly one worker and two
+ * submitters never count the same sleeper.
+ *
+ * Spare workers.  A waiter whose stack budget for nested helping is spent
+ * blocks without running anything (pf__pool_block_begin).  If every
+ * started worker is so blocked, nothing would run queued work, so the
+ * pool starts one more worker, up to threads + max_spare.  Spares stay
+ * until the pool is destroyed; an idle spare parks like any worker.
+ */
+#include "config.h"
+
+#include "pool.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "pumped.h"
+
+#define DEFAULT_STACK (8u << 20)
+/* Rounds of searching (with a pause between) before a worker parks. */
+#define SPIN_ROUNDS 64
+
+static _Thread_local pf__worker *tls_worker;
+
+pf__worker *
+pf__worker_self(void)
+{
+	return tls_worker;
+}
+
+pf__worker *
+pf__pool_current(const pf__pool *p)
+{
+	pf__worker *w = tls_worker;
+	return w != NULL && w->pool == p ? w : NULL;
+}
+
+/* xorshift64*: a cheap per-worker random victim choice. */
+static uint64_t
+next_rand(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static unsigned
+live_workers(const pf__pool *p)
+{
+	/* Acquire: pairs with the release store in start_worker(), so the
+	 * worker slots below the count are initialised. */
+	return atomic_load_explicit(&p->nworkers, memory_order_acquire);
+}
+
+static void
+count(_Atomic(uint64_t) *c)
+{
+	/* Only the owner writes its counters; a load and a store avoid a
+	 * locked instruction.  Relaxed: readers only want a recent value. */
+	atomic_store_explicit(c,
+	    atomic_load_explicit(c, memory_order_relaxed) + 1,
+	    memory_order_relaxed);
+}
+
+static void
+run_task(pf__worker *w, pf__task *t)
+{
+	count(&w->n_run);
+	t->run(t);
+}
+
+static pf__task *
+steal_from(pf__worker *w, pf__worker *v, bool *maybe)
+{
+	void *item;
+	int r = pf__deque_steal(&v->deque, &item);
+	if (r == PF__STEAL_OK) {
+		count(&w->n_steal);
+		return item;
+	}
+	if (r == PF__STEAL_RETRY)
+		*maybe = true;
+	return NULL;
+}
+
+/*
+ * One search: own deque, the preferred victim, the injector, then every
+ * other worker from a random start.  *maybe is set when a race hid work
+ * that may still be there (a lost steal, a busy injector).
+ */
+static pf__task *
+find_task(pf__worker *w, pf__worker *prefer, bool *maybe)
+{
+	pf__pool *p = w->pool;
+	pf__task *t = pf__deque_take(&w->deque);
+	if (t != NULL)
+		return t;
+	if (prefer != NULL && prefer != w &&
+	    (t = steal_from(w, prefer, maybe)) != NULL)
+		return t;
+	bool busy = false;
+	t = pf__injector_pop(&p->injector, &busy);
+	if (t != NULL)
+		return t;
+	if (busy)
+		*maybe = true;
+	unsigned n = live_workers(p);
+	if (n <= 1)
+		return NULL;
+	unsigned start = (unsigned)(next_rand(&w->rng) % n);
+	for (unsigned i = 0; i < n; i++) {
+		pf__worker *v = p->workers[(start + i) % n];
+		if (v != w && (t = steal_from(w, v, maybe)) != NULL)
+			return t;
+	}
+	return NULL;
+}
+
+static bool
+work_visible(pf__pool *p)
+{
+	if (!pf__injector_empty_hint(&p->injector))
+		return true;
+	unsigned n = live_workers(p);
+	for (unsigned i = 0; i < n; i++)
+		if (pf__deque_size_hint(&p->workers[i]->deque) > 0)
+			return true;
+	return false;
+}
+
+/* Ends an idle announcement unless a waker already claimed it. */
+static void
+unannounce(pf__worker *w)
+{
+	int one = 1;
+	/* Relaxed: the flag only arbitrates who decrements sleepers. */
+	if (atomic_compare_exchange_strong_explicit(&w->idle, &one, 0,
+		memory_order_relaxed, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&w->pool->sleepers, 1,
+		    memory_order_relaxed);
+}
+
+static void
+wake_one(pf__pool *p)
+{
+	unsigned n = live_workers(p);
+	pf__worker *self = tls_worker;
+	unsigned start = self != NULL ? self->index + 1 : 0;
+	for (unsigned i = 0; i < n; i++) {
+		pf__worker *v = p->workers[(start + i) % n];
+		int one = 1;
+		if (atomic_load_explicit(&v->idle, memory_order_relaxed) == 1 &&
+		    atomic_compare_exchange_strong_explicit(&v->idle, &one, 0,
+			memory_order_relaxed, memory_order_relaxed)) {
+			atomic_fetch_sub_explicit(&p->sleepers, 1,
+			    memory_order_relaxed);
+			pf__parker_unpark(&v->parker);
+			return;
+		}
+	}
+}
+
+/* Called after publishing work: the submitter's half of the protocol. */
+static void
+notify(pf__pool *p)
+{
+	/* StoreLoad: the push above must be visible before we read sleepers.
+	 * Pairs with the fence in pf__pool_idle_park(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) > 0)
+		wake_one(p);
+}
+
+void
+pf__pool_submit(pf__pool *p, pf__task *t)
+{
+	pf__worker *w = tls_worker;
+	/* A failed push (the deque could not grow) falls back to the
+	 * injector, which never allocates: submission never fails. */
+	if (w == NULL || w->pool != p || pf__deque_push(&w->deque, t) != 0)
+		pf__injector_push(&p->injector, t);
+	notify(p);
+}
+
+bool
+pf__pool_help(pf__worker *w, pf__worker *prefer)
+{
+	bool maybe = false;
+	pf__task *t = find_task(w, prefer, &maybe);
+	if (t == NULL)
+		return false;
+	run_task(w, t);
+	return true;
+}
+
+bool
+pf__worker_can_help(const pf__worker *w)
+{
+	return (char *)__builtin_frame_address(0) > w->stack_limit;
+}
+
+void
+pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
+    int64_t deadline_ns)
+{
+	pf__pool *p = w->pool;
+	/* Relaxed stores: the fence below orders them before the re-check. */
+	atomic_store_explicit(&w->idle, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->sleepers, 1, memory_order_relaxed);
+	/* StoreLoad, pairs with the fence in notify(): see the diagram at
+	 * the top of this file. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (work_visible(p) ||
+	    atomic_load_explicit(&p->stopping, memory_order_acquire) ||
+	    (ready != NULL && ready(arg))) {
+		unannounce(w);
+		return;
+	}
+	count(&w->n_park);
+	if (deadline_ns < 0)
+		pf__parker_park(&w->parker);
+	else
+		(void)pf__parker_park_until(&w->parker, deadline_ns);
+	unannounce(w);
+}
+
+static int start_worker(pf__pool *p, unsigned index);
+
+static void
+spawn_spare(pf__pool *p)
+{
+	pthread_mutex_lock(&p->spawn_lock);
+	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
+	/* Re-check under the lock: another blocker may have spawned one. */
+	if (n < p->max_workers &&
+	    atomic_load_explicit(&p->blocked, memory_order_acquire) >= n &&
+	    !atomic_load_explicit(&p->stopping, memory_order_acquire))
+		(void)start_worker(p, n); /* on failure we stay as we are */
+	pthread_mutex_unlock(&p->spawn_lock);
+}
+
+void
+pf__pool_block_begin(pf__worker *w)
+{
+	pf__pool *p = w->pool;
+	unsigned b = atomic_fetch_add_explicit(&p->blocked, 1,
+			 memory_order_acq_rel) + 1;
+	if (b >= live_workers(p))
+		spawn_spare(p);
+	/* Tasks left in our deque must not wait for us: make sure an idle
+	 * worker looks at them. */
+	if (pf__deque_size_hint(&w->deque) > 0)
+		notify(p);
+}
+
+void
+pf__pool_block_end(pf__worker *w)
+{
+	atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_acq_rel);
+}
+
+static bool
+stop_requested(void *arg)
+{
+	pf__pool *p = arg;
+	return atomic_load_explicit(&p->stopping, memory_order_acquire);
+}
+
+static void *
+worker_main(void *arg)
+{
+	pf__worker *w = arg;
+	pf__pool *p = w->pool;
+	tls_worker = w;
+	/* Helping may use the stack down to a quarter of its size from the
+	 * bottom; the rest is headroom for the handler that runs last. */
+	w->stack_limit = (char *)__builtin_frame_address(0) - p->stack_size +
+	    p->stack_size / 4;
+	if (p->on_start != NULL)
+		p->on_start(w, p->hook_arg);
+	for (;;) {
+		bool maybe = false;
+		pf__task *t = find_task(w, NULL, &maybe);
+		for (int i = 0; t == NULL && i < SPIN_ROUNDS; i++) {
+			pf__cpu_relax();
+			maybe = false;
+			t = find_task(w, NULL, &maybe);
+		}
+		if (t != NULL) {
+			run_task(w, t);
+			continue;
+		}
+		if (maybe)
+			continue;
+		if (atomic_load_explicit(&p->stopping, memory_order_acquire) &&
+		    !work_visible(p))
+			break;
+		pf__pool_idle_park(w, stop_requested, p, -1);
+	}
+	if (p->on_stop != NULL)
+		p->on_stop(w, p->hook_arg);
+	tls_worker = NULL;
+	return NULL;
+}
+
+/* Creates worker `index` and its thread; the caller serialises calls. */
+static int
+start_worker(pf__pool *p, unsigned index)
+{
+	pf__worker *w = pf__aligned_alloc(PF_CACHELINE, sizeof(*w));
+	if (w == NULL)
+		return PF_ENOMEM;
+	memset(w, 0, sizeof(*w));
+	if (pf__deque_init(&w->deque, 256) != 0) {
+		pf__free(w);
+		return PF_ENOMEM;
+	}
+	pf__parker_init(&w->parker);
+	atomic_init(&w->idle, 0);
+	w->pool = p;
+	w->index = index;
+	w->rng = 0x9E3779B97F4A7C15ULL * (index + 1);
+	p->workers[index] = w;
+
+	pthread_attr_t attr;
+	int rc = PF_EAGAIN;
+	if (pthread_attr_init(&attr) == 0) {
+		pthread_attr_setstacksize(&attr, p->stack_size);
+		/* Workers take no signals: they belong to the application's
+		 * own threads. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (pthread_create(&w->thread, &attr, worker_main, w) == 0)
+			rc = 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
+		p->workers[index] = NULL;
+		pf__deque_destroy(&w->deque);
+		pf__free(w);
+		return rc;
+	}
+	/* Release: publishes the slot and the worker to live_workers(). */
+	atomic_store_explicit(&p->nworkers, index + 1, memory_order_release);
+	return 0;
+}
+
+static void
+stop_and_join(pf__pool *p)
+{
+	atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
+	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
+		pf__parker_unpark(&p->workers[i]->parker);
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(p->workers[i]->thread, NULL);
+		pf__deque_destroy(&p->workers[i]->deque);
+		pf__free(p->workers[i]);
+	}
+	pf__injector_destroy(&p->injector);
+	pthread_mutex_destroy(&p->spawn_lock);
+	pf__free(p->workers);
+	pf__free(p);
+}
+
+int
+pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
+{
+	if (out == NULL || cfg == NULL || cfg->threads == 0)
+		return PF_EINVAL;
+	pf__pool *p = pf__aligned_alloc(PF_CACHELINE, sizeof(*p));
+	if (p == NULL)
+		return PF_ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->threads = cfg->threads;
+	p->max_workers = cfg->threads + cfg->max_spare;
+	p->stack_size = cfg->stack_size != 0 ? cfg->stack_size : DEFAULT_STACK;
+	p->on_start = cfg->on_start;
+	p->on_stop = cfg->on_stop;
+	p->hook_arg = cfg->hook_arg;
+	atomic_init(&p->nworkers, 0);
+	atomic_init(&p->sleepers, 0);
+	atomic_init(&p->blocked, 0);
+	atomic_init(&p->stopping, false);
+	p->workers = pf__calloc(p->max_workers, sizeof(*p->workers));
+	if (p->workers == NULL) {
+		pf__free(p);
+		return PF_ENOMEM;
+	}
+	pf__injector_init(&p->injector);
+	pthread_mutex_init(&p->spawn_lock, NULL);
+	for (unsigned i = 0; i < p->threads; i++) {
+		int rc = start_worker(p, i);
+		if (rc != 0) {
+			stop_and_join(p);
+			return rc;
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void
+pf__pool_destroy(pf__pool *p)
+{
+	if (p != NULL)
+		stop_and_join(p);
+}
+
+void
+pf__pool_stats_read(pf__pool *p, pf__pool_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	unsigned n = live_workers(p);
+	out->workers = n;
+	for (unsigned i = 0; i < n; i++) {
+		pf__worker *w = p->workers[i];
+		/* Relaxed: statistics, no ordering needed. */
+		out->run += atomic_load_explicit(&w->n_run, memory_order_relaxed);
+		out->steal += atomic_load_explicit(&w->n_steal,
+		    memory_order_relaxed);
+		out->park += atomic_load_explicit(&w->n_park,
+		    memory_order_relaxed);
+	}
+}

@@ -1,0 +1,145 @@
+/*
+ * pool.h: the work-stealing worker pool.
+ *
+ * N workers, each with a Chase-Lev deque (deque.h) it pushes to and takes
+ * from; threads that are not workers submit through one injector queue
+ * (injector.h).  A worker looks in its own deque, then the injector, then
+ * steals from the others starting at a random victim; after a short spin
+ * it announces itself idle and parks (park.h).  Submitters wake one idle
+ * worker per task, and only when one is idle.
+ *
+ * Waiting inside a task is "helping": the waiter runs other tasks
+ * (pf__pool_help) instead of sleeping, and sleeps (pf__pool_idle_park)
+ * only when it finds nothing, still woken by new work.  Helping nests on
+ * the waiter's stack; when the stack budget is spent (pf__worker_can_help
+ * is false) the waiter blocks without helping between pf__pool_block_begin
+ * and _end, and when every worker is so blocked the pool starts a spare
+ * worker (at most max_spare) so queued work still runs.
+ *
+ * Concurrency contract: every function may be called from any thread
+ * unless its comment names the owner; pf__pool_create and pf__pool_destroy
+ * are not concurrent with anything on the same pool.
+ */
+#ifndef PF_POOL_H
+#define PF_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "deque.h"
+#include "injector.h"
+#include "park.h"
+#include "task.h"
+
+typedef struct pf__pool pf__pool;
+typedef struct pf__worker pf__worker;
+
+typedef struct pf__pool_config {
+	unsigned threads;    /* >= 1 */
+	unsigned max_spare;  /* spare workers allowed beyond threads */
+	size_t stack_size;   /* bytes per worker stack; 0: default (8 MiB) */
+	/* Called on each worker thread when it starts and before it exits
+	 * (may be NULL); the tracking layer keeps its per-worker slabs here. */
+	void (*on_start)(pf__worker *w, void *arg);
+	void (*on_stop)(pf__worker *w, void *arg);
+	void *hook_arg;
+} pf__pool_config;
+
+struct pf__worker {
+	/* Shared with thieves and wakers. */
+	pf__deque deque;
+	pf__parker parker;
+	/* 1 while announced idle; cleared by the worker or by the waker that
+	 * claims it (CAS), so each idle period is woken at most once. */
+	PF_CACHE_ALIGNED atomic_int idle;
+
+	/* Owner only. */
+	PF_CACHE_ALIGNED pf__pool *pool;
+	unsigned index;
+	uint64_t rng;
+	char *stack_limit; /* helping stops below this address */
+	pthread_t thread;
+	void *user; /* the tracking layer's per-worker state */
+	/* Statistics, written by the owner (relaxed), summed on read. */
+	_Atomic(uint64_t) n_run, n_steal, n_park;
+};
+
+struct pf__pool {
+	unsigned threads;     /* base workers; immutable */
+	unsigned max_workers; /* threads + max_spare; immutable */
+	/* Workers started so far (base + spares).  Written under spawn_lock;
+	 * readers use acquire to see the worker the count covers. */
+	atomic_uint nworkers;
+	pf__worker **workers; /* max_workers slots, filled in order */
+	pf__injector injector;
+	/* Number of workers announced idle; a submitter pays for a wake-up
+	 * only when it is non-zero. */
+	PF_CACHE_ALIGNED atomic_int sleepers;
+	/* Workers blocked in a wait that cannot help. */
+	PF_CACHE_ALIGNED atomic_uint blocked;
+	atomic_bool stopping;
+	pthread_mutex_t spawn_lock;
+	size_t stack_size;
+	void (*on_start)(pf__worker *w, void *arg);
+	void (*on_stop)(pf__worker *w, void *arg);
+	void *hook_arg;
+};
+
+/* 0, PF_EINVAL, PF_ENOMEM or PF_EAGAIN (no thread could be created; the
+ * pool is then not created). */
+int pf__pool_create(pf__pool **out, const pf__pool_config *cfg);
+/*
+ * Stops the workers once no task is queued and joins them; tasks still
+ * queued are run first.  The caller guarantees nothing submits any more.
+ */
+void pf__pool_destroy(pf__pool *p);
+
+/* The calling thread's worker if it belongs to p, else NULL. */
+pf__worker *pf__pool_current(const pf__pool *p);
+/* The calling thread's worker of any pool, or NULL. */
+pf__worker *pf__worker_self(void);
+
+/*
+ * Queues t: on the caller's own deque when it is a worker of p, else on
+ * the injector; then wakes one idle worker if any.  Never fails, never
+ * blocks, never runs t on the calling thread.
+ */
+void pf__pool_submit(pf__pool *p, pf__task *t);
+
+/*
+ * Owner only: finds one task (own deque, then prefer's deque when not
+ * NULL, then the injector, then the others) and runs it.  False when it
+ * found none.
+ */
+bool pf__pool_help(pf__worker *w, pf__worker *prefer);
+
+/* Owner only: whether the stack still has room to run tasks nested. */
+bool pf__worker_can_help(const pf__worker *w);
+
+/*
+ * Owner only: announce idle, re-check for queued work and ready(arg),
+ * park unless either holds.  Returns after a wake-up (new work, or an
+ * unpark of w->parker by whoever makes ready true), at deadline_ns
+ * (CLOCK_MONOTONIC; negative: none), or at once.
+ */
+void pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
+    int64_t deadline_ns);
+
+/*
+ * Owner only: bracket a wait during which w runs nothing.  When every
+ * started worker is inside such a bracket a spare worker is started (up to
+ * max_spare), so queued work never waits for a blocked pool.
+ */
+void pf__pool_block_begin(pf__worker *w);
+void pf__pool_block_end(pf__worker *w);
+
+typedef struct pf__pool_stats {
+	uint64_t run, steal, park;
+	unsigned workers; /* started, spares included */
+} pf__pool_stats;
+void pf__pool_stats_read(pf__pool *p, pf__pool_stats *out);
+
+#endif /* PF_POOL_H */

@@ -1,0 +1,719 @@
+/*
+ * scope.c: the public API layer: scope, extensions chain, root and child
+ * executions, fn steps, parallel groups, standalone contexts.
+ *
+ * Extensions list: an immutable array published through an atomic pointer
+ * (release on publish, acquire on read), replaced whole by pf_scope_use
+ * under the scope's mutex.  Replaced arrays are kept until the scope is
+ * freed, so an operation that loaded an old array can finish with it.
+ * With no extension registered the pointer is NULL and an operation costs
+ * one load and a branch.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "env.h"
+#include "track.h"
+
+static const uint32_t depth_default = 0;
+static const bool parallel_default = false;
+
+PF_EXTERN const pf_tag pf_flow_name_tag = { "flow.name", sizeof(const char *),
+	NULL };
+PF_EXTERN const pf_tag pf_flow_parent_name_tag = { "flow.parentName",
+	sizeof(const char *), NULL };
+PF_EXTERN const pf_tag pf_flow_depth_tag = { "flow.depth", sizeof(uint32_t),
+	&depth_default };
+PF_EXTERN const pf_tag pf_flow_is_parallel_tag = { "flow.isParallel",
+	sizeof(bool), &parallel_default };
+
+enum { SCOPE_OPEN, SCOPE_DISPOSING, SCOPE_DISPOSED };
+
+/* Spare workers allowed beyond the base count (PUMPED_MAX_SPARE). */
+#define DEFAULT_MAX_SPARE 256
+
+/* ---------------------------------------------------------- extensions */
+
+struct pf_next {
+	pf_scope *scope;
+	const pf__extlist *list;
+	size_t index;
+	const pf_operation *op;
+	int (*run)(void *arg);
+	void *arg;
+	bool called;
+};
+
+int
+pf_next_call(pf_next *next)
+{
+	if (next == NULL || next->called)
+		return PF_EINVAL;
+	next->called = true;
+	while (next->index < next->list->n) {
+		const pf_extension *x = next->list->v[next->index];
+		if (x->wrap != NULL) {
+			pf_next inner = *next;
+			inner.index++;
+			inner.called = false;
+			return x->wrap(next->scope, &inner, next->op, x->state);
+		}
+		/* An extension without wrap is transparent. */
+		next->index++;
+	}
+	return next->run(next->arg);
+}
+
+int
+pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
+    void *arg)
+{
+	/* Acquire: pairs with the release store in pf_scope_use(), so the
+	 * array's contents are visible. */
+	const pf__extlist *l = atomic_load_explicit(&s->exts,
+	    memory_order_acquire);
+	if (l == NULL || l->n == 0)
+		return run(arg);
+	pf_next next = { s, l, 0, op, run, arg, false };
+	return pf_next_call(&next);
+}
+
+static int
+add_extension(pf_scope *s, const pf_extension *ext)
+{
+	if (ext->init != NULL) {
+		int rc = ext->init(s, ext->state);
+		if (rc != 0)
+			return rc;
+	}
+	pthread_mutex_lock(&s->lock);
+	pf__extlist *old = atomic_load_explicit(&s->exts, memory_order_relaxed);
+	size_t n = old != NULL ? old->n : 0;
+	pf__extlist *l = pf__malloc(sizeof(*l) + (n + 1) * sizeof(l->v[0]));
+	if (l == NULL) {
+		pthread_mutex_unlock(&s->lock);
+		if (ext->dispose != NULL)
+			ext->dispose(s, ext->state);
+		return PF_ENOMEM;
+	}
+	if (n != 0)
+		memcpy(l->v, old->v, n * sizeof(l->v[0]));
+	l->v[n] = ext;
+	l->n = n + 1;
+	l->older = old;
+	/* Release: publishes the filled array to pf__ext_run's acquire. */
+	atomic_store_explicit(&s->exts, l, memory_order_release);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static void
+dispose_extensions(pf_scope *s)
+{
+	const pf__extlist *l = atomic_load_explicit(&s->exts,
+	    memory_order_acquire);
+	for (size_t i = 0; l != NULL && i < l->n; i++)
+		if (l->v[i]->dispose != NULL)
+			l->v[i]->dispose(s, l->v[i]->state);
+}
+
+/* --------------------------------------------------------------- scope */
+
+static int
+scope_open(const pf_scope *s)
+{
+	return atomic_load_explicit(&s->state, memory_order_acquire) ==
+		SCOPE_OPEN ? 0 : PF_ESHUTDOWN;
+}
+
+void
+pf__scope_exec_finished(pf_scope *s)
+{
+	/* Acq_rel: the last finisher's writes happen before dispose's
+	 * return; pairs with the acquire load in pf_scope_dispose(). */
+	if (atomic_fetch_sub_explicit(&s->unfinished, 1,
+		memory_order_acq_rel) == 1 &&
+	    atomic_load_explicit(&s->state, memory_order_seq_cst) !=
+		SCOPE_OPEN) {
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+int
+pf_scope_create(pf_scope **out, const pf_scope_options *opts)
+{
+	pf_scope_options none = { 0 };
+	if (out == NULL)
+		return PF_EINVAL;
+	if (opts == NULL)
+		opts = &none;
+	if ((opts->n_extensions != 0 && opts->extensions == NULL) ||
+	    (opts->n_tags != 0 && opts->tags == NULL) ||
+	    opts->threads > PF__MAX_THREADS)
+		return PF_EINVAL;
+	for (size_t i = 0; i < opts->n_extensions; i++)
+		if (opts->extensions[i] == NULL)
+			return PF_EINVAL;
+
+	pf_scope *s = pf__aligned_alloc(PF_CACHELINE, sizeof(*s));
+	if (s == NULL)
+		return PF_ENOMEM;
+	memset(s, 0, sizeof(*s));
+	pf__ctx_init(&s->root, s, NULL, PF__CTX_ROOT, pf__clock_wall_ns());
+	s->root.name = "scope";
+	atomic_init(&s->state, SCOPE_OPEN);
+	atomic_init(&s->unfinished, 0);
+	atomic_init(&s->exts, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->idle, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/* Frees s through its root's last reference. */
+	int rc = pf__ctx_seed_tags(&s->root, opts->tags, opts->n_tags);
+	if (rc != 0) {
+		pf__ctx_release(&s->root);
+		return rc;
+	}
+	s->threads = opts->threads != 0 ? opts->threads : pf__default_threads();
+	rc = pf__timers_start(&s->timers);
+	if (rc != 0) {
+		pf__ctx_release(&s->root);
+		return rc;
+	}
+	pf__pool_config cfg = {
+		.threads = s->threads,
+		.max_spare = (unsigned)pf__env_uint("PUMPED_MAX_SPARE", 0,
+		    PF__MAX_THREADS, DEFAULT_MAX_SPARE),
+		.stack_size = (size_t)pf__env_uint("PUMPED_STACK_KB", 64,
+				  1u << 20, 8192) * 1024,
+	};
+	rc = pf__pool_create(&s->pool, &cfg);
+	if (rc != 0) {
+		pf__timers_stop(s->timers);
+		pf__ctx_release(&s->root);
+		return rc;
+	}
+	for (size_t i = 0; i < opts->n_extensions; i++) {
+		rc = add_extension(s, opts->extensions[i]);
+		if (rc != 0) {
+			dispose_extensions(s);
+			pf__pool_destroy(s->pool);
+			pf__timers_stop(s->timers);
+			pf__ctx_release(&s->root);
+			return rc;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+int
+pf_scope_dispose(pf_scope *s)
+{
+	if (s == NULL || pf__pool_current(s->pool) != NULL)
+		return PF_EINVAL;
+	int open = SCOPE_OPEN;
+	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,
+		SCOPE_DISPOSING, memory_order_seq_cst, memory_order_seq_cst))
+		return PF_ESHUTDOWN;
+	/* Cancels every pending execution and aborts every running one and
+	 * every standalone context: they all descend from the root. */
+	pf__ctx_abort(&s->root, PF_ECANCELED);
+	pthread_mutex_lock(&s->lock);
+	while (atomic_load_explicit(&s->unfinished, memory_order_acquire) != 0)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	dispose_extensions(s);
+	/* Runs what is still queued (only stale entries of executions that
+	 * already finished) and joins the workers. */
+	pf__pool_destroy(s->pool);
+	pf__timers_stop(s->timers);
+	atomic_store_explicit(&s->state, SCOPE_DISPOSED, memory_order_release);
+	/* The scope's own reference; records still held keep the memory. */
+	pf__ctx_release(&s->root);
+	return 0;
+}
+
+unsigned
+pf_scope_threads(const pf_scope *s)
+{
+	return s != NULL ? s->threads : 0;
+}
+
+int
+pf_scope_use(pf_scope *s, const pf_extension *ext)
+{
+	if (s == NULL || ext == NULL)
+		return PF_EINVAL;
+	int rc = scope_open(s);
+	return rc != 0 ? rc : add_extension(s, ext);
+}
+
+/* ---------------------------------------------------------- executions */
+
+static int
+check_flow(const pf_flow *f, const void *input, const pf_exec_options *opts)
+{
+	if (f == NULL || f->handler == NULL ||
+	    (f->input_size > 0 && input == NULL))
+		return PF_EINVAL;
+	if (opts != NULL && opts->n_tags != 0 && opts->tags == NULL)
+		return PF_EINVAL;
+	return 0;
+}
+
+int
+pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	if (s == NULL)
+		return PF_EINVAL;
+	int rc = check_flow(f, input, opts);
+	if (rc == 0)
+		rc = scope_open(s);
+	if (rc != 0)
+		return rc;
+	return pf__exec_create(s, &s->root, f, input, opts, NULL, out);
+}
+
+int
+pf_scope_run(pf_scope *s, const pf_flow *f, const void *input, void *output,
+    const pf_exec_options *opts)
+{
+	pf_exec *e;
+	int rc = pf_scope_exec(s, f, input, opts, &e);
+	if (rc != 0)
+		return rc;
+	rc = pf_exec_wait(e, output);
+	pf_exec_release(e);
+	return rc;
+}
+
+/* The checks every child operation makes on its parent. */
+static int
+check_parent(pf_ctx *parent)
+{
+	if (parent == NULL || parent->kind == PF__CTX_ROOT)
+		return PF_EINVAL;
+	int rc = scope_open(parent->scope);
+	if (rc != 0)
+		return rc;
+	return atomic_load_explicit(&parent->abort_reason,
+	    memory_order_acquire);
+}
+
+/*
+ * Journal lookup for key under parent.  Returns 1 with *found retained
+ * when an execution is recorded, 0 with *slot holding a new placeholder
+ * entry that the caller fills (or removes), or a negative code.
+ */
+static int
+journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
+    pf__journal_entry **slot)
+{
+	size_t len = strlen(key);
+	pf__journal_entry *fresh = NULL;
+	for (;;) {
+		pf__spin_lock(&parent->lock);
+		pf__journal_entry **link = pf__journal_find(parent, key);
+		pf__journal_entry *j = *link;
+		if (j != NULL && j->exec == NULL) {
+			/* Its first caller is creating it: wait for that. */
+			pf__spin_unlock(&parent->lock);
+			sched_yield();
+			continue;
+		}
+		if (j != NULL && pf_exec_status(j->exec) == PF_CANCELLED) {
+			/* A cancelled entry is dropped: run anew. */
+			*link = j->next;
+			pf__spin_unlock(&parent->lock);
+			pf_exec_release(j->exec);
+			pf__free(j);
+			continue;
+		}
+		if (j != NULL) {
+			pf__ctx_retain(&j->exec->ctx);
+			*found = j->exec;
+			pf__spin_unlock(&parent->lock);
+			pf__free(fresh);
+			return 1;
+		}
+		if (fresh != NULL) {
+			fresh->next = NULL;
+			fresh->exec = NULL;
+			*link = fresh;
+			pf__spin_unlock(&parent->lock);
+			*slot = fresh;
+			return 0;
+		}
+		pf__spin_unlock(&parent->lock);
+		fresh = pf__malloc(sizeof(*fresh) + len + 1);
+		if (fresh == NULL)
+			return PF_ENOMEM;
+		memcpy(fresh->key, key, len + 1);
+	}
+}
+
+static void
+journal_settle(pf_ctx *parent, pf__journal_entry *slot, pf_exec *e)
+{
+	pf__spin_lock(&parent->lock);
+	if (e != NULL) {
+		pf__ctx_retain(&e->ctx); /* the journal's reference */
+		slot->exec = e;
+		pf__spin_unlock(&parent->lock);
+		return;
+	}
+	/* Creation failed: remove the placeholder. */
+	for (pf__journal_entry **link = &parent->journal; *link != NULL;
+	     link = &(*link)->next) {
+		if (*link == slot) {
+			*link = slot->next;
+			break;
+		}
+	}
+	pf__spin_unlock(&parent->lock);
+	pf__free(slot);
+}
+
+static int
+child_exec(pf_ctx *parent, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf__group *g, pf_exec **out)
+{
+	int rc = check_flow(f, input, opts);
+	if (rc == 0)
+		rc = check_parent(parent);
+	if (rc != 0)
+		return rc;
+	if (opts == NULL || opts->key == NULL)
+		return pf__exec_create(parent->scope, parent, f, input, opts, g,
+		    out);
+	pf_exec *e = NULL;
+	pf__journal_entry *slot = NULL;
+	rc = journal_claim(parent, opts->key, &e, &slot);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		if (out != NULL)
+			*out = e;
+		else
+			pf_exec_release(e);
+		return 0;
+	}
+	rc = pf__exec_create(parent->scope, parent, f, input, opts, g, &e);
+	journal_settle(parent, slot, rc == 0 ? e : NULL);
+	if (rc != 0)
+		return rc;
+	if (out != NULL)
+		*out = e;
+	else
+		pf_exec_release(e);
+	return 0;
+}
+
+int
+pf_ctx_exec(pf_ctx *parent, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	return child_exec(parent, f, input, opts, NULL, out);
+}
+
+int
+pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input, void *output,
+    const pf_exec_options *opts)
+{
+	pf_exec *e;
+	int rc = child_exec(parent, f, input, opts, NULL, &e);
+	if (rc != 0)
+		return rc;
+	rc = pf_exec_wait(e, output);
+	pf_exec_release(e);
+	return rc;
+}
+
+/* ------------------------------------------------------------- fn steps */
+
+struct fn_call {
+	pf_fn fn;
+	pf_ctx *child;
+	void *arg;
+};
+
+static int
+call_fn(void *arg)
+{
+	struct fn_call *c = arg;
+	return c->fn(c->child, c->arg);
+}
+
+/* A bare child context (fn step or standalone), linked under parent. */
+static int
+new_context(pf_scope *s, pf_ctx *parent, uint8_t kind, const char *name,
+    const char *fallback, pf_ctx **out)
+{
+	pf_ctx *c = pf__malloc(sizeof(*c));
+	if (c == NULL)
+		return PF_ENOMEM;
+	memset(c, 0, sizeof(*c));
+	int64_t now = pf__clock_wall_ns();
+	pf__ctx_init(c, s, parent, kind, now);
+	atomic_init(&c->started_at, now);
+	int rc = pf__ctx_set_name(c, name, fallback);
+	if (rc != 0) {
+		c->parent = NULL;
+		pf__ctx_release(c);
+		pf__ctx_release(parent);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int
+pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
+{
+	if (fn == NULL)
+		return PF_EINVAL;
+	int rc = check_parent(parent);
+	if (rc != 0)
+		return rc;
+	pf_ctx *child;
+	rc = new_context(parent->scope, parent, PF__CTX_FN, name, "fn", &child);
+	if (rc != 0)
+		return rc;
+	pf__ctx_link(child);
+	struct fn_call call = { fn, child, arg };
+	pf_operation op = {
+		.kind = PF_OP_EXECUTION,
+		.target = PF_TARGET_FN,
+		.context = child,
+		.name = child->name,
+	};
+	rc = pf__ext_run(parent->scope, &op, call_fn, &call);
+	if (rc != 0)
+		pf__ctx_record_error(child, rc);
+	pf__ctx_end_at(child, pf__clock_wall_ns());
+	pf__ctx_release(child);
+	return rc;
+}
+
+/* ------------------------------------------------------------- parallel */
+
+struct par {
+	pf_ctx *ctx;
+	pf_call *calls;
+	size_t n;
+	bool settled;
+	pf__group group;
+	pf_parallel_stats stats;
+};
+
+static int
+run_parallel(void *arg)
+{
+	struct par *p = arg;
+	pf__group *g = &p->group;
+	int rc = 0;
+	size_t started = 0;
+	for (; started < p->n; started++) {
+		pf_call *c = &p->calls[started];
+		pf_exec *e;
+		rc = child_exec(p->ctx, c->flow, c->input, c->opts,
+		    p->settled ? NULL : g, &e);
+		if (rc != 0)
+			break;
+		/* Seq_cst, with group_failed() in exec.c: either the failing
+		 * call sees this slot and aborts e, or we see its failure. */
+		atomic_store_explicit(&g->execs[started], e,
+		    memory_order_seq_cst);
+		if (!p->settled &&
+		    atomic_load_explicit(&g->failed, memory_order_seq_cst) != 0)
+			pf_exec_abort(e);
+	}
+	if (rc != 0) {
+		/* Could not start them all: the group fails as a whole. */
+		for (size_t i = 0; i < started; i++)
+			pf_exec_abort(atomic_load_explicit(&g->execs[i],
+			    memory_order_relaxed));
+	}
+	/* Wait in reverse: the last started is the likeliest still queued
+	 * on our own deque, so a worker runs it inline. */
+	for (size_t i = started; i-- > 0;) {
+		pf_exec *e = atomic_load_explicit(&g->execs[i],
+		    memory_order_relaxed);
+		pf_call *c = &p->calls[i];
+		c->result = pf_exec_wait(e, c->output);
+		c->status = pf_exec_status(e);
+	}
+	for (size_t i = 0; i < started; i++)
+		pf_exec_release(atomic_load_explicit(&g->execs[i],
+		    memory_order_relaxed));
+	for (size_t i = started; i < p->n; i++) {
+		p->calls[i].result = rc;
+		p->calls[i].status = PF_CANCELLED;
+	}
+	p->stats.total = p->n;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->calls[i].status == PF_COMPLETED)
+			p->stats.succeeded++;
+	p->stats.failed = p->stats.total - p->stats.succeeded;
+	if (rc != 0 || p->settled)
+		return rc;
+	int first = atomic_load_explicit(&g->failed, memory_order_acquire);
+	if (first != 0)
+		return first;
+	for (size_t i = 0; i < p->n; i++)
+		if (p->calls[i].result != 0)
+			return p->calls[i].result;
+	return 0;
+}
+
+static int
+parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
+    bool settled)
+{
+	if (c == NULL || (n != 0 && calls == NULL))
+		return PF_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int rc = check_flow(calls[i].flow, calls[i].input,
+		    calls[i].opts);
+		if (rc != 0)
+			return rc;
+	}
+	int rc = check_parent(c);
+	if (rc != 0)
+		return rc;
+	if (n == 0) {
+		if (stats != NULL)
+			*stats = (pf_parallel_stats){ 0, 0, 0 };
+		return 0;
+	}
+	struct par p = { .ctx = c, .calls = calls, .n = n, .settled = settled };
+	_Atomic(pf_exec *) small[8];
+	p.group.n = n;
+	p.group.execs = n <= PF_ARRAY_SIZE(small) ? small :
+	    pf__malloc(n * sizeof(*p.group.execs));
+	if (p.group.execs == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		atomic_init(&p.group.execs[i], NULL);
+	atomic_init(&p.group.failed, 0);
+	pf_operation op = {
+		.kind = PF_OP_EXECUTION,
+		.target = PF_TARGET_PARALLEL,
+		.context = c,
+		.name = "parallel",
+		.input = calls,
+		.count = n,
+		.settled = settled,
+	};
+	rc = pf__ext_run(c->scope, &op, run_parallel, &p);
+	if (p.group.execs != small)
+		pf__free(p.group.execs);
+	if (stats != NULL)
+		*stats = p.stats;
+	return rc;
+}
+
+int
+pf_ctx_parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats)
+{
+	return parallel(c, calls, n, stats, false);
+}
+
+int
+pf_ctx_parallel_settled(pf_ctx *c, pf_call *calls, size_t n,
+    pf_parallel_stats *stats)
+{
+	return parallel(c, calls, n, stats, true);
+}
+
+/* ---------------------------------------------------- standalone contexts */
+
+int
+pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
+    pf_ctx **out)
+{
+	if (s == NULL || out == NULL ||
+	    (opts != NULL && opts->n_tags != 0 && opts->tags == NULL))
+		return PF_EINVAL;
+	int rc = scope_open(s);
+	if (rc != 0)
+		return rc;
+	pf_ctx *c;
+	rc = new_context(s, &s->root, PF__CTX_STANDALONE,
+	    opts != NULL ? opts->name : NULL, "execution", &c);
+	if (rc != 0)
+		return rc;
+	atomic_init(&c->handles, 1);
+	if (opts != NULL) {
+		c->metadata = opts->metadata;
+		rc = pf__ctx_seed_tags(c, opts->tags, opts->n_tags);
+		if (rc != 0) {
+			pf_ctx *p = c->parent;
+			c->parent = NULL;
+			pf__ctx_release(c);
+			pf__ctx_release(p);
+			return rc;
+		}
+	}
+	pf__ctx_link(c);
+	if (opts != NULL && opts->timeout_ms != 0)
+		pf__ctx_arm_timeout(c, opts->timeout_ms);
+	*out = c;
+	return 0;
+}
+
+/* --------------------------------------------------------------- names */
+
+const char *
+pf_status_name(pf_status s)
+{
+	switch (s) {
+	case PF_PENDING:
+		return "pending";
+	case PF_RUNNING:
+		return "running";
+	case PF_COMPLETED:
+		return "completed";
+	case PF_FAILED:
+		return "failed";
+	case PF_CANCELLED:
+		return "cancelled";
+	}
+	return "unknown";
+}
+
+const char *
+pf_strerror(int code)
+{
+	switch (code) {
+	case 0:
+		return "success";
+	case PF_EINVAL:
+		return "invalid argument";
+	case PF_ENOMEM:
+		return "out of memory";
+	case PF_ECANCELED:
+		return "execution aborted";
+	case PF_ETIMEDOUT:
+		return "execution timed out";
+	case PF_ENOENT:
+		return "tag not found";
+	case PF_EAGAIN:
+		return "not finished yet";
+	case PF_ESHUTDOWN:
+		return "scope is disposed or disposing";
+	}
+	return code <= PF_EUSER ? "user error" : "unknown error";
+}

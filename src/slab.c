@@ -1,0 +1,529 @@
+/*
+ * slab.c: per-owner slabs of fixed-size objects.
+ *
+ * Concurrency contract
+ * --------------------
+ * pf__slab_create, pf__slab_alloc, pf__slab_destroy, pf__slab_chunks: the
+ * owner thread only (create makes the caller the owner).
+ * pf__slab_free: any thread, concurrently with any call above, including
+ * pf__slab_destroy.  The owner's own frees (mine == the object's slab) take
+ * a path with no atomic operation; every other free is lock-free (one CAS
+ * loop, which only retries when another free won the race, and at most two
+ * atomic decrements once the slab is detached).
+ *
+ * Algorithm
+ * ---------
+ * Memory comes in 64 KiB chunks aligned to 64 KiB, so masking an object's
+ * address finds its chunk header, and the header names the slab.  The owner
+ * carves a fresh chunk with a bump pointer and afterwards reuses freed
+ * objects from the chunk's private free list; it counts each chunk's
+ * outstanding objects in a plain integer (used) that only it touches.  The
+ * free lists are per chunk rather than per slab so that a chunk whose used
+ * count drops to zero can be handed back without picking its objects out of
+ * a shared list.
+ *
+ * Frees from other threads push onto one Treiber stack per slab (R. K.
+ * Treiber, "Systems Programming: Coping with Parallelism", IBM RJ 5118,
+ * 1986).  The owner empties it with a single atomic exchange when its
+ * current chunk is exhausted and files each object under its chunk, so the
+ * stack has no ABA problem: nobody pops single nodes, and a push whose CAS
+ * sees an old head again is still correct because the head really is that
+ * value.  The stack is per slab, not per chunk, so that one exchange collects
+ * every remote free; per-chunk stacks would make the owner scan its chunks
+ * to find the ones with pending frees.  The price is that a remote free
+ * touches the slab header after the owner may have called destroy, so the
+ * header must outlive every chunk: see "Detach" below.
+ *
+ * Empty chunks: one is kept as a spare so that a workload oscillating
+ * around a chunk boundary does not call the heap on every swing; any other
+ * chunk whose last object comes home goes back to the heap at once.  The
+ * current chunk is never retired; it is the one the next alloc uses.
+ *
+ * Detach
+ * ------
+ * pf__slab_destroy swaps the remote stack's head for the DETACHED mark
+ * (acquiring every push made before it), files those objects, and frees
+ * every chunk whose used count is zero.  For a chunk that still has live
+ * objects it adds used to the chunk's atomic counter live, which until then
+ * is zero and untouched.  A remote free that finds DETACHED instead of
+ * pushing subtracts one from live.  live therefore reaches zero exactly once,
+ * on the operation that accounts for the last outstanding object, and the
+ * thread that performs that operation frees the chunk.  Decrements made
+ * before the owner's add drive live below zero, never to zero, because the
+ * owner's add of used has not happened yet.  The owner's fast path never
+ * touches live.
+ *
+ *   owner: pf__slab_destroy             remote: pf__slab_free(NULL, p)
+ *   -------------------------------     ------------------------------
+ *   xchg(remote, DETACHED)
+ *                                       CAS fails / load sees DETACHED
+ *   file the drained objects
+ *                                       live -= 1      -> -1, not zero
+ *   live += used (1)   -> 0
+ *   zero: owner frees the chunk
+ *
+ *   or, the other way round:
+ *
+ *   live += used (1)   -> 1, kept
+ *                                       live -= 1      -> 0
+ *                                       zero: this thread frees the chunk
+ *
+ * The slab header is released the same way with its counter refs: remote
+ * threads that free a chunk subtract one, and at the end of destroy the
+ * owner adds the number of chunks it left behind; whoever brings refs to
+ * zero frees the header.  A free of a live object always finds its chunk,
+ * and so the header, still allocated.
+ */
+#include "slab.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "common.h"
+#include "pumped.h"
+
+#define CHUNK_SIZE ((size_t)64 * 1024)
+#define OBJ_ALIGN 16
+#define OBJ_MAX 4096
+
+/* A free object: the first word links it, whichever list it is on. */
+struct obj {
+	struct obj *next;
+#ifdef PF_DEBUG
+	/* FREED_MAGIC while free; cleared when handed out. */
+	uintptr_t magic;
+#endif
+};
+
+#ifdef PF_DEBUG
+#define FREED_MAGIC ((uintptr_t)0xf4eedf4eedf4eed1u)
+#define CHUNK_MAGIC ((uintptr_t)0x5ab1ec4b5ab1ec4bu)
+#define POISON 0x6b
+#endif
+
+/*
+ * The mark that replaces the remote stack's head on destroy.  Its address
+ * is never an object's, so a pusher can tell it from a real head.
+ */
+static struct obj detached_mark;
+#define DETACHED (&detached_mark)
+
+struct chunk {
+#ifdef PF_DEBUG
+	uintptr_t magic; /* CHUNK_MAGIC; written at creation only. */
+#endif
+	/* Written once before any object is handed out; read by any thread. */
+	pf__slab *slab;
+	/* Owner only: the private free list and the uncarved tail. */
+	struct obj *free;
+	char *bump;
+	char *end;
+	/* Owner only: objects out and not yet filed back by the owner. */
+	long used;
+	/* Owner only: the list of all chunks except the spare. */
+	struct chunk *next, *prev;
+	/*
+	 * Owner only: the list of non-current chunks with a free object.
+	 * A chunk other than cur is on it exactly when its free list is
+	 * non-empty (only cur can have bump space).
+	 */
+	struct chunk *pnext, *pprev;
+	bool on_partial;
+	/*
+	 * Zero until pf__slab_destroy adds used; then the owner and remote
+	 * freers drive it to zero, see "Detach" at the top of the file.
+	 */
+	_Atomic long live;
+};
+
+/* The first object sits past the header, rounded to the object alignment. */
+#define FIRST_OFFSET                                                           \
+	((sizeof(struct chunk) + OBJ_ALIGN - 1) & ~(size_t)(OBJ_ALIGN - 1))
+
+struct pf__slab {
+	/* Immutable after create. */
+	size_t size;
+	/* Owner only. */
+	struct chunk *cur;     /* allocations come from here; may be NULL */
+	struct chunk *all;     /* every chunk but the spare */
+	struct chunk *partial; /* non-current chunks with a free object */
+	struct chunk *spare;   /* one empty chunk kept back, or NULL */
+	size_t nchunks;        /* chunks on all, plus the spare */
+	/*
+	 * Any thread pushes; the owner takes the whole stack.  On its own
+	 * cache line because remote freers hammer it while the owner works
+	 * on the fields above.
+	 */
+	PF_CACHE_ALIGNED _Atomic(struct obj *) remote;
+	/*
+	 * Zero and untouched until destroy; then counts the chunks left
+	 * behind, see "Detach" at the top of the file.
+	 */
+	_Atomic long refs;
+};
+
+static inline struct chunk *
+chunk_of(const void *p)
+{
+	return (struct chunk *)((uintptr_t)p & ~(uintptr_t)(CHUNK_SIZE - 1));
+}
+
+/*
+ * Drops n references from *cnt and says whether it reached zero, in which
+ * case the caller frees the object.  The release publishes this thread's
+ * writes to the object; the acquire fence on the zero path makes every other
+ * dropper's writes visible before the free.  They pair with each other
+ * across the droppers.  TSan does not model fences, so under TSan the RMW
+ * itself carries the acquire.
+ */
+static inline bool
+drop(_Atomic long *cnt, long n)
+{
+#ifdef __SANITIZE_THREAD__
+	return atomic_fetch_sub_explicit(cnt, n, memory_order_acq_rel) == n;
+#else
+	if (atomic_fetch_sub_explicit(cnt, n, memory_order_release) != n)
+		return false;
+	atomic_thread_fence(memory_order_acquire);
+	return true;
+#endif
+}
+
+static void
+all_push(pf__slab *s, struct chunk *c)
+{
+	c->prev = NULL;
+	c->next = s->all;
+	if (s->all != NULL)
+		s->all->prev = c;
+	s->all = c;
+}
+
+static void
+all_remove(pf__slab *s, struct chunk *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->all = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+}
+
+static void
+partial_push(pf__slab *s, struct chunk *c)
+{
+	c->pprev = NULL;
+	c->pnext = s->partial;
+	if (s->partial != NULL)
+		s->partial->pprev = c;
+	s->partial = c;
+	c->on_partial = true;
+}
+
+static void
+partial_remove(pf__slab *s, struct chunk *c)
+{
+	if (c->pprev != NULL)
+		c->pprev->pnext = c->pnext;
+	else
+		s->partial = c->pnext;
+	if (c->pnext != NULL)
+		c->pnext->pprev = c->pprev;
+	c->on_partial = false;
+}
+
+/* Makes c look freshly allocated: nothing out, everything still to carve. */
+static void
+chunk_reset(struct chunk *c)
+{
+	c->free = NULL;
+	c->bump = (char *)c + FIRST_OFFSET;
+	c->used = 0;
+	c->on_partial = false;
+}
+
+/*
+ * Owner only.  c has just become empty and is not cur: keep it as the spare
+ * or give it back to the heap.
+ */
+static void
+chunk_retire(pf__slab *s, struct chunk *c)
+{
+	if (c->on_partial)
+		partial_remove(s, c);
+	all_remove(s, c);
+	if (s->spare == NULL) {
+		chunk_reset(c);
+		s->spare = c;
+	} else {
+		pf__free(c);
+		s->nchunks--;
+	}
+}
+
+/* Owner only.  Files o back under its chunk c. */
+static inline void
+put_local(pf__slab *s, struct chunk *c, struct obj *o)
+{
+	if (c->free == NULL && c != s->cur)
+		partial_push(s, c);
+	o->next = c->free;
+	c->free = o;
+	pf__assert(c->used > 0);
+	if (PF_UNLIKELY(--c->used == 0) && c != s->cur)
+		chunk_retire(s, c);
+}
+
+/* Owner only.  Files a list of remotely freed objects. */
+static void
+file_list(pf__slab *s, struct obj *o)
+{
+	while (o != NULL) {
+		struct obj *next = o->next;
+		put_local(s, chunk_of(o), o);
+		o = next;
+	}
+}
+
+#ifdef PF_DEBUG
+/* Checks that a free object was not written after it was freed. */
+static void
+check_poison(const pf__slab *s, const struct obj *o)
+{
+	pf__assert(o->magic == FREED_MAGIC);
+	const unsigned char *b = (const unsigned char *)o;
+	for (size_t i = sizeof(struct obj); i < s->size; i++)
+		pf__assert(b[i] == POISON);
+}
+#endif
+
+static inline void *
+hand_out(pf__slab *s, struct obj *o, bool was_free)
+{
+#ifdef PF_DEBUG
+	if (was_free)
+		check_poison(s, o);
+	/* A stale magic left in fresh chunk memory must not look freed. */
+	o->magic = 0;
+#else
+	(void)s;
+	(void)was_free;
+#endif
+	return o;
+}
+
+static inline void *
+pop(pf__slab *s, struct chunk *c)
+{
+	struct obj *o = c->free;
+	c->free = o->next;
+	c->used++;
+	return hand_out(s, o, true);
+}
+
+static void *
+alloc_slow(pf__slab *s)
+{
+	struct chunk *c = s->cur;
+
+	/* First carve what is left of the current chunk. */
+	if (c != NULL && (size_t)(c->end - c->bump) >= s->size) {
+		struct obj *o = (struct obj *)(void *)c->bump;
+		c->bump += s->size;
+		c->used++;
+		return hand_out(s, o, false);
+	}
+
+	/*
+	 * Then collect remote frees.  Relaxed load: it is only a hint to skip
+	 * the exchange on an empty stack; the exchange is what orders.  The
+	 * acquire exchange pairs with the release CAS in remote_free(), so the
+	 * pushers' links and their last writes to the objects are visible.
+	 */
+	if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
+		file_list(s, atomic_exchange_explicit(
+		                 &s->remote, NULL, memory_order_acquire));
+		if (c != NULL && c->free != NULL)
+			return pop(s, c);
+	}
+
+	/* Then a chunk that already has free objects. */
+	if (s->partial != NULL) {
+		c = s->partial;
+		pf__assert(c->free != NULL);
+		partial_remove(s, c);
+		s->cur = c;
+		return pop(s, c);
+	}
+
+	/* Then the spare, then the heap. */
+	if (s->spare != NULL) {
+		c = s->spare;
+		s->spare = NULL;
+	} else {
+		c = pf__aligned_alloc(CHUNK_SIZE, CHUNK_SIZE);
+		if (c == NULL)
+			return NULL;
+#ifdef PF_DEBUG
+		c->magic = CHUNK_MAGIC;
+#endif
+		c->slab = s;
+		c->end = (char *)c + CHUNK_SIZE;
+		/* No other thread can see the chunk yet. */
+		atomic_init(&c->live, 0);
+		chunk_reset(c);
+		s->nchunks++;
+	}
+	all_push(s, c);
+	s->cur = c;
+	struct obj *o = (struct obj *)(void *)c->bump;
+	c->bump += s->size;
+	c->used++;
+	return hand_out(s, o, false);
+}
+
+int
+pf__slab_create(pf__slab **out, size_t obj_size)
+{
+	if (obj_size == 0 || obj_size > OBJ_MAX)
+		return PF_EINVAL;
+	pf__slab *s = pf__aligned_alloc(PF_CACHELINE, sizeof(*s));
+	if (s == NULL)
+		return PF_ENOMEM;
+	s->size = (obj_size + OBJ_ALIGN - 1) & ~(size_t)(OBJ_ALIGN - 1);
+	s->cur = NULL;
+	s->all = NULL;
+	s->partial = NULL;
+	s->spare = NULL;
+	s->nchunks = 0;
+	/* Published to other threads by whatever hands them an object. */
+	atomic_init(&s->remote, NULL);
+	atomic_init(&s->refs, 0);
+	*out = s;
+	return 0;
+}
+
+void *
+pf__slab_alloc(pf__slab *s)
+{
+	struct chunk *c = s->cur;
+	if (PF_LIKELY(c != NULL && c->free != NULL))
+		return pop(s, c);
+	return alloc_slow(s);
+}
+
+/*
+ * The slab is detached: account for o on its chunk's live counter, and free
+ * the chunk, then maybe the header, if o was the last one out.
+ */
+static void
+detached_free(pf__slab *s, struct chunk *c)
+{
+	if (!drop(&c->live, 1))
+		return;
+	pf__free(c);
+	if (drop(&s->refs, 1))
+		pf__free(s);
+}
+
+static void
+remote_free(pf__slab *s, struct chunk *c, struct obj *o)
+{
+	/*
+	 * Relaxed load and relaxed CAS failure: the head value is only used as
+	 * the next link, and the successful CAS is what publishes.  Seeing
+	 * DETACHED needs no ordering either: it is the last value the head
+	 * ever takes, and the chunk's fate is decided on live, whose RMWs
+	 * order themselves.
+	 */
+	struct obj *head =
+	    atomic_load_explicit(&s->remote, memory_order_relaxed);
+	do {
+		if (head == DETACHED) {
+			detached_free(s, c);
+			return;
+		}
+		o->next = head;
+		/*
+		 * Release: publishes o->next and the caller's writes to o.
+		 * Pairs with the acquire exchange in alloc_slow() and in
+		 * pf__slab_destroy().
+		 */
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &s->remote, &head, o, memory_order_release, memory_order_relaxed));
+}
+
+void
+pf__slab_free(pf__slab *mine, void *p)
+{
+	if (p == NULL)
+		return;
+	struct chunk *c = chunk_of(p);
+	struct obj *o = p;
+	pf__slab *s = c->slab;
+#ifdef PF_DEBUG
+	pf__assert(c->magic == CHUNK_MAGIC);
+	pf__assert(((uintptr_t)p - (uintptr_t)c - FIRST_OFFSET) % s->size == 0);
+	pf__assert(mine == NULL || mine->size == s->size);
+	/* Cheap double-free check: a word only a free object carries. */
+	pf__assert(o->magic != FREED_MAGIC);
+	memset((char *)p + sizeof(struct obj), POISON,
+	    s->size - sizeof(struct obj));
+	o->magic = FREED_MAGIC;
+#endif
+	if (PF_LIKELY(s == mine))
+		put_local(s, c, o);
+	else
+		remote_free(s, c, o);
+}
+
+void
+pf__slab_destroy(pf__slab *s)
+{
+	/*
+	 * Acquire: pairs with the release CAS in remote_free(), as in
+	 * alloc_slow().  From here on every remote free takes the detached
+	 * path.
+	 */
+	file_list(s, atomic_exchange_explicit(
+	                 &s->remote, DETACHED, memory_order_acquire));
+	if (s->spare != NULL)
+		pf__free(s->spare);
+
+	long kept = 0;
+	struct chunk *next;
+	for (struct chunk *c = s->all; c != NULL; c = next) {
+		/* Read first: once live is published c may be freed anytime. */
+		next = c->next;
+		long used = c->used;
+		if (used == 0) {
+			pf__free(c);
+			continue;
+		}
+		/*
+		 * Adding used is dropping -used references.  Release: the
+		 * owner's filing writes above happen before whoever frees c.
+		 */
+		if (drop(&c->live, -used))
+			pf__free(c);
+		else
+			kept++;
+	}
+	/*
+	 * The owner gives up its hold on the header, which stood for the
+	 * chunks it kept; those that remote threads have already freed
+	 * brought refs below zero.
+	 */
+	if (drop(&s->refs, -kept))
+		pf__free(s);
+}
+
+size_t
+pf__slab_chunks(const pf__slab *s)
+{
+	return s->nchunks;
+}

@@ -1,0 +1,113 @@
+/*
+ * timer.h: one timer thread driving a hierarchical timing wheel.
+ *
+ * Wheel: G. Varghese and T. Lauck, "Hashed and Hierarchical Timing Wheels",
+ * SOSP 1987.  Slots of 1 ms; PF__TIMER_LEVELS levels of 64 slots, so level
+ * k covers 64^(k+1) ms; deadlines beyond the top level wait on an overflow
+ * list and are re-filed as time passes.  Nodes are intrusive (embedded in
+ * the caller's record): arm and cancel are O(1) and never allocate.  The
+ * thread sleeps until the earliest deadline (or indefinitely when no timer
+ * is armed) and fires each timer at most once, no earlier than its
+ * deadline, normally within ~1-2 ms after it.
+ *
+ * Concurrency contract: arm and cancel from any thread, concurrently with
+ * each other and with the timer thread; a mutex protects the wheel and is
+ * never held while a callback runs.  Callbacks run on the timer thread, one
+ * at a time, and must not block.  A node must not be re-armed while armed.
+ *
+ * Lifetime of a node (the owner keeps it alive while the timer may use it):
+ *   - armed: the wheel links it; the owner must not free it.
+ *   - cancel returned true: the timer is done with it; free or re-arm it.
+ *   - cancel returned false after an arm, or no cancel: fn(n) will run or is
+ *     running.  The timer thread still holds the node until fn(n) starts and
+ *     never touches it after fn(n) returns, so fn may free or re-arm n.  Any
+ *     other thread may re-arm or free n only after it learns (from fn
+ *     itself) that fn(n) has started.
+ */
+#ifndef PF_TIMER_H
+#define PF_TIMER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Level k holds deadlines less than 64^(k+1) ms ahead: 4 levels, ~4.6 h. */
+#define PF__TIMER_LEVELS 4
+#define PF__TIMER_SLOT_BITS 6
+#define PF__TIMER_SLOTS (1u << PF__TIMER_SLOT_BITS)
+
+typedef struct pf__timer_node pf__timer_node;
+typedef void (*pf__timer_fn)(pf__timer_node *n);
+
+/* A link of a circular list with a sentinel head, so unlinking is O(1). */
+typedef struct pf__timer_link {
+	struct pf__timer_link *next, *prev;
+} pf__timer_link;
+
+struct pf__timer_node {
+	/*
+	 * All fields are private to timer.c.  Protected by the wheel mutex,
+	 * except that while the node sits in a batch being fired (state
+	 * firing) only the timer thread touches link.
+	 */
+	pf__timer_link link;
+	int64_t deadline_ms; /* monotonic milliseconds, rounded up */
+	pf__timer_fn fn;
+	uint16_t where; /* index of the list that holds it while armed */
+	uint8_t state;  /* idle, armed, firing */
+};
+
+typedef struct pf__timers pf__timers;
+
+/*
+ * Starts the timer thread (all signals blocked in it).  0 with *out set, or
+ * PF_ENOMEM / PF_EAGAIN (thread creation), *out untouched, nothing left.
+ */
+int pf__timers_start(pf__timers **out);
+/*
+ * Stops and joins the thread and frees the wheel.  Timers still armed are
+ * dropped without firing (their nodes are left idle).  No concurrent calls.
+ */
+void pf__timers_stop(pf__timers *t);
+
+/* Zeroes a node; call once before its first arm. */
+void pf__timer_node_init(pf__timer_node *n);
+/*
+ * Arms n to call fn(n) on the timer thread at deadline_ns (CLOCK_MONOTONIC
+ * nanoseconds, see pf__clock_mono_ns); a past deadline fires promptly.  n
+ * must not be armed (see the lifetime rules above).  Wakes the timer thread
+ * only when the new deadline is earlier than the one it sleeps until.
+ */
+void pf__timer_arm(
+    pf__timers *t, pf__timer_node *n, int64_t deadline_ns, pf__timer_fn fn);
+/*
+ * Disarms n.  True when n was armed and is now removed, so fn will never
+ * run for it; false when it was not armed or fn has already been taken by
+ * the timer thread (fn may be running now or have run).
+ */
+bool pf__timer_cancel(pf__timers *t, pf__timer_node *n);
+
+#ifdef PF_TESTING
+/*
+ * Tests only: a wheel with no thread, driven by a fake clock.  Create with
+ * pf__timers_start_manual (its clock reads now_ns), free with
+ * pf__timers_stop.  pf__timers_advance_for_test moves the clock forward to
+ * now_ns and fires every due timer on the calling thread, in deadline
+ * order (those armed with an already past deadline first, in arm order);
+ * it returns how many fired.
+ */
+int pf__timers_start_manual(pf__timers **out, int64_t now_ns);
+long pf__timers_advance_for_test(pf__timers *t, int64_t now_ns);
+/*
+ * The time (ns) at which the thread would wake next: the earliest deadline
+ * in level 0, or the start of the earliest occupied slot of a higher level
+ * (a lower bound, where that slot cascades); INT64_MAX when nothing is
+ * armed.  Works on started and manual wheels.
+ */
+int64_t pf__timers_next_for_test(pf__timers *t);
+/* The level that holds n (PF__TIMER_LEVELS: overflow), or -1: not armed. */
+int pf__timer_level_for_test(pf__timers *t, pf__timer_node *n);
+/* How many times the timer thread was woken by an arm (signals sent). */
+long pf__timers_wakeups_for_test(pf__timers *t);
+#endif
+
+#endif /* PF_TIMER_H */

@@ -1,0 +1,428 @@
+/*
+ * check_env.c: tuning variable parsing, PUMPED_NUM_THREADS, and the cgroup
+ * CPU limit read from fixture trees built in a temporary directory.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <check.h>
+#include <ftw.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "env.h"
+
+/* ---- pf__env_parse_uint ---- */
+
+static const struct parse_case {
+	const char *s;
+	unsigned long min, max;
+	bool ok;
+	unsigned long v;
+} parse_cases[] = {
+    {"4", 1, 100, true, 4},
+    {"1", 1, 100, true, 1},
+    {"100", 1, 100, true, 100},
+    {" 4 ", 1, 100, true, 4},
+    {"\t7\n", 1, 100, true, 7},
+    {"007", 1, 100, true, 7},
+    {"0", 0, 100, true, 0},
+    {"0", 1, 100, false, 0},
+    {"101", 1, 100, false, 0},
+    {"-3", 0, 100, false, 0},
+    {"+3", 0, 100, false, 0},
+    {"abc", 0, 100, false, 0},
+    {"12abc", 0, 100, false, 0},
+    {"1 2", 0, 100, false, 0},
+    {"99999999999999999999999", 0, ULONG_MAX, false, 0},
+    {"18446744073709551615", 0, ULONG_MAX, true, ULONG_MAX},
+    {"", 0, 100, false, 0},
+    {"   ", 0, 100, false, 0},
+    {NULL, 0, 100, false, 0},
+};
+
+START_TEST(parse_uint_table)
+{
+	const struct parse_case *c = &parse_cases[_i];
+	unsigned long v = 12345;
+	bool ok = pf__env_parse_uint(c->s, c->min, c->max, &v);
+	ck_assert_msg(ok == c->ok, "\"%s\": ok %d", c->s ? c->s : "(null)", ok);
+	/* The out-parameter is written only on success. */
+	ck_assert_uint_eq(v, c->ok ? c->v : 12345);
+}
+END_TEST
+
+/* ---- PUMPED_NUM_THREADS ---- */
+
+static void
+unset_threads(void)
+{
+	unsetenv("PUMPED_NUM_THREADS");
+}
+
+START_TEST(num_threads_valid)
+{
+	setenv("PUMPED_NUM_THREADS", "3", 1);
+	ck_assert_uint_eq(pf__default_threads(), 3);
+	setenv("PUMPED_NUM_THREADS", " 4 ", 1);
+	ck_assert_uint_eq(pf__default_threads(), 4);
+	setenv("PUMPED_NUM_THREADS", "1024", 1);
+	ck_assert_uint_eq(pf__default_threads(), PF__MAX_THREADS);
+}
+END_TEST
+
+START_TEST(num_threads_invalid_falls_back)
+{
+	static const char *bad[] = {
+	    "0", "-3", "x", "4x", "", "1025", "99999999999"};
+	unsigned def = pf__default_threads();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("PUMPED_NUM_THREADS", bad[i], 1);
+		ck_assert_msg(pf__default_threads() == def, "\"%s\"", bad[i]);
+	}
+}
+END_TEST
+
+START_TEST(default_within_affinity)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	unsigned aff = pf__affinity_cpus();
+	unsigned def = pf__default_threads();
+	ck_assert_uint_ge(aff, 1);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		ck_assert_uint_eq(aff, (unsigned)CPU_COUNT(&set));
+	ck_assert_uint_ge(def, 1);
+	ck_assert_uint_le(def, aff);
+	/* The real files, whatever this machine has, parse without harm. */
+	unsigned cg = pf__cgroup_cpu_limit(
+	    "/proc/self/cgroup", "/proc/self/mountinfo", "");
+	if (cg != 0)
+		ck_assert_uint_le(def, cg);
+}
+END_TEST
+
+/* ---- cgroup fixtures ---- */
+
+static char base[] = "/tmp/pf_check_env_XXXXXX";
+static char cgroup_file[PATH_MAX], mountinfo_file[PATH_MAX], root[PATH_MAX];
+
+static const char v2_mount[] =
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    "30 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 "
+    "- cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+
+static const char v1_mount[] =
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    "34 25 0:30 / /sys/fs/cgroup/memory rw,nosuid shared:9 - cgroup "
+    "cgroup rw,memory\n"
+    "35 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:10 - cgroup "
+    "cgroup rw,cpu,cpuacct\n";
+
+static void
+make_base(void)
+{
+	strcpy(base, "/tmp/pf_check_env_XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base));
+	snprintf(cgroup_file, sizeof(cgroup_file), "%s/cgroup", base);
+	snprintf(mountinfo_file, sizeof(mountinfo_file), "%s/mountinfo", base);
+	snprintf(root, sizeof(root), "%s/root", base);
+}
+
+static int
+remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+remove_base(void)
+{
+	nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes base/rel, creating the directories on the way. */
+static void
+put(const char *rel, const char *content)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", base, rel);
+	for (char *p = path + strlen(base) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		mkdir(path, 0700);
+		*p = '/';
+	}
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static unsigned
+limit(void)
+{
+	return pf__cgroup_cpu_limit(cgroup_file, mountinfo_file, root);
+}
+
+START_TEST(v2_max_is_unlimited)
+{
+	put("cgroup", "0::/app\n");
+	put("mountinfo", v2_mount);
+	put("root/sys/fs/cgroup/app/cpu.max", "max 100000\n");
+	ck_assert_uint_eq(limit(), 0);
+}
+END_TEST
+
+START_TEST(v2_quota_rounds_up)
+{
+	put("cgroup", "0::/app\n");
+	put("mountinfo", v2_mount);
+	put("root/sys/fs/cgroup/app/cpu.max", "150000 100000\n");
+	ck_assert_uint_eq(limit(), 2);
+	put("root/sys/fs/cgroup/app/cpu.max", "200000 100000\n");
+	ck_assert_uint_eq(limit(), 2);
+	put("root/sys/fs/cgroup/app/cpu.max", "5000 100000\n");
+	ck_assert_uint_eq(limit(), 1);
+}
+END_TEST
+
+START_TEST(v2_ancestor_tighter)
+{
+	put("cgroup", "0::/a/b/c\n");
+	put("mountinfo", v2_mount);
+	put("root/sys/fs/cgroup/cpu.max", "max 100000\n");
+	put("root/sys/fs/cgroup/a/cpu.max", "100000 100000\n");
+	put("root/sys/fs/cgroup/a/b/cpu.max", "max 100000\n");
+	put("root/sys/fs/cgroup/a/b/c/cpu.max", "400000 100000\n");
+	ck_assert_uint_eq(limit(), 1);
+}
+END_TEST
+
+START_TEST(v2_leaf_tighter)
+{
+	put("cgroup", "0::/a/b\n");
+	put("mountinfo", v2_mount);
+	put("root/sys/fs/cgroup/a/cpu.max", "800000 100000\n");
+	put("root/sys/fs/cgroup/a/b/cpu.max", "300000 100000\n");
+	ck_assert_uint_eq(limit(), 3);
+}
+END_TEST
+
+START_TEST(v2_mount_point_is_checked)
+{
+	/* In a cgroup namespace the mount point is the container's cgroup. */
+	put("cgroup", "0::/\n");
+	put("mountinfo", v2_mount);
+	put("root/sys/fs/cgroup/cpu.max", "250000 100000\n");
+	ck_assert_uint_eq(limit(), 3);
+}
+END_TEST
+
+START_TEST(v2_mount_root_is_own_cgroup)
+{
+	/* No cgroup namespace: the container's cgroup is mounted as root. */
+	put("cgroup", "0::/kubepods/pod1/ctr\n");
+	put("mountinfo",
+	    "30 22 0:26 /kubepods/pod1/ctr /sys/fs/cgroup rw shared:4 - "
+	    "cgroup2 cgroup2 rw\n");
+	put("root/sys/fs/cgroup/cpu.max", "400000 100000\n");
+	ck_assert_uint_eq(limit(), 4);
+}
+END_TEST
+
+START_TEST(v2_escaped_mount_point)
+{
+	put("cgroup", "0::/app\n");
+	put("mountinfo",
+	    "30 22 0:26 / /cg\\040fs rw shared:4 - cgroup2 cgroup2 rw\n");
+	put("root/cg fs/app/cpu.max", "100000 100000\n");
+	ck_assert_uint_eq(limit(), 1);
+}
+END_TEST
+
+START_TEST(v1_quota_period)
+{
+	put("cgroup", "5:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
+	put("mountinfo", v1_mount);
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us",
+	    "250000\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+	    "100000\n");
+	ck_assert_uint_eq(limit(), 3);
+}
+END_TEST
+
+START_TEST(v1_minus_one_is_unlimited)
+{
+	put("cgroup", "4:cpu,cpuacct:/docker/abc\n");
+	put("mountinfo", v1_mount);
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us",
+	    "-1\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+	    "100000\n");
+	ck_assert_uint_eq(limit(), 0);
+}
+END_TEST
+
+START_TEST(v1_ancestor_tighter)
+{
+	put("cgroup", "4:cpuacct,cpu:/docker/abc\n");
+	put("mountinfo", v1_mount);
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/cpu.cfs_quota_us",
+	    "50000\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/cpu.cfs_period_us",
+	    "100000\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us",
+	    "-1\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+	    "100000\n");
+	ck_assert_uint_eq(limit(), 1);
+}
+END_TEST
+
+START_TEST(hybrid_smallest_wins)
+{
+	put("cgroup", "4:cpu,cpuacct:/svc\n0::/svc\n");
+	put("mountinfo",
+	    "35 25 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+	    "36 25 0:32 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
+	put("root/sys/fs/cgroup/cpu/svc/cpu.cfs_quota_us", "600000\n");
+	put("root/sys/fs/cgroup/cpu/svc/cpu.cfs_period_us", "100000\n");
+	put("root/sys/fs/cgroup/unified/svc/cpu.max", "200000 100000\n");
+	ck_assert_uint_eq(limit(), 2);
+}
+END_TEST
+
+START_TEST(missing_files_are_unlimited)
+{
+	/* No /proc files at all. */
+	ck_assert_uint_eq(limit(), 0);
+	/* No mountinfo. */
+	put("cgroup", "0::/app\n");
+	ck_assert_uint_eq(limit(), 0);
+	/* No cgroup mount in mountinfo. */
+	put("mountinfo",
+	    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n");
+	ck_assert_uint_eq(limit(), 0);
+	/* Mounted, but no cpu.max anywhere. */
+	put("mountinfo", v2_mount);
+	ck_assert_uint_eq(limit(), 0);
+	/* v1 with a quota but no period. */
+	put("cgroup", "4:cpu,cpuacct:/x\n");
+	put("mountinfo", v1_mount);
+	put("root/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us", "100000\n");
+	ck_assert_uint_eq(limit(), 0);
+}
+END_TEST
+
+START_TEST(garbage_is_unlimited)
+{
+	static const char *bad_cpu_max[] = {"", "garbage", "150000", "150000\n",
+	    "-5 100000", "150000 0", "0 100000", "150000 100000 junk", "max",
+	    "1x 100000", "\n\n"};
+	put("cgroup", "0::/app\n");
+	put("mountinfo", v2_mount);
+	for (size_t i = 0; i < sizeof(bad_cpu_max) / sizeof(bad_cpu_max[0]);
+	     i++) {
+		put("root/sys/fs/cgroup/app/cpu.max", bad_cpu_max[i]);
+		ck_assert_msg(limit() == 0, "cpu.max \"%s\"", bad_cpu_max[i]);
+	}
+
+	/* Malformed /proc/self/cgroup lines are skipped. */
+	put("root/sys/fs/cgroup/app/cpu.max", "100000 100000\n");
+	put("cgroup", "garbage\n\n::\n0:\n12:cpu\n");
+	ck_assert_uint_eq(limit(), 0);
+
+	/* Malformed mountinfo lines are skipped; a good one still counts. */
+	put("cgroup", "0::/app\n");
+	put("mountinfo",
+	    "1 2 3\n"
+	    "30 22 0:26 / /sys/fs/cgroup rw shared:4 cgroup2 cgroup2 rw\n"
+	    "30 22 0:26 / /sys/fs/cgroup rw -\n");
+	ck_assert_uint_eq(limit(), 0);
+	put("mountinfo", "x\n- - - - - - - -\n");
+	ck_assert_uint_eq(limit(), 0);
+
+	/* A line longer than any buffer is skipped whole. */
+	char *long_line = malloc(20000);
+	ck_assert_ptr_nonnull(long_line);
+	memset(long_line, 'a', 19998);
+	long_line[19998] = '\n';
+	long_line[19999] = '\0';
+	put("mountinfo", long_line);
+	free(long_line);
+	ck_assert_uint_eq(limit(), 0);
+
+	/* v1 garbage. */
+	put("cgroup", "4:cpu,cpuacct:/x\n");
+	put("mountinfo", v1_mount);
+	put("root/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us", "lots\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_period_us", "100000\n");
+	ck_assert_uint_eq(limit(), 0);
+	put("root/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us", "100000\n");
+	put("root/sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_period_us", "0\n");
+	ck_assert_uint_eq(limit(), 0);
+}
+END_TEST
+
+static Suite *
+env_suite(void)
+{
+	Suite *s = suite_create("env");
+	TCase *tc = tcase_create("parse_uint");
+	tcase_add_loop_test(tc, parse_uint_table, 0,
+	    (int)(sizeof(parse_cases) / sizeof(parse_cases[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("num_threads");
+	tcase_add_checked_fixture(tc, unset_threads, unset_threads);
+	tcase_add_test(tc, num_threads_valid);
+	tcase_add_test(tc, num_threads_invalid_falls_back);
+	tcase_add_test(tc, default_within_affinity);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cgroup_v2");
+	tcase_add_checked_fixture(tc, make_base, remove_base);
+	tcase_add_test(tc, v2_max_is_unlimited);
+	tcase_add_test(tc, v2_quota_rounds_up);
+	tcase_add_test(tc, v2_ancestor_tighter);
+	tcase_add_test(tc, v2_leaf_tighter);
+	tcase_add_test(tc, v2_mount_point_is_checked);
+	tcase_add_test(tc, v2_mount_root_is_own_cgroup);
+	tcase_add_test(tc, v2_escaped_mount_point);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cgroup_v1");
+	tcase_add_checked_fixture(tc, make_base, remove_base);
+	tcase_add_test(tc, v1_quota_period);
+	tcase_add_test(tc, v1_minus_one_is_unlimited);
+	tcase_add_test(tc, v1_ancestor_tighter);
+	tcase_add_test(tc, hybrid_smallest_wins);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cgroup_malformed");
+	tcase_add_checked_fixture(tc, make_base, remove_base);
+	tcase_add_test(tc, missing_files_are_unlimited);
+	tcase_add_test(tc, garbage_is_unlimited);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(env_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
