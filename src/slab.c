@@ -85,6 +85,15 @@
 #include "common.h"
 #include "pumped.h"
 
+/* GCC and clang spell "built with -fsanitize=thread" differently. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+
 #define CHUNK_SIZE ((size_t)64 * 1024)
 #define OBJ_ALIGN 16
 #define OBJ_MAX 4096
@@ -182,7 +191,7 @@ chunk_of(const void *p)
 static inline bool
 drop(_Atomic long *cnt, long n)
 {
-#ifdef __SANITIZE_THREAD__
+#ifdef UNDER_TSAN
 	return atomic_fetch_sub_explicit(cnt, n, memory_order_acq_rel) == n;
 #else
 	if (atomic_fetch_sub_explicit(cnt, n, memory_order_release) != n)
@@ -417,8 +426,8 @@ pf__slab_alloc(pf__slab *s)
 }
 
 /*
- * The slab is detached: account for o on its chunk's live counter, and free
- * the chunk, then maybe the header, if o was the last one out.
+ * The slab is detached: count one object off its chunk's live counter, and
+ * free the chunk, then maybe the header, if it was the last one out.
  */
 static void
 detached_free(pf__slab *s, struct chunk *c)

@@ -351,23 +351,40 @@ END_TEST
 
 START_TEST(destroy_races_last_remote_free)
 {
-	/* Many short rounds, so both orders of the race happen. */
+	/*
+	 * Many short rounds, so both orders of the race happen, each over
+	 * several chunks, so that remote frees release chunks while destroy
+	 * is still walking the slab's list.
+	 */
+	const size_t size = 4096;
 	long rounds = pf_test_scale(2000);
 	for (long r = 0; r < rounds; r++) {
-		pf__slab *s = make_slab(64);
-		void *objs[3];
-		for (int i = 0; i < 3; i++) {
+		pf__slab *s = make_slab(size);
+		void *objs[64], *keep[64];
+		size_t nkeep = 0;
+		uintptr_t last = 0;
+		for (int i = 0; i < 64; i++) {
 			objs[i] = pf__slab_alloc(s);
 			ck_assert_ptr_nonnull(objs[i]);
 		}
-		pf__slab_free(s, objs[0]);
-		struct late_freer f = {.objs = objs + 1, .n = 2, .size = 64};
+		/* One live object per chunk; newest chunk first. */
+		for (int i = 63; i >= 0; i--) {
+			uintptr_t c =
+			    (uintptr_t)objs[i] & ~(uintptr_t)(CHUNK_SIZE - 1);
+			if (c != last)
+				keep[nkeep++] = objs[i];
+			else
+				pf__slab_free(s, objs[i]);
+			last = c;
+		}
+		ck_assert_uint_ge(nkeep, 2);
+		struct late_freer f = {.objs = keep, .n = nkeep, .size = size};
 		atomic_init(&f.go, false);
 		ck_assert_int_eq(
 		    pthread_create(&f.tid, NULL, late_free, &f), 0);
 		/*
-		 * Release: hands the objects to the freer; pairs with its
-		 * acquire load of go.
+		 * Release: lets the freer start as destroy begins; pairs with
+		 * its acquire load of go.
 		 */
 		atomic_store_explicit(&f.go, true, memory_order_release);
 		pf__slab_destroy(s);
