@@ -12,6 +12,10 @@
 
 #include "clock.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
 #include <time.h>
 
 #include "common.h"
@@ -41,4 +45,156 @@ int64_t
 pf__clock_mono_ns(void)
 {
 	return read_ns(CLOCK_MONOTONIC);
+}
+
+/* ------------------------------------------------------------------ raw */
+
+/*
+ * Calibration.  Base point (raw0, mono0) and the wall-minus-monotonic
+ * offset are fixed once; only the slope (ns per tick, as the bits of a
+ * double) is refined, always measured from the base point, so every
+ * refinement uses a longer baseline than the one before.  Readers load the
+ * slope relaxed: any published value is a valid approximation, and the
+ * base fields are written before the once-flag publishes them.
+ */
+static struct {
+	pthread_once_t once;
+	bool tsc;
+	int64_t raw0, mono0, wall_offset;
+	_Atomic(uint64_t) slope_bits;
+	_Atomic(int64_t) refined_at; /* mono ns of the last refinement */
+} cal = { .once = PTHREAD_ONCE_INIT };
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+
+static bool
+invariant_tsc(void)
+{
+	unsigned a, b, c, d;
+	/* CPUID 0x80000007 EDX bit 8: the TSC ticks at a constant rate in
+	 * every P-, C- and T-state. */
+	if (__get_cpuid_max(0x80000000, NULL) < 0x80000007)
+		return false;
+	__cpuid(0x80000007, a, b, c, d);
+	return (d & (1u << 8)) != 0;
+}
+
+static int64_t
+read_tsc(void)
+{
+	return (int64_t)(__rdtsc() & INT64_MAX);
+}
+#else
+static bool
+invariant_tsc(void)
+{
+	return false;
+}
+
+static int64_t
+read_tsc(void)
+{
+	return 0;
+}
+#endif
+
+static double
+slope(void)
+{
+	uint64_t bits = atomic_load_explicit(&cal.slope_bits,
+	    memory_order_relaxed);
+	double d;
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+
+static void
+set_slope(double d)
+{
+	uint64_t bits;
+	memcpy(&bits, &d, sizeof(d));
+	atomic_store_explicit(&cal.slope_bits, bits, memory_order_relaxed);
+}
+
+static void
+calibrate(void)
+{
+	cal.wall_offset = pf__clock_wall_ns() - pf__clock_mono_ns();
+	cal.tsc = invariant_tsc();
+	if (!cal.tsc) {
+		set_slope(1.0);
+		return;
+	}
+	cal.raw0 = read_tsc();
+	cal.mono0 = pf__clock_mono_ns();
+	int64_t raw1, mono1;
+	do {
+		raw1 = read_tsc();
+		mono1 = pf__clock_mono_ns();
+	} while (mono1 - cal.mono0 < 1000000);
+	if (raw1 <= cal.raw0) {
+		/* A TSC that does not advance is unusable. */
+		cal.tsc = false;
+		set_slope(1.0);
+		return;
+	}
+	set_slope((double)(mono1 - cal.mono0) / (double)(raw1 - cal.raw0));
+	atomic_store_explicit(&cal.refined_at, mono1, memory_order_relaxed);
+}
+
+static void
+ensure_calibrated(void)
+{
+	pthread_once(&cal.once, calibrate);
+}
+
+int64_t
+pf__clock_raw(void)
+{
+	ensure_calibrated();
+	if (PF_LIKELY(cal.tsc))
+		return read_tsc() | 1; /* never 0 */
+	return pf__clock_mono_ns() | 1;
+}
+
+int64_t
+pf__clock_raw_to_mono(int64_t raw)
+{
+	if (raw == 0)
+		return 0;
+	ensure_calibrated();
+	if (!cal.tsc)
+		return raw;
+	return cal.mono0 + (int64_t)((double)(raw - cal.raw0) * slope());
+}
+
+int64_t
+pf__clock_raw_to_wall(int64_t raw)
+{
+	if (raw == 0)
+		return 0;
+	return pf__clock_raw_to_mono(raw) + cal.wall_offset;
+}
+
+void
+pf__clock_refine(void)
+{
+	ensure_calibrated();
+	if (!cal.tsc)
+		return;
+	int64_t last = atomic_load_explicit(&cal.refined_at,
+	    memory_order_relaxed);
+	int64_t now = pf__clock_mono_ns();
+	if (now - last < 1000000000)
+		return;
+	/* Only the thread that wins the CAS refines; relaxed, as the slope
+	 * is an approximation whichever refinement lands last. */
+	if (!atomic_compare_exchange_strong_explicit(&cal.refined_at, &last,
+		now, memory_order_relaxed, memory_order_relaxed))
+		return;
+	int64_t raw = read_tsc();
+	if (raw > cal.raw0)
+		set_slope((double)(now - cal.mono0) / (double)(raw - cal.raw0));
 }

@@ -13,4 +13,22 @@ int64_t pf__clock_wall_ns(void);
 /* Nanoseconds on CLOCK_MONOTONIC: for deadlines and durations. */
 int64_t pf__clock_mono_ns(void);
 
+/*
+ * Raw timestamps, for the hot path.  On x86-64 with an invariant TSC a raw
+ * timestamp is the time-stamp counter (one instruction, no vDSO call,
+ * which costs ~100 ns on some virtual machines); elsewhere it is
+ * CLOCK_MONOTONIC nanoseconds.  Raw values are never 0 and convert to
+ * nanoseconds only when someone reads them.  The tick rate is calibrated
+ * against CLOCK_MONOTONIC on first use (about 1 ms) and refined later
+ * against an ever longer baseline, so conversions grow more exact as the
+ * process runs.  Any thread.
+ */
+int64_t pf__clock_raw(void);
+/* raw -> CLOCK_MONOTONIC ns and -> ns since the Unix epoch.  0 -> 0. */
+int64_t pf__clock_raw_to_mono(int64_t raw);
+int64_t pf__clock_raw_to_wall(int64_t raw);
+/* Refines the tick rate when the last refinement is over a second old.
+ * Cheap to call often (one load and a compare when nothing is due). */
+void pf__clock_refine(void);
+
 #endif /* PF_CLOCK_H */

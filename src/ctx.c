@@ -33,6 +33,7 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "slab.h"
 #include "track.h"
 
 struct pf__tag_entry {
@@ -65,25 +66,81 @@ pf__spin_lock_slow(pf__spin *l)
 
 /* --------------------------------------------------------------- life */
 
+void *
+pf__record_alloc(size_t size, bool *from_slab)
+{
+	pf__worker *w = pf__worker_self();
+	if (w != NULL && w->user != NULL && size <= PF__RECORD_SLAB_SIZE) {
+		void *p = pf__slab_alloc(w->user);
+		*from_slab = p != NULL;
+		if (p != NULL)
+			return p;
+	}
+	*from_slab = false;
+	return pf__malloc(size);
+}
+
+void
+pf__record_free(void *p, bool from_slab)
+{
+	if (!from_slab) {
+		pf__free(p);
+		return;
+	}
+	pf__worker *w = pf__worker_self();
+	pf__slab_free(w != NULL ? w->user : NULL, p);
+}
+
+void
+pf__record_worker_start(pf__worker *w, void *arg)
+{
+	pf__slab *slab = NULL;
+	/* Without a slab the worker allocates records from the heap. */
+	if (pf__slab_create(&slab, PF__RECORD_SLAB_SIZE) == 0)
+		w->user = slab;
+}
+
+void
+pf__record_worker_stop(pf__worker *w, void *arg)
+{
+	if (w->user != NULL)
+		pf__slab_destroy(w->user);
+	w->user = NULL;
+}
+
 void
 pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
     int64_t now)
 {
 	atomic_init(&c->refs, 1);
 	c->kind = kind;
-	c->parent = parent;
-	c->scope = s;
+	c->parallel = false;
+	atomic_init(&c->handles, 0);
+	c->depth = 0;
 	atomic_init(&c->abort_reason, 0);
 	atomic_init(&c->lock.held, false);
+	c->parent = parent;
+	c->scope = s;
+	c->children = c->sib_next = c->sib_prev = NULL;
+	c->tags = NULL;
+	c->journal = NULL;
+	c->messages = NULL;
+	atomic_init(&c->error, 0);
+	c->error_message = NULL;
+	c->name = NULL;
+	c->name_owned = false;
+	c->metadata = NULL;
+	c->flow = NULL;
+	c->created_at = now;
 	atomic_init(&c->started_at, 0);
 	atomic_init(&c->completed_at, 0);
 	atomic_init(&c->id_state, 0);
-	atomic_init(&c->timer_armed, false);
-	atomic_init(&c->handles, 0);
-	c->created_at = now;
 	c->signal.fd = -1;
+	c->signal.listeners = NULL;
+	c->signal.firing = NULL;
 	pf__timer_node_init(&c->timer);
-	pf__uuid_v7(&c->id, now);
+	atomic_init(&c->timer_armed, false);
+	pf__uuid_v7(&c->id, pf__clock_raw_to_wall(now));
 	if (parent != NULL)
 		pf__ctx_retain(parent);
 }
@@ -167,7 +224,7 @@ destroy(pf_ctx *c)
 	else if (c->kind == PF__CTX_ROOT)
 		scope_free(c->scope);
 	else
-		pf__free(c);
+		pf__record_free(c, c->from_slab);
 	return p;
 }
 
@@ -257,16 +314,12 @@ void
 pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 {
 	/* The deadline counts from creation: time spent pending counts. */
-	int64_t now_mono = pf__clock_mono_ns();
-	int64_t waited = pf__clock_wall_ns() - c->created_at;
-	if (waited < 0)
-		waited = 0;
 	int64_t ms = timeout_ms > (uint64_t)INT64_MAX / 2000000 ?
 	    INT64_MAX / 2000000 : (int64_t)timeout_ms;
 	pf__ctx_retain(c);
 	atomic_store_explicit(&c->timer_armed, true, memory_order_relaxed);
 	pf__timer_arm(c->scope->timers, &c->timer,
-	    now_mono - waited + ms * 1000000, timer_fired);
+	    pf__clock_raw_to_mono(c->created_at) + ms * 1000000, timer_fired);
 }
 
 void
@@ -274,7 +327,8 @@ pf__ctx_cancel_timeout(pf_ctx *c)
 {
 	/* Relaxed: the flag only saves the wheel's lock when no timer was
 	 * armed; arm and cancel are ordered by the wheel's mutex. */
-	if (!atomic_exchange_explicit(&c->timer_armed, false,
+	if (!atomic_load_explicit(&c->timer_armed, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&c->timer_armed, false,
 		memory_order_relaxed))
 		return;
 	if (pf__timer_cancel(c->scope->timers, &c->timer))
@@ -317,12 +371,18 @@ keep_message(pf_ctx *c, const char *fmt, va_list ap)
 void
 pf__ctx_record_error(pf_ctx *c, int code)
 {
+	/* The common case, success with no pf_ctx_fail before, needs no
+	 * lock: only this thread (the runner) has written error so far. */
+	if (code == 0 && atomic_load_explicit(&c->error, memory_order_relaxed) == 0)
+		return;
 	pf__spin_lock(&c->lock);
 	if (code == 0) {
-		c->error = 0;
+		atomic_store_explicit(&c->error, 0, memory_order_relaxed);
 		c->error_message = NULL;
-	} else if (c->error != code || c->error_message == NULL) {
-		c->error = code;
+	} else if (atomic_load_explicit(&c->error, memory_order_relaxed) !=
+		code ||
+	    c->error_message == NULL) {
+		atomic_store_explicit(&c->error, code, memory_order_relaxed);
 		c->error_message = pf_strerror(code);
 	}
 	pf__spin_unlock(&c->lock);
@@ -341,7 +401,7 @@ pf_ctx_fail(pf_ctx *c, int code, const char *fmt, ...)
 		va_end(ap);
 	}
 	pf__spin_lock(&c->lock);
-	c->error = code;
+	atomic_store_explicit(&c->error, code, memory_order_relaxed);
 	c->error_message = msg != NULL ? msg :
 	    code != 0 ? pf_strerror(code) : NULL;
 	pf__spin_unlock(&c->lock);
@@ -355,7 +415,7 @@ pf_ctx_error(const pf_ctx *c, const char **message)
 		return PF_EINVAL;
 	pf_ctx *m = (pf_ctx *)c;
 	pf__spin_lock(&m->lock);
-	int code = m->error;
+	int code = atomic_load_explicit(&m->error, memory_order_relaxed);
 	const char *msg = m->error_message;
 	pf__spin_unlock(&m->lock);
 	if (message != NULL)
@@ -408,25 +468,33 @@ pf_ctx_scope(const pf_ctx *c)
 	return c != NULL ? c->scope : NULL;
 }
 
+/* Timestamps are kept raw (clock.h) and converted when read. */
+static int64_t
+wall(int64_t raw)
+{
+	pf__clock_refine();
+	return pf__clock_raw_to_wall(raw);
+}
+
 int64_t
 pf_ctx_created_at(const pf_ctx *c)
 {
-	return c != NULL ? c->created_at : 0;
+	return c != NULL ? wall(c->created_at) : 0;
 }
 
 int64_t
 pf_ctx_started_at(const pf_ctx *c)
 {
 	/* Acquire: pairs with the release store when the handler starts. */
-	return c != NULL ?
-	    atomic_load_explicit(&c->started_at, memory_order_acquire) : 0;
+	return c != NULL ? wall(atomic_load_explicit(&c->started_at,
+			       memory_order_acquire)) : 0;
 }
 
 int64_t
 pf_ctx_completed_at(const pf_ctx *c)
 {
-	return c != NULL ?
-	    atomic_load_explicit(&c->completed_at, memory_order_acquire) : 0;
+	return c != NULL ? wall(atomic_load_explicit(&c->completed_at,
+			       memory_order_acquire)) : 0;
 }
 
 void *
@@ -451,7 +519,7 @@ pf_ctx_end(pf_ctx *c)
 {
 	if (c == NULL || c->kind == PF__CTX_ROOT)
 		return PF_EINVAL;
-	pf__ctx_end_at(c, pf__clock_wall_ns());
+	pf__ctx_end_at(c, pf__clock_raw());
 	/* A standalone context is unfinished until it ends: its timeout no
 	 * longer applies after that.  Flow contexts keep theirs until the
 	 * execution finishes. */

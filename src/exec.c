@@ -199,7 +199,7 @@ static void
 finish(pf_exec *e, uint32_t st, uint32_t old)
 {
 	pf__ctx_cancel_timeout(&e->ctx);
-	if (e->group != NULL && st == PF_FAILED)
+	if (e->group != NULL && !e->group->settled && st == PF_FAILED)
 		group_failed(e);
 	deliver(e, st, old);
 	if (st == PF_CANCELLED && e->key != NULL)
@@ -220,7 +220,7 @@ pf__exec_on_abort(pf_exec *e, int reason)
 		return; /* running or finished: the handler sees the abort */
 	e->result = reason;
 	pf__ctx_record_error(&e->ctx, reason);
-	pf__ctx_end_at(&e->ctx, pf__clock_wall_ns());
+	pf__ctx_end_at(&e->ctx, pf__clock_raw());
 	old = publish(e, PF_CANCELLED);
 	finish(e, PF_CANCELLED, old);
 }
@@ -237,7 +237,7 @@ static void
 run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 {
 	atomic_store_explicit(&e->runner, w, memory_order_relaxed);
-	atomic_store_explicit(&e->ctx.started_at, pf__clock_wall_ns(),
+	atomic_store_explicit(&e->ctx.started_at, pf__clock_raw(),
 	    memory_order_release);
 	deliver(e, PF_RUNNING, old);
 	pf_scope *s = e->ctx.scope;
@@ -271,7 +271,7 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	}
 	e->result = rc;
 	pf__ctx_record_error(&e->ctx, rc);
-	pf__ctx_end_at(&e->ctx, pf__clock_wall_ns());
+	pf__ctx_end_at(&e->ctx, pf__clock_raw());
 	old = publish(e, st);
 	finish(e, st, old);
 }
@@ -296,7 +296,7 @@ pf__exec_free(pf_exec *e)
 		pf__free(s);
 	}
 	pf__free((char *)e->key);
-	pf__free(e);
+	pf__record_free(e, e->ctx.from_slab);
 }
 
 static uint32_t
@@ -314,19 +314,28 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     pf_exec **out)
 {
 	size_t in_size = (f->input_size + 15) & ~(size_t)15;
-	pf_exec *e = pf__malloc(sizeof(*e) + in_size + f->output_size);
+	bool from_slab;
+	pf_exec *e = pf__record_alloc(sizeof(*e) + in_size + f->output_size,
+	    &from_slab);
 	if (e == NULL)
 		return PF_ENOMEM;
-	memset(e, 0, sizeof(*e));
-	int64_t now = pf__clock_wall_ns();
-	pf__ctx_init(&e->ctx, s, parent, PF__CTX_FLOW, now);
+	pf__ctx_init(&e->ctx, s, parent, PF__CTX_FLOW, pf__clock_raw());
+	e->ctx.from_slab = from_slab;
 	e->ctx.flow = f;
 	e->ctx.parallel = g != NULL;
 	e->ctx.depth = flow_depth(parent);
-	atomic_init(&e->state, PF_PENDING);
-	atomic_init(&e->runner, NULL);
 	e->task.run = task_run;
+	atomic_init(&e->task.next, NULL);
+	atomic_init(&e->state, PF_PENDING);
+	e->result = 0;
+	e->on_status = NULL;
+	e->on_status_data = NULL;
+	e->subs = NULL;
+	e->waiters = NULL;
 	e->group = g;
+	e->home = NULL;
+	atomic_init(&e->runner, NULL);
+	e->key = NULL;
 	if (f->input_size > 0) {
 		memcpy(e->data, input, f->input_size);
 		e->input = e->data;
@@ -341,7 +350,7 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 		e->ctx.metadata = opts->metadata;
 		e->on_status = opts->on_status;
 		e->on_status_data = opts->on_status_data;
-		if (opts->key != NULL && parent->kind != PF__CTX_ROOT &&
+		if (opts->key != NULL &&
 		    (e->key = pf__strdup(opts->key)) == NULL)
 			rc = PF_ENOMEM;
 		if (rc == 0)
@@ -368,6 +377,7 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {
 		pf__ctx_retain(&e->ctx); /* the queue's reference */
+		e->home = pf__pool_current(s->pool);
 		pf__pool_submit(s->pool, &e->task);
 	}
 	if (out != NULL)
@@ -459,6 +469,11 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 	bool registered = false;
 	while (!is_done(e) && !past(deadline_ns)) {
 		if (pf__worker_can_help(wk)) {
+			/* Queued on our own deque: pop it (and whatever was
+			 * pushed after it) rather than claim it in place, so
+			 * no stale entry keeps the record alive. */
+			if (e->home == wk && pf__pool_help(wk, NULL))
+				continue;
 			uint32_t old = leave_pending(e, PF_RUNNING);
 			if (old != UINT32_MAX) {
 				run_claimed(e, wk, old);

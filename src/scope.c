@@ -166,7 +166,7 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	if (s == NULL)
 		return PF_ENOMEM;
 	memset(s, 0, sizeof(*s));
-	pf__ctx_init(&s->root, s, NULL, PF__CTX_ROOT, pf__clock_wall_ns());
+	pf__ctx_init(&s->root, s, NULL, PF__CTX_ROOT, pf__clock_raw());
 	s->root.name = "scope";
 	atomic_init(&s->state, SCOPE_OPEN);
 	atomic_init(&s->unfinished, 0);
@@ -196,6 +196,8 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		    PF__MAX_THREADS, DEFAULT_MAX_SPARE),
 		.stack_size = (size_t)pf__env_uint("PUMPED_STACK_KB", 64,
 				  1u << 20, 8192) * 1024,
+		.on_start = pf__record_worker_start,
+		.on_stop = pf__record_worker_stop,
 	};
 	rc = pf__pool_create(&s->pool, &cfg);
 	if (rc != 0) {
@@ -279,6 +281,8 @@ pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
 	if (s == NULL)
 		return PF_EINVAL;
 	int rc = check_flow(f, input, opts);
+	if (rc == 0 && opts != NULL && opts->key != NULL)
+		rc = PF_EINVAL; /* journal keys belong to child executions */
 	if (rc == 0)
 		rc = scope_open(s);
 	if (rc != 0)
@@ -461,12 +465,13 @@ static int
 new_context(pf_scope *s, pf_ctx *parent, uint8_t kind, const char *name,
     const char *fallback, pf_ctx **out)
 {
-	pf_ctx *c = pf__malloc(sizeof(*c));
+	bool from_slab;
+	pf_ctx *c = pf__record_alloc(sizeof(*c), &from_slab);
 	if (c == NULL)
 		return PF_ENOMEM;
-	memset(c, 0, sizeof(*c));
-	int64_t now = pf__clock_wall_ns();
+	int64_t now = pf__clock_raw();
 	pf__ctx_init(c, s, parent, kind, now);
+	c->from_slab = from_slab;
 	atomic_init(&c->started_at, now);
 	int rc = pf__ctx_set_name(c, name, fallback);
 	if (rc != 0) {
@@ -502,7 +507,7 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 	rc = pf__ext_run(parent->scope, &op, call_fn, &call);
 	if (rc != 0)
 		pf__ctx_record_error(child, rc);
-	pf__ctx_end_at(child, pf__clock_wall_ns());
+	pf__ctx_end_at(child, pf__clock_raw());
 	pf__ctx_release(child);
 	return rc;
 }
@@ -528,8 +533,7 @@ run_parallel(void *arg)
 	for (; started < p->n; started++) {
 		pf_call *c = &p->calls[started];
 		pf_exec *e;
-		rc = child_exec(p->ctx, c->flow, c->input, c->opts,
-		    p->settled ? NULL : g, &e);
+		rc = child_exec(p->ctx, c->flow, c->input, c->opts, g, &e);
 		if (rc != 0)
 			break;
 		/* Seq_cst, with group_failed() in exec.c: either the failing
@@ -601,6 +605,7 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	struct par p = { .ctx = c, .calls = calls, .n = n, .settled = settled };
 	_Atomic(pf_exec *) small[8];
 	p.group.n = n;
+	p.group.settled = settled;
 	p.group.execs = n <= PF_ARRAY_SIZE(small) ? small :
 	    pf__malloc(n * sizeof(*p.group.execs));
 	if (p.group.execs == NULL)

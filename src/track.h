@@ -94,6 +94,7 @@ struct pf_signal {
 struct pf_ctx {
 	_Atomic(uint32_t) refs;
 	uint8_t kind;          /* enum pf__ctx_kind; immutable */
+	bool from_slab;        /* allocated by pf__record_alloc from a slab */
 	bool parallel;         /* flow started by parallel; immutable */
 	/* Standalone contexts only: user handles; the last release ends it. */
 	_Atomic(uint32_t) handles;
@@ -111,7 +112,7 @@ struct pf_ctx {
 	pf__tag_entry *tags;           /* protected by lock */
 	pf__journal_entry *journal;    /* protected by lock */
 	pf__message *messages;         /* protected by lock */
-	int error;                     /* protected by lock */
+	atomic_int error;              /* written under lock; relaxed reads */
 	const char *error_message;     /* protected by lock */
 	const char *name;              /* immutable; owned when name_owned */
 	bool name_owned;
@@ -151,6 +152,9 @@ struct pf_exec {
 	pf__sub *subs;             /* protected by ctx.lock */
 	pf__waiter *waiters;       /* protected by ctx.lock */
 	pf__group *group;          /* parallel group, or NULL */
+	/* The worker whose deque the task was pushed to (NULL: injector);
+	 * written before the push publishes the task. */
+	pf__worker *home;
 	/* The worker running the handler: a hint for helpers (relaxed). */
 	_Atomic(pf__worker *) runner;
 	const void *input;         /* the copy in data[], or the caller's */
@@ -160,6 +164,7 @@ struct pf_exec {
 };
 
 struct pf__group {
+	bool settled;               /* parallel_settled: failures abort nothing */
 	atomic_int failed;          /* first failure's code, 0 before */
 	size_t n;
 	_Atomic(pf_exec *) *execs;  /* n slots, filled as calls start */
@@ -187,6 +192,15 @@ struct pf_scope {
 };
 
 /* ctx.c */
+/* Record memory: the calling worker's slab when it has one and size fits,
+ * else the heap.  *from_slab tells pf__record_free which. */
+#define PF__RECORD_SLAB_SIZE 512
+void *pf__record_alloc(size_t size, bool *from_slab);
+void pf__record_free(void *p, bool from_slab);
+/* Worker start/stop hooks: each worker owns a record slab. */
+void pf__record_worker_start(pf__worker *w, void *arg);
+void pf__record_worker_stop(pf__worker *w, void *arg);
+/* Initialises every field of c (no memset needed). */
 void pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
     int64_t now);
 int pf__ctx_link(pf_ctx *c);  /* 0 or the parent's abort reason */
