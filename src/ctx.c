@@ -286,6 +286,11 @@ pf__ctx_abort(pf_ctx *c, int reason)
 	fire_signal(c);
 	if (c->kind == PF__CTX_FLOW)
 		pf__exec_on_abort((pf_exec *)c, reason);
+	else if (c->kind == PF__CTX_STANDALONE)
+		/* An aborted context has nothing left to time out; this also
+		 * clears every standalone timer before dispose stops the
+		 * wheel. */
+		pf__ctx_cancel_timeout(c);
 	/* A record whose count is 0 is being freed: it has no live
 	 * descendant (each holds a reference on it) and nothing to abort. */
 	pf__spin_lock(&c->lock);
@@ -302,11 +307,27 @@ pf__ctx_abort(pf_ctx *c, int reason)
 	}
 }
 
+/* Whether a timeout still applies: executions until their terminal
+ * status, standalone contexts until they end. */
+static bool
+unfinished(pf_ctx *c)
+{
+	if (c->kind != PF__CTX_FLOW)
+		return atomic_load_explicit(&c->completed_at,
+			   memory_order_acquire) == 0;
+	uint32_t st = atomic_load_explicit(&((pf_exec *)c)->state,
+			  memory_order_acquire) & PF__ST_MASK;
+	return st == PF_PENDING || st == PF_RUNNING || st == PF__ST_CANCELLING;
+}
+
 static void
 timer_fired(pf__timer_node *n)
 {
 	pf_ctx *c = PF_CONTAINER_OF(n, pf_ctx, timer);
-	pf__ctx_abort(c, PF_ETIMEDOUT);
+	/* Finishing cancels the timer but may lose the race with this
+	 * callback; a deadline that finds the work finished changes nothing. */
+	if (unfinished(c))
+		pf__ctx_abort(c, PF_ETIMEDOUT);
 	pf__ctx_release(c); /* the timer's reference */
 }
 

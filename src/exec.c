@@ -313,12 +313,17 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out)
 {
+	int rc = pf__scope_enter(s);
+	if (rc != 0)
+		return rc;
 	size_t in_size = (f->input_size + 15) & ~(size_t)15;
 	bool from_slab;
 	pf_exec *e = pf__record_alloc(sizeof(*e) + in_size + f->output_size,
 	    &from_slab);
-	if (e == NULL)
+	if (e == NULL) {
+		pf__scope_exec_finished(s);
 		return PF_ENOMEM;
+	}
 	pf__ctx_init(&e->ctx, s, parent, PF__CTX_FLOW, pf__clock_raw());
 	e->ctx.from_slab = from_slab;
 	e->ctx.flow = f;
@@ -344,7 +349,7 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	}
 	if (f->output_size > 0)
 		e->output = e->data + in_size;
-	int rc = pf__ctx_set_name(&e->ctx, opts != NULL ? opts->name : NULL,
+	rc = pf__ctx_set_name(&e->ctx, opts != NULL ? opts->name : NULL,
 	    f->name != NULL ? f->name : "anonymous");
 	if (rc == 0 && opts != NULL) {
 		e->ctx.metadata = opts->metadata;
@@ -363,16 +368,18 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 		e->ctx.parent = NULL;
 		pf__ctx_release(&e->ctx);
 		pf__ctx_release(parent);
+		pf__scope_exec_finished(s);
 		return rc;
 	}
-	atomic_fetch_add_explicit(&s->unfinished, 1, memory_order_relaxed);
 	/* pending is delivered before anyone else can see the execution, so
 	 * it is always the first status a callback sees. */
 	if (e->on_status != NULL)
 		e->on_status(e, PF_PENDING, e->on_status_data);
-	pf__ctx_link(&e->ctx);
+	/* Armed before it is linked: if the link finds the parent aborted,
+	 * the cancellation that follows also cancels the timer. */
 	if (opts != NULL && opts->timeout_ms != 0)
 		pf__ctx_arm_timeout(&e->ctx, opts->timeout_ms);
+	pf__ctx_link(&e->ctx);
 	/* An execution cancelled at link time needs no task. */
 	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {

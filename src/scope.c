@@ -131,6 +131,28 @@ scope_open(const pf_scope *s)
 		SCOPE_OPEN ? 0 : PF_ESHUTDOWN;
 }
 
+/*
+ * Entering against dispose:
+ *
+ *   creator (pf__scope_enter)          pf_scope_dispose
+ *   unfinished += 1 (seq_cst)          state := DISPOSING (seq_cst)
+ *   load state (seq_cst)               ... wait until unfinished == 0
+ *
+ * Either the creator sees DISPOSING and backs out, or dispose waits for
+ * the execution it is creating: dispose never tears the pool down under a
+ * creation in progress.
+ */
+int
+pf__scope_enter(pf_scope *s)
+{
+	atomic_fetch_add_explicit(&s->unfinished, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&s->state, memory_order_seq_cst) ==
+	    SCOPE_OPEN)
+		return 0;
+	pf__scope_exec_finished(s);
+	return PF_ESHUTDOWN;
+}
+
 void
 pf__scope_exec_finished(pf_scope *s)
 {
@@ -652,14 +674,18 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 	if (s == NULL || out == NULL ||
 	    (opts != NULL && opts->n_tags != 0 && opts->tags == NULL))
 		return PF_EINVAL;
-	int rc = scope_open(s);
+	/* Counted as unfinished while it is being built, so that dispose
+	 * cannot stop the timer wheel under it. */
+	int rc = pf__scope_enter(s);
 	if (rc != 0)
 		return rc;
 	pf_ctx *c;
 	rc = new_context(s, &s->root, PF__CTX_STANDALONE,
 	    opts != NULL ? opts->name : NULL, "execution", &c);
-	if (rc != 0)
+	if (rc != 0) {
+		pf__scope_exec_finished(s);
 		return rc;
+	}
 	atomic_init(&c->handles, 1);
 	if (opts != NULL) {
 		c->metadata = opts->metadata;
@@ -669,12 +695,16 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 			c->parent = NULL;
 			pf__ctx_release(c);
 			pf__ctx_release(p);
+			pf__scope_exec_finished(s);
 			return rc;
 		}
 	}
-	pf__ctx_link(c);
+	/* Armed before it is linked: an abort at link time then finds the
+	 * timer and cancels it. */
 	if (opts != NULL && opts->timeout_ms != 0)
 		pf__ctx_arm_timeout(c, opts->timeout_ms);
+	pf__ctx_link(c);
+	pf__scope_exec_finished(s);
 	*out = c;
 	return 0;
 }

@@ -227,6 +227,9 @@ void pf__exec_free(pf_exec *e);
 /* scope.c */
 int pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
     void *arg);
+/* Counts one more unfinished execution unless the scope is closing:
+ * 0 or PF_ESHUTDOWN.  Balanced by pf__scope_exec_finished. */
+int pf__scope_enter(pf_scope *s);
 void pf__scope_exec_finished(pf_scope *s);
 
 #endif /* PF_TRACK_H */
