@@ -925,6 +925,7 @@ scope_free(pf_scope *s)
 		n = l->older;
 		pf__free(l);
 	}
+	pf__free(s->unfinished); /* kept until now: late callers still count */
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
 	pf__free(s);

@@ -135,17 +135,30 @@ scope_open(const pf_scope *s)
  * Entering against dispose:
  *
  *   creator (pf__scope_enter)          pf_scope_dispose
- *   unfinished += 1 (seq_cst)          state := DISPOSING (seq_cst)
- *   load state (seq_cst)               ... wait until unfinished == 0
+ *   stripe += 1 (seq_cst)              state := DISPOSING (seq_cst)
+ *   load state (seq_cst)               sum the stripes (seq_cst loads)
  *
- * Either the creator sees DISPOSING and backs out, or dispose waits for
+ * Either the creator sees DISPOSING and backs out, or dispose's sum counts
  * the execution it is creating: dispose never tears the pool down under a
- * creation in progress.
+ * creation in progress.  Why a sum of stripes read one by one is exact
+ * when it reads 0: every execution counted was entered before the state
+ * store (later ones back out), so its increment precedes all of dispose's
+ * loads in the seq_cst order and is seen; a decrement seen implies its
+ * increment was seen too.  So the sum is at least the number of
+ * executions whose finish dispose has not seen, and 0 means none is left.
+ * Stripes keep the two RMWs per execution on the thread's own cache line.
  */
+static pf__stripe *
+my_stripe(pf_scope *s)
+{
+	pf__worker *w = pf__pool_current(s->pool);
+	return &s->unfinished[w != NULL ? w->index : s->n_stripes - 1];
+}
+
 int
 pf__scope_enter(pf_scope *s)
 {
-	atomic_fetch_add_explicit(&s->unfinished, 1, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&my_stripe(s)->n, 1, memory_order_seq_cst);
 	if (atomic_load_explicit(&s->state, memory_order_seq_cst) ==
 	    SCOPE_OPEN)
 		return 0;
@@ -156,16 +169,25 @@ pf__scope_enter(pf_scope *s)
 void
 pf__scope_exec_finished(pf_scope *s)
 {
-	/* Acq_rel: the last finisher's writes happen before dispose's
-	 * return; pairs with the acquire load in pf_scope_dispose(). */
-	if (atomic_fetch_sub_explicit(&s->unfinished, 1,
-		memory_order_acq_rel) == 1 &&
-	    atomic_load_explicit(&s->state, memory_order_seq_cst) !=
-		SCOPE_OPEN) {
+	atomic_fetch_sub_explicit(&my_stripe(s)->n, 1, memory_order_seq_cst);
+	/* Under the lock, so that dispose cannot sum and then miss this
+	 * broadcast before it waits. */
+	if (atomic_load_explicit(&s->state, memory_order_seq_cst) !=
+	    SCOPE_OPEN) {
 		pthread_mutex_lock(&s->lock);
 		pthread_cond_broadcast(&s->idle);
 		pthread_mutex_unlock(&s->lock);
 	}
+}
+
+static long
+unfinished_sum(pf_scope *s)
+{
+	long sum = 0;
+	for (unsigned i = 0; i < s->n_stripes; i++)
+		sum += atomic_load_explicit(&s->unfinished[i].n,
+		    memory_order_seq_cst);
+	return sum;
 }
 
 int
@@ -191,7 +213,6 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	pf__ctx_init(&s->root, s, NULL, PF__CTX_ROOT, pf__clock_raw());
 	s->root.name = "scope";
 	atomic_init(&s->state, SCOPE_OPEN);
-	atomic_init(&s->unfinished, 0);
 	atomic_init(&s->exts, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
@@ -227,6 +248,17 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		pf__ctx_release(&s->root);
 		return rc;
 	}
+	s->n_stripes = s->pool->max_workers + 1;
+	s->unfinished = pf__aligned_alloc(PF_CACHELINE,
+	    s->n_stripes * sizeof(*s->unfinished));
+	if (s->unfinished == NULL) {
+		pf__pool_destroy(s->pool);
+		pf__timers_stop(s->timers);
+		pf__ctx_release(&s->root);
+		return PF_ENOMEM;
+	}
+	for (unsigned i = 0; i < s->n_stripes; i++)
+		atomic_init(&s->unfinished[i].n, 0);
 	for (size_t i = 0; i < opts->n_extensions; i++) {
 		rc = add_extension(s, opts->extensions[i]);
 		if (rc != 0) {
@@ -254,7 +286,7 @@ pf_scope_dispose(pf_scope *s)
 	 * every standalone context: they all descend from the root. */
 	pf__ctx_abort(&s->root, PF_ECANCELED);
 	pthread_mutex_lock(&s->lock);
-	while (atomic_load_explicit(&s->unfinished, memory_order_acquire) != 0)
+	while (unfinished_sum(s) != 0)
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	dispose_extensions(s);
@@ -676,7 +708,9 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 		return PF_EINVAL;
 	/* Counted as unfinished while it is being built, so that dispose
 	 * cannot stop the timer wheel under it. */
-	int rc = pf__scope_enter(s);
+	int rc = scope_open(s);
+	if (rc == 0)
+		rc = pf__scope_enter(s);
 	if (rc != 0)
 		return rc;
 	pf_ctx *c;

@@ -170,6 +170,10 @@ struct pf__group {
 	_Atomic(pf_exec *) *execs;  /* n slots, filled as calls start */
 };
 
+typedef struct pf__stripe {
+	PF_CACHE_ALIGNED atomic_long n;
+} pf__stripe;
+
 typedef struct pf__extlist pf__extlist;
 struct pf__extlist {
 	size_t n;
@@ -184,8 +188,12 @@ struct pf_scope {
 	unsigned threads;
 	/* 0 open, 1 disposing, 2 disposed. */
 	atomic_int state;
-	/* Executions created and not yet finished; dispose waits for 0. */
-	PF_CACHE_ALIGNED atomic_long unfinished;
+	/* Executions created and not yet finished, striped per worker (the
+	 * last stripe is for threads that are not workers): a creation adds
+	 * on its thread's stripe, a finish subtracts on its own, and only the
+	 * sum means anything.  Dispose waits for the sum to be 0. */
+	pf__stripe *unfinished;
+	unsigned n_stripes;
 	_Atomic(pf__extlist *) exts;
 	pthread_mutex_t lock; /* extensions list changes; dispose's wait */
 	pthread_cond_t idle;
