@@ -41,6 +41,21 @@
 #define pf__assert(cond) ((void)0)
 #endif
 
+/*
+ * ThreadSanitizer does not model atomic_thread_fence, so the usual
+ * refcount drop (release decrement, then an acquire fence on the last one)
+ * looks like a race to it.  Under TSan the decrement itself is acq_rel,
+ * which is equally correct and a little dearer.  GCC and clang spell
+ * "built with -fsanitize=thread" differently.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define PF_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PF_UNDER_TSAN 1
+#endif
+#endif
+
 /* A hint to the CPU inside spin loops (PAUSE on x86, YIELD on arm). */
 static inline void
 pf__cpu_relax(void)

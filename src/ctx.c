@@ -124,6 +124,9 @@ pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
 	c->children = c->sib_next = c->sib_prev = NULL;
 	c->tags = NULL;
 	c->journal = NULL;
+	c->journal_closed = false;
+	atomic_init(&c->journal_used, false);
+	atomic_init(&c->life_over, false);
 	c->messages = NULL;
 	atomic_init(&c->error, 0);
 	c->error_message = NULL;
@@ -235,10 +238,16 @@ pf__ctx_release(pf_ctx *c)
 		/* Release: our writes to the record happen before its free.
 		 * The acquire fence pairs with the other releasers' release
 		 * decrements before the last one frees it. */
+#ifdef PF_UNDER_TSAN
+		if (atomic_fetch_sub_explicit(&c->refs, 1,
+			memory_order_acq_rel) != 1)
+			return;
+#else
 		if (atomic_fetch_sub_explicit(&c->refs, 1,
 			memory_order_release) != 1)
 			return;
 		atomic_thread_fence(memory_order_acquire);
+#endif
 		/* Iterative, so that a long chain of last references does
 		 * not recurse once per ancestor. */
 		c = destroy(c);
@@ -556,8 +565,10 @@ pf_ctx_release(pf_ctx *c)
 		return;
 	if (c->kind == PF__CTX_STANDALONE &&
 	    atomic_fetch_sub_explicit(&c->handles, 1, memory_order_acq_rel) ==
-		1)
+		1) {
 		pf_ctx_end(c);
+		pf__ctx_end_life(c);
+	}
 	pf__ctx_release(c);
 }
 
@@ -748,6 +759,76 @@ pf__journal_find(pf_ctx *parent, const char *key)
 		if (strcmp((*link)->key, key) == 0)
 			break;
 	return link;
+}
+
+/*
+ * A journal entry holds its execution, and the execution holds its parent:
+ * a cycle.  It is broken when the parent's life ends: a flow context when
+ * its execution reaches a terminal status, an fn step when its fn returns,
+ * a standalone context when its last handle is released.  Placeholders of
+ * creations in progress stay; journal_settle() sees the journal closed and
+ * drops its own.  The handshake, without a lock on the finishing path:
+ *
+ *   first keyed child (under c->lock)   end of life
+ *   journal_used := 1 (seq_cst)         terminal CAS / life_over := 1
+ *   read end of life (seq_cst)          read journal_used (seq_cst)
+ *   if over: run unjournaled            if used: close the journal
+ *
+ * Either the child sees the end and adds nothing, or the end sees the
+ * journal used and closes it (under the lock, after the child's entry).
+ */
+static void
+close_journal(pf_ctx *c)
+{
+	pf__spin_lock(&c->lock);
+	c->journal_closed = true;
+	pf__journal_entry *done = NULL;
+	for (pf__journal_entry **link = &c->journal; *link != NULL;) {
+		pf__journal_entry *j = *link;
+		if (j->exec != NULL) {
+			*link = j->next;
+			j->next = done;
+			done = j;
+		} else {
+			link = &j->next;
+		}
+	}
+	pf__spin_unlock(&c->lock);
+	for (pf__journal_entry *j = done, *n; j != NULL; j = n) {
+		n = j->next;
+		pf_exec_release(j->exec);
+		pf__free(j);
+	}
+}
+
+static bool
+life_is_over(pf_ctx *c)
+{
+	if (c->kind != PF__CTX_FLOW)
+		return atomic_load_explicit(&c->life_over, memory_order_seq_cst);
+	uint32_t st = atomic_load_explicit(&((pf_exec *)c)->state,
+			  memory_order_seq_cst) & PF__ST_MASK;
+	return st >= PF_COMPLETED && st != PF__ST_CANCELLING;
+}
+
+void
+pf__ctx_end_life(pf_ctx *c)
+{
+	if (c->kind != PF__CTX_FLOW)
+		atomic_store_explicit(&c->life_over, true, memory_order_seq_cst);
+	if (atomic_load_explicit(&c->journal_used, memory_order_seq_cst))
+		close_journal(c);
+}
+
+bool
+pf__ctx_journal_open(pf_ctx *c)
+{
+	if (c->journal_closed)
+		return false;
+	if (!atomic_load_explicit(&c->journal_used, memory_order_relaxed))
+		atomic_store_explicit(&c->journal_used, true,
+		    memory_order_seq_cst);
+	return !life_is_over(c);
 }
 
 /* -------------------------------------------------------------- signal */

@@ -135,9 +135,11 @@ publish(pf_exec *e, uint32_t to)
 {
 	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
 	/* Release: the result, error and completed_at written before are
-	 * visible to whoever acquires the terminal status. */
+	 * visible to whoever acquires the terminal status.  Seq_cst for the
+	 * journal handshake in ctx.c (free on x86: a locked CAS is a full
+	 * barrier anyway). */
 	while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
-	    (old & ~PF__ST_MASK) | to, memory_order_release,
+	    (old & ~PF__ST_MASK) | to, memory_order_seq_cst,
 	    memory_order_relaxed))
 		;
 	return old;
@@ -204,6 +206,7 @@ finish(pf_exec *e, uint32_t st, uint32_t old)
 	deliver(e, st, old);
 	if (st == PF_CANCELLED && e->key != NULL)
 		drop_journal_entry(e);
+	pf__ctx_end_life(&e->ctx);
 	pf_scope *s = e->ctx.scope;
 	uint32_t prev = atomic_fetch_or_explicit(&e->state, PF__F_DONE,
 	    memory_order_acq_rel);

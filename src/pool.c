@@ -378,8 +378,11 @@ stop_and_join(pf__pool *p)
 	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_acquire);
 	for (unsigned i = 0; i < n; i++)
 		pf__parker_unpark(&p->workers[i]->parker);
-	for (unsigned i = 0; i < n; i++) {
+	/* Join every worker before freeing any: a worker not yet joined may
+	 * still try to steal from the deque of one that already exited. */
+	for (unsigned i = 0; i < n; i++)
 		pthread_join(p->workers[i]->thread, NULL);
+	for (unsigned i = 0; i < n; i++) {
 		pf__deque_destroy(&p->workers[i]->deque);
 		pf__free(p->workers[i]);
 	}

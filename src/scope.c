@@ -373,7 +373,8 @@ check_parent(pf_ctx *parent)
 /*
  * Journal lookup for key under parent.  Returns 1 with *found retained
  * when an execution is recorded, 0 with *slot holding a new placeholder
- * entry that the caller fills (or removes), or a negative code.
+ * entry that the caller fills (or removes), 2 when the parent's journal is
+ * closed (its life ended: run unjournaled), or a negative code.
  */
 static int
 journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
@@ -383,6 +384,11 @@ journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
 	pf__journal_entry *fresh = NULL;
 	for (;;) {
 		pf__spin_lock(&parent->lock);
+		if (!pf__ctx_journal_open(parent)) {
+			pf__spin_unlock(&parent->lock);
+			pf__free(fresh);
+			return 2;
+		}
 		pf__journal_entry **link = pf__journal_find(parent, key);
 		pf__journal_entry *j = *link;
 		if (j != NULL && j->exec == NULL) {
@@ -426,13 +432,14 @@ static void
 journal_settle(pf_ctx *parent, pf__journal_entry *slot, pf_exec *e)
 {
 	pf__spin_lock(&parent->lock);
-	if (e != NULL) {
+	if (e != NULL && !parent->journal_closed) {
 		pf__ctx_retain(&e->ctx); /* the journal's reference */
 		slot->exec = e;
 		pf__spin_unlock(&parent->lock);
 		return;
 	}
-	/* Creation failed: remove the placeholder. */
+	/* Creation failed, or the journal closed meanwhile: remove the
+	 * placeholder. */
 	for (pf__journal_entry **link = &parent->journal; *link != NULL;
 	     link = &(*link)->next) {
 		if (*link == slot) {
@@ -461,6 +468,9 @@ child_exec(pf_ctx *parent, const pf_flow *f, const void *input,
 	rc = journal_claim(parent, opts->key, &e, &slot);
 	if (rc < 0)
 		return rc;
+	if (rc == 2)
+		return pf__exec_create(parent->scope, parent, f, input, opts, g,
+		    out);
 	if (rc == 1) {
 		if (out != NULL)
 			*out = e;
@@ -562,6 +572,7 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 	if (rc != 0)
 		pf__ctx_record_error(child, rc);
 	pf__ctx_end_at(child, pf__clock_raw());
+	pf__ctx_end_life(child);
 	pf__ctx_release(child);
 	return rc;
 }

@@ -85,15 +85,6 @@
 #include "common.h"
 #include "pumped.h"
 
-/* GCC and clang spell "built with -fsanitize=thread" differently. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-
 #define CHUNK_SIZE ((size_t)64 * 1024)
 #define OBJ_ALIGN 16
 #define OBJ_MAX 4096
@@ -191,7 +182,7 @@ chunk_of(const void *p)
 static inline bool
 drop(_Atomic long *cnt, long n)
 {
-#ifdef UNDER_TSAN
+#ifdef PF_UNDER_TSAN
 	return atomic_fetch_sub_explicit(cnt, n, memory_order_acq_rel) == n;
 #else
 	if (atomic_fetch_sub_explicit(cnt, n, memory_order_release) != n)

@@ -111,6 +111,12 @@ struct pf_ctx {
 	pf_ctx *sib_next, *sib_prev;
 	pf__tag_entry *tags;           /* protected by lock */
 	pf__journal_entry *journal;    /* protected by lock */
+	bool journal_closed;           /* protected by lock */
+	/* The journal-closing handshake (ctx.c): set by the first keyed
+	 * child, and by the end of the context's life (non-flow contexts;
+	 * a flow context's life ends with its terminal status). */
+	atomic_bool journal_used;
+	atomic_bool life_over;
 	pf__message *messages;         /* protected by lock */
 	atomic_int error;              /* written under lock; relaxed reads */
 	const char *error_message;     /* protected by lock */
@@ -223,6 +229,11 @@ void pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms);
 void pf__ctx_cancel_timeout(pf_ctx *c);
 bool pf__ctx_try_retain(pf_ctx *c);
 pf__journal_entry **pf__journal_find(pf_ctx *parent, const char *key);
+/* The end of a context's life: drops the journal's references (see
+ * ctx.c); later keyed children run unjournaled. */
+void pf__ctx_end_life(pf_ctx *c);
+/* Under c->lock: whether keyed children may still be journaled. */
+bool pf__ctx_journal_open(pf_ctx *c);
 
 /* exec.c */
 void pf__exec_on_abort(pf_exec *e, int reason);
