@@ -56,6 +56,18 @@
 #endif
 #endif
 
+/*
+ * Thread-locals on the hot path use the initial-exec model: in a shared
+ * library the default (global-dynamic) model calls __tls_get_addr on each
+ * access.  libpumped's few bytes of TLS fit the static TLS surplus glibc
+ * keeps for libraries that are dlopen()ed.
+ */
+#if defined(__GNUC__)
+#define PF_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define PF_TLS_MODEL
+#endif
+
 /* A hint to the CPU inside spin loops (PAUSE on x86, YIELD on arm). */
 static inline void
 pf__cpu_relax(void)

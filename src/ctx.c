@@ -368,10 +368,12 @@ pf__ctx_cancel_timeout(pf_ctx *c)
 void
 pf__ctx_end_at(pf_ctx *c, int64_t now)
 {
-	int64_t zero = 0;
-	/* Release: pairs with the acquire in pf_ctx_completed_at(). */
-	atomic_compare_exchange_strong_explicit(&c->completed_at, &zero,
-	    now != 0 ? now : 1, memory_order_release, memory_order_relaxed);
+	/* "Once": a load and a store, not a CAS.  Only pf_ctx_end on another
+	 * thread can race with the owner here, and then either timestamp is
+	 * a right answer.  Release: pairs with the acquire in
+	 * pf_ctx_completed_at(). */
+	if (atomic_load_explicit(&c->completed_at, memory_order_relaxed) == 0)
+		atomic_store_explicit(&c->completed_at, now, memory_order_release);
 }
 
 /* ------------------------------------------------------------- errors */

@@ -14,11 +14,13 @@
  * (readers of the status acquire), then runs the status callbacks, then
  * sets DONE (acq_rel) and wakes the waiters registered before it.  Waiters
  * and pf_exec_try look at DONE, so they return only after the callbacks.
+ * With no callback to run (no on_status, no subscriber), the terminal
+ * status and DONE are set by the same CAS.
  *
  * Waiter registration against completion:
  *
  *   waiter (under ctx.lock)           finisher
- *   old = fetch_or(WAITERS)           old = fetch_or(DONE)
+ *   old = fetch_or(WAITERS)           old = CAS/fetch_or setting DONE
  *   if old has DONE: return           if old has WAITERS:
  *   link node                           lock; signal and unpark each; unlock
  *
@@ -63,7 +65,7 @@ status_of(uint32_t word)
 static bool
 is_done(const pf_exec *e)
 {
-	/* Acquire: pairs with the acq_rel fetch_or of DONE in finish(), so
+	/* Acquire: pairs with the CAS or fetch_or that sets DONE in settle(), so
 	 * the result and output are visible. */
 	return (atomic_load_explicit(&((pf_exec *)e)->state,
 		    memory_order_acquire) & PF__F_DONE) != 0;
@@ -127,24 +129,6 @@ leave_pending(pf_exec *e, uint32_t to)
 	return old;
 }
 
-/* from -> to (terminal), keeping the flags; returns the old word.  Only
- * the owner of the current state calls it, so it cannot fail for another
- * reason than a concurrent flag change. */
-static uint32_t
-publish(pf_exec *e, uint32_t to)
-{
-	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
-	/* Release: the result, error and completed_at written before are
-	 * visible to whoever acquires the terminal status.  Seq_cst for the
-	 * journal handshake in ctx.c (free on x86: a locked CAS is a full
-	 * barrier anyway). */
-	while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
-	    (old & ~PF__ST_MASK) | to, memory_order_seq_cst,
-	    memory_order_relaxed))
-		;
-	return old;
-}
-
 static void
 wake_waiters(pf_exec *e)
 {
@@ -196,21 +180,42 @@ drop_journal_entry(pf_exec *e)
 	}
 }
 
-/* After the terminal status is published: callbacks, then DONE. */
+/*
+ * Publishes the terminal status st (the result is written) and finishes:
+ * callbacks, journal, DONE, waiters.  Only the owner of the record's state
+ * (the runner, or the aborter that claimed it pending) calls it, so the CAS
+ * fails only for a concurrent flag change.  When no callback can run, the
+ * terminal status and DONE go out in one CAS.
+ */
 static void
-finish(pf_exec *e, uint32_t st, uint32_t old)
+settle(pf_exec *e, uint32_t st)
 {
 	pf__ctx_cancel_timeout(&e->ctx);
+	/* Before DONE: the group lives on the stack of a caller that returns
+	 * once every call is DONE. */
 	if (e->group != NULL && !e->group->settled && st == PF_FAILED)
 		group_failed(e);
-	deliver(e, st, old);
+	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
+	uint32_t done;
+	/* Release: the result, error and completed_at written before are
+	 * visible to whoever acquires the status.  Seq_cst for the journal
+	 * handshake in ctx.c (free on x86: a locked CAS is a full barrier). */
+	do {
+		done = e->on_status == NULL && !(old & PF__F_SUBS) ?
+		    PF__F_DONE : 0;
+	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	    (old & ~PF__ST_MASK) | st | done, memory_order_seq_cst,
+	    memory_order_relaxed));
+	if (!done)
+		deliver(e, st, old);
 	if (st == PF_CANCELLED && e->key != NULL)
 		drop_journal_entry(e);
 	pf__ctx_end_life(&e->ctx);
 	pf_scope *s = e->ctx.scope;
-	uint32_t prev = atomic_fetch_or_explicit(&e->state, PF__F_DONE,
-	    memory_order_acq_rel);
-	if (prev & PF__F_WAITERS)
+	if (!done)
+		old = atomic_fetch_or_explicit(&e->state, PF__F_DONE,
+		    memory_order_acq_rel);
+	if (old & PF__F_WAITERS)
 		wake_waiters(e);
 	pf__scope_exec_finished(s);
 }
@@ -224,8 +229,7 @@ pf__exec_on_abort(pf_exec *e, int reason)
 	e->result = reason;
 	pf__ctx_record_error(&e->ctx, reason);
 	pf__ctx_end_at(&e->ctx, pf__clock_raw());
-	old = publish(e, PF_CANCELLED);
-	finish(e, PF_CANCELLED, old);
+	settle(e, PF_CANCELLED);
 }
 
 static int
@@ -275,8 +279,7 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	e->result = rc;
 	pf__ctx_record_error(&e->ctx, rc);
 	pf__ctx_end_at(&e->ctx, pf__clock_raw());
-	old = publish(e, st);
-	finish(e, st, old);
+	settle(e, st);
 }
 
 static void
@@ -374,6 +377,9 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 		pf__scope_exec_finished(s);
 		return rc;
 	}
+	/* The creation's reference and the queue's, in one store: nobody
+	 * else can see the record yet. */
+	atomic_store_explicit(&e->ctx.refs, 2, memory_order_relaxed);
 	/* pending is delivered before anyone else can see the execution, so
 	 * it is always the first status a callback sees. */
 	if (e->on_status != NULL)
@@ -383,12 +389,14 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	if (opts != NULL && opts->timeout_ms != 0)
 		pf__ctx_arm_timeout(&e->ctx, opts->timeout_ms);
 	pf__ctx_link(&e->ctx);
-	/* An execution cancelled at link time needs no task. */
+	/* An execution cancelled at link time needs no task: drop the
+	 * queue's reference (taken with the creation's, above). */
 	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {
-		pf__ctx_retain(&e->ctx); /* the queue's reference */
 		e->home = pf__pool_current(s->pool);
 		pf__pool_submit(s->pool, &e->task);
+	} else {
+		pf__ctx_release(&e->ctx);
 	}
 	if (out != NULL)
 		*out = e;
@@ -567,7 +575,7 @@ pf_exec_status(const pf_exec *e)
 {
 	if (e == NULL)
 		return PF_PENDING;
-	/* Acquire: pairs with the release in publish(), so the result and
+	/* Acquire: pairs with the terminal CAS in settle(), so the result and
 	 * the context's error are visible with a terminal status. */
 	return (pf_status)status_of(atomic_load_explicit(
 	    &((pf_exec *)e)->state, memory_order_acquire));

@@ -30,10 +30,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "common.h"
 
 enum { PF__PARK_EMPTY = 0, PF__PARK_PARKED = 1, PF__PARK_NOTIFIED = 2 };
 
-static _Thread_local pf__parker self_parker;
+static _Thread_local pf__parker self_parker PF_TLS_MODEL;
 
 static void
 futex_wait(_Atomic(uint32_t) *word, uint32_t expect, const struct timespec *rel)

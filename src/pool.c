@@ -41,7 +41,7 @@
 /* Rounds of searching (with a pause between) before a worker parks. */
 #define SPIN_ROUNDS 64
 
-static _Thread_local pf__worker *tls_worker;
+static _Thread_local pf__worker *tls_worker PF_TLS_MODEL;
 
 pf__worker *
 pf__worker_self(void)

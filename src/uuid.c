@@ -53,7 +53,7 @@ struct uuid_state {
 	uint64_t node;    /* 48 random bits */
 };
 
-static _Thread_local struct uuid_state tls;
+static _Thread_local struct uuid_state tls PF_TLS_MODEL;
 
 /*
  * Starts at 1 so that a zeroed thread state reads as "not seeded".  Written
