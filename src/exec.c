@@ -457,9 +457,31 @@ past(int64_t deadline_ns)
 	return deadline_ns >= 0 && pf__clock_mono_ns() >= deadline_ns;
 }
 
+/*
+ * How long a thread that is not a worker polls before it sleeps: a short
+ * execution finishes within it and the waiter saves two futex calls (its
+ * own sleep and the finisher's wake-up).  Bounded, so a long wait still
+ * sleeps almost all the time.
+ */
+#define WAIT_SPIN_NS 20000
+
 static void
 sleeping_wait(pf_exec *e, int64_t deadline_ns)
 {
+	int64_t until = 0;
+	for (unsigned i = 1; !is_done(e); i++) {
+		pf__cpu_relax();
+		if ((i & 63) == 0) {
+			int64_t now = pf__clock_mono_ns();
+			if (until == 0)
+				until = now + WAIT_SPIN_NS;
+			if (now >= until ||
+			    (deadline_ns >= 0 && now >= deadline_ns))
+				break;
+		}
+	}
+	if (is_done(e))
+		return;
 	pf__waiter w = { .parker = pf__parker_self() };
 	atomic_init(&w.signaled, false);
 	if (!waiter_register(e, &w))

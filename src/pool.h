@@ -78,6 +78,8 @@ struct pf__pool {
 	/* Number of workers announced idle; a submitter pays for a wake-up
 	 * only when it is non-zero. */
 	PF_CACHE_ALIGNED atomic_int sleepers;
+	/* Idle workers searching before they park (at most one spins). */
+	atomic_int spinners;
 	/* Workers blocked in a wait that cannot help. */
 	PF_CACHE_ALIGNED atomic_uint blocked;
 	atomic_bool stopping;
