@@ -55,8 +55,11 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define PF_PRINTF(f, a) __attribute__((format(printf, f, a)))
+/* For the typed wrappers below: a file need not call all of them. */
+#define PF__UNUSED __attribute__((unused))
 #else
 #define PF_PRINTF(f, a)
+#define PF__UNUSED
 #endif
 
 /* ---------------------------------------------------------------- types */
@@ -441,17 +444,17 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
  * PF_FLOW_DECLARE(ident, in_type, out_type) declares them in a header.
  */
 #define PF__FLOW_WRAPPERS(ident, in_type, out_type)                            \
-	static inline int ident##_run(pf_ctx *parent_, const in_type *in_,     \
+	PF__UNUSED static inline int ident##_run(pf_ctx *parent_, in_type const *in_,     \
 	    out_type *out_, const pf_exec_options *opts_)                      \
 	{                                                                      \
 		return pf_ctx_run(parent_, &ident, in_, out_, opts_);          \
 	}                                                                      \
-	static inline int ident##_exec(pf_ctx *parent_, const in_type *in_,    \
+	PF__UNUSED static inline int ident##_exec(pf_ctx *parent_, in_type const *in_,    \
 	    const pf_exec_options *opts_, pf_exec **exec_)                     \
 	{                                                                      \
 		return pf_ctx_exec(parent_, &ident, in_, opts_, exec_);        \
 	}                                                                      \
-	static inline int ident##_scope_run(pf_scope *s_, const in_type *in_,  \
+	PF__UNUSED static inline int ident##_scope_run(pf_scope *s_, in_type const *in_,  \
 	    out_type *out_, const pf_exec_options *opts_)                      \
 	{                                                                      \
 		return pf_scope_run(s_, &ident, in_, out_, opts_);             \
@@ -466,8 +469,8 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 	{                                                                      \
 		/* A handler of another type has no _Generic association. */   \
 		return _Generic(&(handler),                                    \
-		    int (*)(pf_ctx *, const in_type *, out_type *): handler)(  \
-		    c_, (const in_type *)in_, (out_type *)out_);               \
+		    int (*)(pf_ctx *, in_type const *, out_type *): handler)(  \
+		    c_, (in_type const *)in_, (out_type *)out_);               \
 	}                                                                      \
 	const pf_flow ident = { #ident, ident##__thunk, sizeof(in_type),       \
 		sizeof(out_type) };                                            \
@@ -480,23 +483,25 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
  *   int  ident_set(pf_ctx *c, type v);
  *   int  ident_get(const pf_ctx *c, type *out);
  *   bool ident_find(const pf_ctx *c, type *out);
- *   pf_tag_value ident_value(const type *v);   (for option arrays)
+ *   pf_tag_value ident_value(type const *v);   (for option arrays)
+ * Pointer types work as they are: PF_TAG(user, struct user *, "user")
+ * gives user_value(struct user *const *).
  * PF_TAG(ident, type, label) declares and defines a file-local tag.
  */
 #define PF__TAG_WRAPPERS(ident, type)                                          \
-	static inline int ident##_set(pf_ctx *c_, type v_)                     \
+	PF__UNUSED static inline int ident##_set(pf_ctx *c_, type v_)                     \
 	{                                                                      \
 		return pf_ctx_set(c_, &ident, &v_);                            \
 	}                                                                      \
-	static inline int ident##_get(const pf_ctx *c_, type *out_)            \
+	PF__UNUSED static inline int ident##_get(const pf_ctx *c_, type *out_)            \
 	{                                                                      \
 		return pf_ctx_get(c_, &ident, out_);                           \
 	}                                                                      \
-	static inline bool ident##_find(const pf_ctx *c_, type *out_)          \
+	PF__UNUSED static inline bool ident##_find(const pf_ctx *c_, type *out_)          \
 	{                                                                      \
 		return pf_ctx_find(c_, &ident, out_);                          \
 	}                                                                      \
-	static inline pf_tag_value ident##_value(const type *v_)               \
+	PF__UNUSED static inline pf_tag_value ident##_value(type const *v_)               \
 	{                                                                      \
 		pf_tag_value tv_ = { &ident, v_ };                             \
 		return tv_;                                                    \
