@@ -63,6 +63,9 @@ static struct {
 	int64_t raw0, mono0, wall_offset;
 	_Atomic(uint64_t) slope_bits;
 	_Atomic(int64_t) refined_at; /* mono ns of the last refinement */
+	/* Set last by calibrate(), so the hot path can skip pthread_once
+	 * (a call through the PLT) with one load. */
+	atomic_bool ready;
 } cal = { .once = PTHREAD_ONCE_INIT };
 
 #if defined(__x86_64__)
@@ -145,9 +148,19 @@ calibrate(void)
 }
 
 static void
+calibrate_once(void)
+{
+	calibrate();
+	/* Release: publishes the calibration to the acquire load below. */
+	atomic_store_explicit(&cal.ready, true, memory_order_release);
+}
+
+static inline void
 ensure_calibrated(void)
 {
-	pthread_once(&cal.once, calibrate);
+	if (PF_LIKELY(atomic_load_explicit(&cal.ready, memory_order_acquire)))
+		return;
+	pthread_once(&cal.once, calibrate_once);
 }
 
 int64_t

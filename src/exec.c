@@ -101,7 +101,7 @@ deliver_subs(pf_exec *e, uint32_t st)
 	}
 }
 
-static void
+static inline void
 deliver(pf_exec *e, uint32_t st, uint32_t flags)
 {
 	if (e->on_status != NULL)
@@ -301,7 +301,8 @@ pf__exec_free(pf_exec *e)
 		n = s->next;
 		pf__free(s);
 	}
-	pf__free((char *)e->key);
+	if (e->key != NULL)
+		pf__free((char *)e->key);
 	pf__record_free(e, e->ctx.from_slab);
 }
 

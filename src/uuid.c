@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -154,25 +155,16 @@ pf__uuid_v7(pf__uuid *out, int64_t unix_ns)
 		s->counter = 0;
 	}
 
-	uint64_t t = s->last_ms;
-	uint32_t c = s->counter;
-	uint8_t *b = out->b;
-	b[0] = (uint8_t)(t >> 40);
-	b[1] = (uint8_t)(t >> 32);
-	b[2] = (uint8_t)(t >> 24);
-	b[3] = (uint8_t)(t >> 16);
-	b[4] = (uint8_t)(t >> 8);
-	b[5] = (uint8_t)t;
-	b[6] = (uint8_t)(0x70 | ((c >> 22) & 0x0f));
-	b[7] = (uint8_t)(c >> 14);
-	b[8] = (uint8_t)(0x80 | ((c >> 8) & 0x3f));
-	b[9] = (uint8_t)c;
-	b[10] = (uint8_t)(s->node >> 40);
-	b[11] = (uint8_t)(s->node >> 32);
-	b[12] = (uint8_t)(s->node >> 24);
-	b[13] = (uint8_t)(s->node >> 16);
-	b[14] = (uint8_t)(s->node >> 8);
-	b[15] = (uint8_t)s->node;
+	/* Two big-endian 64-bit words: ms(48) ver(4) c[25:14](12) and
+	 * var(2) c[13:0](14) node(48). */
+	uint64_t c = s->counter;
+	uint64_t hi = s->last_ms << 16 | 0x7000 | ((c >> 14) & 0x0fff);
+	uint64_t lo = (uint64_t)0x8000 << 48 | (c & 0x3fff) << 48 |
+	    (s->node & NODE_MASK);
+	hi = __builtin_bswap64(hi);
+	lo = __builtin_bswap64(lo);
+	memcpy(out->b, &hi, sizeof(hi));
+	memcpy(out->b + 8, &lo, sizeof(lo));
 }
 
 #ifdef PF_TESTING
