@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "barrier.h"
 #include "clock.h"
 #include "env.h"
 #include "track.h"
@@ -135,30 +136,49 @@ scope_open(const pf_scope *s)
  * Entering against dispose:
  *
  *   creator (pf__scope_enter)          pf_scope_dispose
- *   stripe += 1 (seq_cst)              state := DISPOSING (seq_cst)
- *   load state (seq_cst)               sum the stripes (seq_cst loads)
+ *   stripe += 1                        state := DISPOSING (seq_cst)
+ *   StoreLoad                          StoreLoad
+ *   load state                         sum the stripes
  *
  * Either the creator sees DISPOSING and backs out, or dispose's sum counts
  * the execution it is creating: dispose never tears the pool down under a
  * creation in progress.  Why a sum of stripes read one by one is exact
  * when it reads 0: every execution counted was entered before the state
- * store (later ones back out), so its increment precedes all of dispose's
- * loads in the seq_cst order and is seen; a decrement seen implies its
- * increment was seen too.  So the sum is at least the number of
- * executions whose finish dispose has not seen, and 0 means none is left.
- * Stripes keep the two RMWs per execution on the thread's own cache line.
+ * store (later ones back out), so its increment is visible to all of
+ * dispose's loads; a decrement seen implies its increment was seen too.
+ * So the sum is at least the number of executions whose finish dispose
+ * has not seen, and 0 means none is left.
+ *
+ * The StoreLoad barriers.  A worker's stripe is written only by that
+ * worker, so with membarrier(2) available it is a plain load and store,
+ * and the creator's barrier is a compiler barrier: dispose pays instead
+ * with pf__barrier_heavy() (barrier.h).  Otherwise (outside threads share
+ * a stripe; old kernels; TSan) the stripe is a seq_cst RMW and the loads
+ * are seq_cst.  Finishers' decrements become visible without a barrier,
+ * so dispose re-sums on a short timed wait as well as on broadcasts.
  */
-static pf__stripe *
-my_stripe(pf_scope *s)
+static void
+stripe_add(pf_scope *s, long d)
 {
 	pf__worker *w = pf__pool_current(s->pool);
-	return &s->unfinished[w != NULL ? w->index : s->n_stripes - 1];
+	if (w != NULL && s->asym) {
+		pf__stripe *st = &s->unfinished[w->index];
+		/* Relaxed: only this worker writes its stripe. */
+		atomic_store_explicit(&st->n,
+		    atomic_load_explicit(&st->n, memory_order_relaxed) + d,
+		    memory_order_relaxed);
+		pf__barrier_light();
+		return;
+	}
+	pf__stripe *st = &s->unfinished[w != NULL ? w->index :
+	    s->n_stripes - 1];
+	atomic_fetch_add_explicit(&st->n, d, memory_order_seq_cst);
 }
 
 int
 pf__scope_enter(pf_scope *s)
 {
-	atomic_fetch_add_explicit(&my_stripe(s)->n, 1, memory_order_seq_cst);
+	stripe_add(s, 1);
 	if (atomic_load_explicit(&s->state, memory_order_seq_cst) ==
 	    SCOPE_OPEN)
 		return 0;
@@ -169,9 +189,7 @@ pf__scope_enter(pf_scope *s)
 void
 pf__scope_exec_finished(pf_scope *s)
 {
-	atomic_fetch_sub_explicit(&my_stripe(s)->n, 1, memory_order_seq_cst);
-	/* Under the lock, so that dispose cannot sum and then miss this
-	 * broadcast before it waits. */
+	stripe_add(s, -1);
 	if (atomic_load_explicit(&s->state, memory_order_seq_cst) !=
 	    SCOPE_OPEN) {
 		pthread_mutex_lock(&s->lock);
@@ -248,6 +266,7 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		pf__ctx_release(&s->root);
 		return rc;
 	}
+	s->asym = pf__barrier_init();
 	s->n_stripes = s->pool->max_workers + 1;
 	s->unfinished = pf__aligned_alloc(PF_CACHELINE,
 	    s->n_stripes * sizeof(*s->unfinished));
@@ -282,12 +301,24 @@ pf_scope_dispose(pf_scope *s)
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,
 		SCOPE_DISPOSING, memory_order_seq_cst, memory_order_seq_cst))
 		return PF_ESHUTDOWN;
+	/* The heavy half of the StoreLoad pair described at
+	 * pf__scope_enter(). */
+	if (s->asym)
+		pf__barrier_heavy();
 	/* Cancels every pending execution and aborts every running one and
 	 * every standalone context: they all descend from the root. */
 	pf__ctx_abort(&s->root, PF_ECANCELED);
 	pthread_mutex_lock(&s->lock);
-	while (unfinished_sum(s) != 0)
-		pthread_cond_wait(&s->idle, &s->lock);
+	while (unfinished_sum(s) != 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->idle, &s->lock, &ts);
+	}
 	pthread_mutex_unlock(&s->lock);
 	dispose_extensions(s);
 	/* Runs what is still queued (only stale entries of executions that

@@ -200,6 +200,9 @@ struct pf_scope {
 	 * sum means anything.  Dispose waits for the sum to be 0. */
 	pf__stripe *unfinished;
 	unsigned n_stripes;
+	/* Whether worker stripes use plain stores fenced by membarrier from
+	 * dispose (barrier.h); immutable. */
+	bool asym;
 	_Atomic(pf__extlist *) exts;
 	pthread_mutex_t lock; /* extensions list changes; dispose's wait */
 	pthread_cond_t idle;
