@@ -301,8 +301,10 @@ int64_t
 pf__deque_size_hint(const pf__deque *d)
 {
 	/*
-	 * Relaxed: an estimate for heuristics (which victim to steal from),
-	 * never used to decide correctness, so nothing needs to be ordered.
+	 * Relaxed: an estimate for heuristics (which victim to steal from).
+	 * The parking protocol (pool.c) also reads it, but after a seq_cst
+	 * fence that pairs with the submitter's fence after its push, which
+	 * is what makes the answer reliable there, not the loads' order.
 	 * The cast drops const only because the C11 generic load is not
 	 * declared const on every compiler; nothing is written.
 	 */

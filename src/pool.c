@@ -102,6 +102,11 @@ run_task(pf__worker *w, pf__task *t)
 static pf__task *
 steal_from(pf__worker *w, pf__worker *v, bool *maybe)
 {
+	/* A steal attempt costs a full fence even on an empty deque; two
+	 * plain loads skip the empty ones (a stale answer only delays the
+	 * steal to the next round, or to the re-check before parking). */
+	if (pf__deque_size_hint(&v->deque) <= 0)
+		return NULL;
 	void *item;
 	int r = pf__deque_steal(&v->deque, &item);
 	if (r == PF__STEAL_OK) {
@@ -128,12 +133,17 @@ find_task(pf__worker *w, pf__worker *prefer, bool *maybe)
 	if (prefer != NULL && prefer != w &&
 	    (t = steal_from(w, prefer, maybe)) != NULL)
 		return t;
-	bool busy = false;
-	t = pf__injector_pop(&p->injector, &busy);
-	if (t != NULL)
-		return t;
-	if (busy)
-		*maybe = true;
+	/* The empty check is one load of a line that only changes when
+	 * outside threads submit; popping takes the consumers' lock with an
+	 * RMW, which every idle search of every worker would otherwise pay. */
+	if (!pf__injector_empty_hint(&p->injector)) {
+		bool busy = false;
+		t = pf__injector_pop(&p->injector, &busy);
+		if (t != NULL)
+			return t;
+		if (busy)
+			*maybe = true;
+	}
 	unsigned n = live_workers(p);
 	if (n <= 1)
 		return NULL;
@@ -214,10 +224,26 @@ void
 pf__pool_submit(pf__pool *p, pf__task *t)
 {
 	pf__worker *w = tls_worker;
+	if (w != NULL && w->pool == p) {
+		/*
+		 * A push onto a deque that already held work needs no wake-up
+		 * (and no fence): the push that made it non-empty notified,
+		 * and whoever it woke keeps stealing while work is left.  If
+		 * thieves emptied it meanwhile and our view of top is stale,
+		 * the task is still never stranded: the owner parks or blocks
+		 * only with an empty own deque (pf__pool_idle_park,
+		 * pf__pool_block_begin), so at worst it runs here, later.
+		 */
+		int64_t before = pf__deque_size_hint(&w->deque);
+		if (pf__deque_push(&w->deque, t) == 0) {
+			if (before <= 0)
+				notify(p);
+			return;
+		}
+	}
 	/* A failed push (the deque could not grow) falls back to the
 	 * injector, which never allocates: submission never fails. */
-	if (w == NULL || w->pool != p || pf__deque_push(&w->deque, t) != 0)
-		pf__injector_push(&p->injector, t);
+	pf__injector_push(&p->injector, t);
 	notify(p);
 }
 
