@@ -316,7 +316,7 @@ flow_depth(const pf_ctx *parent)
 }
 
 int
-pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
+pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out)
 {
@@ -370,14 +370,30 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 			    opts->n_tags);
 	}
 	if (rc != 0) {
-		/* Not linked yet: detach from the parent by hand so that the
-		 * free does not unlink it. */
-		e->ctx.parent = NULL;
-		pf__ctx_release(&e->ctx);
-		pf__ctx_release(parent);
-		pf__scope_exec_finished(s);
+		pf__exec_discard(e);
 		return rc;
 	}
+	*out = e;
+	return 0;
+}
+
+void
+pf__exec_discard(pf_exec *e)
+{
+	/* Not linked yet: detach from the parent by hand so that the free
+	 * does not unlink it. */
+	pf_ctx *parent = e->ctx.parent;
+	pf_scope *s = e->ctx.scope;
+	e->ctx.parent = NULL;
+	pf__ctx_release(&e->ctx);
+	pf__ctx_release(parent);
+	pf__scope_exec_finished(s);
+}
+
+void
+pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
+{
+	pf_scope *s = e->ctx.scope;
 	/* The creation's reference and the queue's, in one store: nobody
 	 * else can see the record yet. */
 	atomic_store_explicit(&e->ctx.refs, 2, memory_order_relaxed);
@@ -403,7 +419,18 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 		*out = e;
 	else
 		pf__ctx_release(&e->ctx);
-	return 0;
+}
+
+int
+pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
+    const void *input, const pf_exec_options *opts, pf__group *g,
+    pf_exec **out)
+{
+	pf_exec *e;
+	int rc = pf__exec_prepare(s, parent, f, input, opts, g, &e);
+	if (rc == 0)
+		pf__exec_start(e, opts, out);
+	return rc;
 }
 
 /* ------------------------------------------------------------- waiting */

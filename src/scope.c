@@ -482,42 +482,82 @@ journal_settle(pf_ctx *parent, pf__journal_entry *slot, pf_exec *e)
 	pf__free(slot);
 }
 
+/*
+ * A child execution in two phases (see pf__exec_prepare), so that parallel
+ * can prepare every call before it starts any.  A prepared child is either
+ * a journal hit (an execution recorded under its key, retained) or a new
+ * record not yet started, with its journal placeholder when keyed.
+ */
+struct child {
+	pf_exec *e;
+	bool hit;
+	pf__journal_entry *slot;
+};
+
 static int
-child_exec(pf_ctx *parent, const pf_flow *f, const void *input,
-    const pf_exec_options *opts, pf__group *g, pf_exec **out)
+child_prepare(pf_ctx *parent, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf__group *g, struct child *c)
 {
 	int rc = check_flow(f, input, opts);
 	if (rc == 0)
 		rc = check_parent(parent);
 	if (rc != 0)
 		return rc;
-	if (opts == NULL || opts->key == NULL)
-		return pf__exec_create(parent->scope, parent, f, input, opts, g,
-		    out);
-	pf_exec *e = NULL;
-	pf__journal_entry *slot = NULL;
-	rc = journal_claim(parent, opts->key, &e, &slot);
-	if (rc < 0)
-		return rc;
-	if (rc == 2)
-		return pf__exec_create(parent->scope, parent, f, input, opts, g,
-		    out);
-	if (rc == 1) {
-		if (out != NULL)
-			*out = e;
-		else
-			pf_exec_release(e);
-		return 0;
+	c->hit = false;
+	c->slot = NULL;
+	if (opts != NULL && opts->key != NULL) {
+		rc = journal_claim(parent, opts->key, &c->e, &c->slot);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			c->hit = true;
+			return 0;
+		}
+		/* rc 2: the journal is closed; run unjournaled. */
 	}
-	rc = pf__exec_create(parent->scope, parent, f, input, opts, g, &e);
-	journal_settle(parent, slot, rc == 0 ? e : NULL);
-	if (rc != 0)
-		return rc;
+	rc = pf__exec_prepare(parent->scope, parent, f, input, opts, g, &c->e);
+	if (rc != 0 && c->slot != NULL)
+		journal_settle(parent, c->slot, NULL);
+	return rc;
+}
+
+static void
+child_start(pf_ctx *parent, struct child *c, const pf_exec_options *opts,
+    pf_exec **out)
+{
+	if (!c->hit) {
+		/* Keeps the creation's reference in c->e. */
+		pf__exec_start(c->e, opts, &c->e);
+		if (c->slot != NULL)
+			journal_settle(parent, c->slot, c->e);
+	}
 	if (out != NULL)
-		*out = e;
+		*out = c->e;
 	else
-		pf_exec_release(e);
-	return 0;
+		pf_exec_release(c->e);
+}
+
+static void
+child_abandon(pf_ctx *parent, struct child *c)
+{
+	if (c->hit) {
+		pf_exec_release(c->e);
+		return;
+	}
+	pf__exec_discard(c->e);
+	if (c->slot != NULL)
+		journal_settle(parent, c->slot, NULL);
+}
+
+static int
+child_exec(pf_ctx *parent, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf__group *g, pf_exec **out)
+{
+	struct child c;
+	int rc = child_prepare(parent, f, input, opts, g, &c);
+	if (rc == 0)
+		child_start(parent, &c, opts, out);
+	return rc;
 }
 
 int
@@ -616,59 +656,82 @@ struct par {
 	size_t n;
 	bool settled;
 	pf__group group;
+	struct child *children; /* n slots */
 	pf_parallel_stats stats;
 };
+
+/* The earlier call of the group with the same journal key, or n. */
+static size_t
+same_key_before(const struct par *p, size_t i)
+{
+	const pf_exec_options *o = p->calls[i].opts;
+	if (o == NULL || o->key == NULL)
+		return p->n;
+	for (size_t j = 0; j < i; j++) {
+		const pf_exec_options *oj = p->calls[j].opts;
+		if (oj != NULL && oj->key != NULL && strcmp(oj->key, o->key) == 0)
+			return j;
+	}
+	return p->n;
+}
 
 static int
 run_parallel(void *arg)
 {
 	struct par *p = arg;
 	pf__group *g = &p->group;
-	int rc = 0;
-	size_t started = 0;
-	for (; started < p->n; started++) {
-		pf_call *c = &p->calls[started];
+	/* Prepare every call before starting any: an allocation failure
+	 * then returns PF_ENOMEM with nothing started.  A call whose key an
+	 * earlier call of the group already uses shares that call's
+	 * execution (its journal entry is still a placeholder here). */
+	for (size_t i = 0; i < p->n; i++) {
+		pf_call *c = &p->calls[i];
+		int rc = same_key_before(p, i) < p->n ? 0 :
+		    child_prepare(p->ctx, c->flow, c->input, c->opts, g,
+			&p->children[i]);
+		if (rc != 0) {
+			for (size_t j = i; j-- > 0;)
+				if (same_key_before(p, j) == p->n)
+					child_abandon(p->ctx, &p->children[j]);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		size_t j = same_key_before(p, i);
 		pf_exec *e;
-		rc = child_exec(p->ctx, c->flow, c->input, c->opts, g, &e);
-		if (rc != 0)
-			break;
+		if (j < p->n) {
+			e = pf_exec_retain(atomic_load_explicit(&g->execs[j],
+			    memory_order_relaxed));
+		} else {
+			child_start(p->ctx, &p->children[i],
+			    p->calls[i].opts, &e);
+		}
 		/* Seq_cst, with group_failed() in exec.c: either the failing
 		 * call sees this slot and aborts e, or we see its failure. */
-		atomic_store_explicit(&g->execs[started], e,
-		    memory_order_seq_cst);
+		atomic_store_explicit(&g->execs[i], e, memory_order_seq_cst);
 		if (!p->settled &&
 		    atomic_load_explicit(&g->failed, memory_order_seq_cst) != 0)
 			pf_exec_abort(e);
 	}
-	if (rc != 0) {
-		/* Could not start them all: the group fails as a whole. */
-		for (size_t i = 0; i < started; i++)
-			pf_exec_abort(atomic_load_explicit(&g->execs[i],
-			    memory_order_relaxed));
-	}
 	/* Wait in reverse: the last started is the likeliest still queued
 	 * on our own deque, so a worker runs it inline. */
-	for (size_t i = started; i-- > 0;) {
+	for (size_t i = p->n; i-- > 0;) {
 		pf_exec *e = atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed);
 		pf_call *c = &p->calls[i];
 		c->result = pf_exec_wait(e, c->output);
 		c->status = pf_exec_status(e);
 	}
-	for (size_t i = 0; i < started; i++)
+	for (size_t i = 0; i < p->n; i++)
 		pf_exec_release(atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed));
-	for (size_t i = started; i < p->n; i++) {
-		p->calls[i].result = rc;
-		p->calls[i].status = PF_CANCELLED;
-	}
 	p->stats.total = p->n;
 	for (size_t i = 0; i < p->n; i++)
 		if (p->calls[i].status == PF_COMPLETED)
 			p->stats.succeeded++;
 	p->stats.failed = p->stats.total - p->stats.succeeded;
-	if (rc != 0 || p->settled)
-		return rc;
+	if (p->settled)
+		return 0;
 	int first = atomic_load_explicit(&g->failed, memory_order_acquire);
 	if (first != 0)
 		return first;
@@ -700,12 +763,20 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	}
 	struct par p = { .ctx = c, .calls = calls, .n = n, .settled = settled };
 	_Atomic(pf_exec *) small[8];
+	struct child small_children[8];
+	bool heap = n > PF_ARRAY_SIZE(small);
 	p.group.n = n;
 	p.group.settled = settled;
-	p.group.execs = n <= PF_ARRAY_SIZE(small) ? small :
-	    pf__malloc(n * sizeof(*p.group.execs));
-	if (p.group.execs == NULL)
+	p.group.execs = heap ? pf__malloc(n * sizeof(*p.group.execs)) : small;
+	p.children = heap ? pf__malloc(n * sizeof(*p.children)) :
+	    small_children;
+	if (p.group.execs == NULL || p.children == NULL) {
+		if (heap) {
+			pf__free(p.group.execs);
+			pf__free(p.children);
+		}
 		return PF_ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++)
 		atomic_init(&p.group.execs[i], NULL);
 	atomic_init(&p.group.failed, 0);
@@ -719,9 +790,12 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 		.settled = settled,
 	};
 	rc = pf__ext_run(c->scope, &op, run_parallel, &p);
-	if (p.group.execs != small)
+	if (heap) {
 		pf__free(p.group.execs);
-	if (stats != NULL)
+		pf__free(p.children);
+	}
+	/* Untouched when nothing started (an allocation failed). */
+	if (stats != NULL && p.stats.total != 0)
 		*stats = p.stats;
 	return rc;
 }

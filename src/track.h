@@ -240,6 +240,20 @@ bool pf__ctx_journal_open(pf_ctx *c);
 
 /* exec.c */
 void pf__exec_on_abort(pf_exec *e, int reason);
+/*
+ * Creation in two phases, so that a group of executions can be built
+ * completely (every allocation done) before any of them starts:
+ * pf__exec_prepare allocates and fills a record that nobody can see yet
+ * (0, PF_ENOMEM, PF_ESHUTDOWN); pf__exec_start (which cannot fail) delivers
+ * pending, arms the timeout, links and submits it; pf__exec_discard drops
+ * a prepared record that will not start, running nothing and calling no
+ * callback.  pf__exec_create does both phases.
+ */
+int pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
+    const void *input, const pf_exec_options *opts, pf__group *g,
+    pf_exec **out);
+void pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out);
+void pf__exec_discard(pf_exec *e);
 int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out);
