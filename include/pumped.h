@@ -441,7 +441,9 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
  *                  const pf_exec_options *opts, pf_exec **out);
  *   int ident_scope_run(pf_scope *s, const in_type *in, out_type *out,
  *                       const pf_exec_options *opts);
- * PF_FLOW_DECLARE(ident, in_type, out_type) declares them in a header.
+ * PF_FLOW_DECLARE(ident, in_type, out_type) declares them (in a header, or
+ * before a recursive handler); then PF_FLOW_DEFINE(ident, in_type,
+ * out_type, handler) defines the flow without defining the wrappers again.
  */
 #define PF__FLOW_WRAPPERS(ident, in_type, out_type)                            \
 	PF__UNUSED static inline int ident##_run(pf_ctx *parent_, in_type const *in_,     \
@@ -464,7 +466,7 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 	extern const pf_flow ident;                                            \
 	PF__FLOW_WRAPPERS(ident, in_type, out_type)
 
-#define PF_FLOW(ident, in_type, out_type, handler)                             \
+#define PF_FLOW_DEFINE(ident, in_type, out_type, handler)                      \
 	static int ident##__thunk(pf_ctx *c_, const void *in_, void *out_)     \
 	{                                                                      \
 		/* A handler of another type has no _Generic association. */   \
@@ -473,7 +475,10 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 		    c_, (in_type const *)in_, (out_type *)out_);               \
 	}                                                                      \
 	const pf_flow ident = { #ident, ident##__thunk, sizeof(in_type),       \
-		sizeof(out_type) };                                            \
+		sizeof(out_type) }
+
+#define PF_FLOW(ident, in_type, out_type, handler)                             \
+	PF_FLOW_DEFINE(ident, in_type, out_type, handler);                     \
 	PF__FLOW_WRAPPERS(ident, in_type, out_type)
 
 /*
