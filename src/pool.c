@@ -384,6 +384,9 @@ worker_main(void *arg)
 		if (atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 		    !work_visible(p))
 			break;
+		/* Going idle: a good moment to refine the TSC calibration
+		 * (rate-limited to once a second) off the hot path. */
+		pf__clock_refine();
 		pf__pool_idle_park(w, stop_requested, p, -1);
 	}
 	if (p->on_stop != NULL)
