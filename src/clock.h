@@ -27,6 +27,10 @@ int64_t pf__clock_raw(void);
 /* raw -> CLOCK_MONOTONIC ns and -> ns since the Unix epoch.  0 -> 0. */
 int64_t pf__clock_raw_to_mono(int64_t raw);
 int64_t pf__clock_raw_to_wall(int64_t raw);
+/* Nanoseconds between two raw timestamps (to >= from).  Exact to the
+ * calibrated rate: use it for durations rather than converting both ends,
+ * whose error grows with the distance from the calibration point. */
+int64_t pf__clock_raw_elapsed_ns(int64_t from, int64_t to);
 /* Refines the tick rate when the last refinement is over a second old.
  * Cheap to call often (one load and a compare when nothing is due). */
 void pf__clock_refine(void);

@@ -693,6 +693,11 @@ run_parallel(void *arg)
 			for (size_t j = i; j-- > 0;)
 				if (same_key_before(p, j) == p->n)
 					child_abandon(p->ctx, &p->children[j]);
+			/* Nothing ran: every call reports why. */
+			for (size_t j = 0; j < p->n; j++) {
+				p->calls[j].result = rc;
+				p->calls[j].status = PF_CANCELLED;
+			}
 			return rc;
 		}
 	}
