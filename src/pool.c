@@ -349,7 +349,9 @@ worker_main(void *arg)
 		/* At most one idle worker spins; the others park at once, so
 		 * idle spinners never crowd out the threads doing the work
 		 * (or the outside thread waiting for it) on a small machine.
-		 * Relaxed: a hint; parking is correct either way. */
+		 * Relaxed RMWs: the decrement below is ordered before this
+		 * worker's idle announcement by the seq_cst fence in
+		 * pf__pool_idle_park(), which is all notify() relies on. */
 		bool counted = t == NULL;
 		bool spin = counted &&
 		    atomic_fetch_add_explicit(&p->spinners, 1,
