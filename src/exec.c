@@ -402,8 +402,12 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
 	if (e->on_status != NULL)
 		e->on_status(e, PF_PENDING, e->on_status_data);
 	/* Armed before it is linked: if the link finds the parent aborted,
-	 * the cancellation that follows also cancels the timer. */
-	if (opts != NULL && opts->timeout_ms != 0)
+	 * the cancellation that follows also cancels the timer.  Not armed
+	 * if the pending callback itself aborted the execution: it finished,
+	 * and nothing would cancel the timer any more. */
+	if (opts != NULL && opts->timeout_ms != 0 &&
+	    (atomic_load_explicit(&e->state, memory_order_relaxed) &
+		PF__ST_MASK) == PF_PENDING)
 		pf__ctx_arm_timeout(&e->ctx, opts->timeout_ms);
 	pf__ctx_link(&e->ctx);
 	/* An execution cancelled at link time needs no task: drop the

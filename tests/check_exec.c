@@ -2436,6 +2436,46 @@ END_TEST
 
 /* ------------------------------------------------------------------ main */
 
+/*
+ * A pending callback that aborts its own execution, which has a timeout:
+ * the execution ends cancelled before its timer would be armed, and no
+ * timer is left holding it (LeakSanitizer checks the ASan build).
+ */
+static void
+abort_on_pending(pf_exec *e, pf_status st, void *data)
+{
+	if (st == PF_PENDING)
+		pf_exec_abort(e);
+	atomic_fetch_add((atomic_int *)data, 1);
+}
+
+static int
+never_runs(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	return 1;
+}
+
+START_TEST(pending_callback_aborts_execution_with_timeout)
+{
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, NULL), 0);
+	static const pf_flow f = { "never", never_runs, 0, 0 };
+	atomic_int calls = 0;
+	pf_exec_options o = { .timeout_ms = 20, .on_status = abort_on_pending,
+		.on_status_data = &calls };
+	pf_exec *e;
+	ck_assert_int_eq(pf_scope_exec(s, &f, NULL, &o, &e), 0);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), PF_ECANCELED);
+	ck_assert_int_eq(pf_exec_status(e), PF_CANCELLED);
+	ck_assert_int_eq(atomic_load(&calls), 2); /* pending, cancelled */
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 exec_suite(void)
 {
@@ -2494,6 +2534,7 @@ exec_suite(void)
 	tc = tcase_create("callbacks_may_abort");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, callback_aborts_own_execution);
+	tcase_add_test(tc, pending_callback_aborts_execution_with_timeout);
 	tcase_add_test(tc, callback_aborts_other_context);
 	suite_add_tcase(s, tc);
 
