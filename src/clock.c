@@ -78,7 +78,7 @@ invariant_tsc(void)
 	unsigned a, b, c, d;
 	/* CPUID 0x80000007 EDX bit 8: the TSC ticks at a constant rate in
 	 * every P-, C- and T-state. */
-	if (__get_cpuid_max(0x80000000u, NULL) < 0x80000007u)
+	if ((unsigned)__get_cpuid_max(0x80000000u, NULL) < 0x80000007u)
 		return false;
 	__cpuid(0x80000007, a, b, c, d);
 	return (d & (1u << 8)) != 0;
