@@ -215,10 +215,6 @@ typedef struct pf_scope_options {
 	size_t n_extensions;
 	const pf_tag_value *tags; /* scope tags, copied */
 	size_t n_tags;
-	/* Added after API.md's fields.  Spare workers the scope may start
-	 * when every worker is blocked in a wait that cannot help; 0:
-	 * PUMPED_MAX_SPARE, else 256. */
-	unsigned max_spare;
 } pf_scope_options;
 
 /*

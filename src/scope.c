@@ -218,8 +218,7 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		opts = &none;
 	if ((opts->n_extensions != 0 && opts->extensions == NULL) ||
 	    (opts->n_tags != 0 && opts->tags == NULL) ||
-	    opts->threads > PF__MAX_THREADS ||
-	    opts->max_spare > PF__MAX_THREADS)
+	    opts->threads > PF__MAX_THREADS)
 		return PF_EINVAL;
 	for (size_t i = 0; i < opts->n_extensions; i++)
 		if (opts->extensions[i] == NULL)
@@ -254,9 +253,8 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	}
 	pf__pool_config cfg = {
 		.threads = s->threads,
-		.max_spare = opts->max_spare != 0 ? opts->max_spare :
-		    (unsigned)pf__env_uint("PUMPED_MAX_SPARE", 0,
-			PF__MAX_THREADS, DEFAULT_MAX_SPARE),
+		.max_spare = (unsigned)pf__env_uint("PUMPED_MAX_SPARE", 0,
+		    PF__MAX_THREADS, DEFAULT_MAX_SPARE),
 		.stack_size = (size_t)pf__env_uint("PUMPED_STACK_KB", 64,
 				  1u << 20, 8192) * 1024,
 		.on_start = pf__record_worker_start,

@@ -2015,22 +2015,6 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
-/* max_spare, added after API.md's fields: in range accepted, over the
- * thread cap refused. */
-START_TEST(scope_option_max_spare)
-{
-	pf_scope *s = NULL;
-	pf_scope_options o = { .threads = 1, .max_spare = 4 };
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	ck_assert_uint_eq(pf_scope_threads(s), 1);
-	ck_assert_int_eq(pf_scope_dispose(s), 0);
-	s = NULL;
-	o.max_spare = 100000;
-	ck_assert_int_eq(pf_scope_create(&s, &o), PF_EINVAL);
-	ck_assert_ptr_null(s);
-}
-END_TEST
-
 static Suite *
 api_suite(void)
 {
@@ -2102,7 +2086,6 @@ api_suite(void)
 	tcase_add_test(tc, dispose_aborts_running_and_standalone);
 	tcase_add_test(tc, dispose_cancels_pending);
 	tcase_add_test(tc, num_threads_env_read_at_each_create);
-	tcase_add_test(tc, scope_option_max_spare);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("typed_flow");
