@@ -441,6 +441,10 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
  *                  const pf_exec_options *opts, pf_exec **out);
  *   int ident_scope_run(pf_scope *s, const in_type *in, out_type *out,
  *                       const pf_exec_options *opts);
+ * PF_FLOW, PF_FLOW_DECLARE, PF_TAG and PF_TAG_DECLARE end with function
+ * definitions, so they need no semicolon (a stray one only draws a
+ * -Wpedantic warning); PF_FLOW_DEFINE, PF_TAG_DEFINE and
+ * PF_TAG_DEFINE_DEFAULT are declarations and take one.
  * PF_FLOW_DECLARE(ident, in_type, out_type) declares them (in a header, or
  * before a recursive handler); then PF_FLOW_DEFINE(ident, in_type,
  * out_type, handler) defines the flow without defining the wrappers again.
