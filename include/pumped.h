@@ -434,7 +434,8 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 /*
  * PF_FLOW(ident, in_type, out_type, handler) defines `const pf_flow ident`
  * for `int handler(pf_ctx *, const in_type *, out_type *)` (checked at
- * compile time) and typed wrappers:
+ * compile time; in_type or out_type may be void: no input / no output)
+ * and typed wrappers:
  *   int ident_run(pf_ctx *parent, const in_type *in, out_type *out,
  *                 const pf_exec_options *opts);
  *   int ident_exec(pf_ctx *parent, const in_type *in,
@@ -470,6 +471,11 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 	extern const pf_flow ident;                                            \
 	PF__FLOW_WRAPPERS(ident, in_type, out_type)
 
+/* sizeof, with 0 for void (a flow without input or output). */
+#define PF__SIZEOF(type)                                                       \
+	_Generic((type *)0, void *: (size_t)0, const void *: (size_t)0,        \
+	    default: sizeof(type))
+
 #define PF_FLOW_DEFINE(ident, in_type, out_type, handler)                      \
 	static int ident##__thunk(pf_ctx *c_, const void *in_, void *out_)     \
 	{                                                                      \
@@ -478,8 +484,8 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 		    int (*)(pf_ctx *, in_type const *, out_type *): handler)(  \
 		    c_, (in_type const *)in_, (out_type *)out_);               \
 	}                                                                      \
-	const pf_flow ident = { #ident, ident##__thunk, sizeof(in_type),       \
-		sizeof(out_type) }
+	const pf_flow ident = { #ident, ident##__thunk, PF__SIZEOF(in_type),   \
+		PF__SIZEOF(out_type) }
 
 #define PF_FLOW(ident, in_type, out_type, handler)                             \
 	PF_FLOW_DEFINE(ident, in_type, out_type, handler);                     \

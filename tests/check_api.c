@@ -2015,6 +2015,28 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
+/* PF_FLOW with void input and output: sizes 0, no input needed. */
+static int
+void_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	return 0;
+}
+PF_FLOW(void_flow, void, void, void_handler)
+
+START_TEST(typed_flow_void_input_and_output)
+{
+	ck_assert_uint_eq(void_flow.input_size, 0);
+	ck_assert_uint_eq(void_flow.output_size, 0);
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, NULL), 0);
+	ck_assert_int_eq(void_flow_scope_run(s, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 api_suite(void)
 {
@@ -2090,6 +2112,7 @@ api_suite(void)
 
 	tc = tcase_create("typed_flow");
 	tcase_add_test(tc, typed_flow_macro);
+	tcase_add_test(tc, typed_flow_void_input_and_output);
 	suite_add_tcase(s, tc);
 	return s;
 }
