@@ -306,12 +306,21 @@ pf__exec_free(pf_exec *e)
 	pf__record_free(e, e->ctx.from_slab);
 }
 
+/*
+ * Depth of a flow started under parent: one more than the depth its parent
+ * reads.  A flow context reads its own depth, an fn step its flow's, a
+ * standalone context 0 (the tag's default, as a root); only roots, started
+ * under the scope itself, are at depth 0.
+ */
 static uint32_t
 flow_depth(const pf_ctx *parent)
 {
-	for (const pf_ctx *a = parent; a != NULL; a = a->parent)
+	for (const pf_ctx *a = parent; a != NULL; a = a->parent) {
 		if (a->kind == PF__CTX_FLOW)
 			return a->depth + 1;
+		if (a->kind == PF__CTX_STANDALONE)
+			return 1;
+	}
 	return 0;
 }
 

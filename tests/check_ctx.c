@@ -839,6 +839,37 @@ END_TEST
 
 /* ------------------------------------------------------------- suite */
 
+/* A flow started from a standalone context is not a root: depth 1, as
+ * item 8 has it for calls ("depth + 1" of a caller reading 0). */
+static int
+report_depth(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	uint32_t d = UINT32_MAX;
+	int rc = pf_ctx_get(c, &pf_flow_depth_tag, &d);
+	memcpy(out, &d, sizeof(d));
+	return rc;
+}
+
+START_TEST(flow_meta_child_of_standalone_is_depth_1)
+{
+	static const pf_flow f = { "depth", report_depth, 0, sizeof(uint32_t) };
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, NULL), 0);
+	pf_ctx *sa;
+	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &sa), 0);
+	uint32_t d = UINT32_MAX;
+	ck_assert_int_eq(pf_ctx_get(sa, &pf_flow_depth_tag, &d), 0);
+	ck_assert_uint_eq(d, 0);
+	ck_assert_int_eq(pf_ctx_run(sa, &f, NULL, &d, NULL), 0);
+	ck_assert_uint_eq(d, 1);
+	ck_assert_int_eq(pf_scope_run(s, &f, NULL, &d, NULL), 0);
+	ck_assert_uint_eq(d, 0);
+	pf_ctx_release(sa);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 ctx_suite(void)
 {
@@ -883,6 +914,7 @@ ctx_suite(void)
 	tcase_add_test(tc, flow_meta_root_and_child);
 	tcase_add_test(tc, flow_meta_parallel_calls);
 	tcase_add_test(tc, flow_meta_fn_step_and_standalone);
+	tcase_add_test(tc, flow_meta_child_of_standalone_is_depth_1);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("option_tags");
