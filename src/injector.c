@@ -73,7 +73,7 @@ pf__injector_destroy(pf__injector *q)
 	(void)q;
 }
 
-void
+bool
 pf__injector_push(pf__injector *q, pf__task *t)
 {
 	/*
@@ -96,6 +96,7 @@ pf__injector_push(pf__injector *q, pf__task *t)
 	 * of ->next in pf__injector_pop().
 	 */
 	atomic_store_explicit(&prev->next, t, memory_order_release);
+	return prev == &q->stub;
 }
 
 /* Caller holds the consumer lock.  The three-way result of one attempt. */

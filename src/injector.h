@@ -38,8 +38,13 @@ typedef struct pf__injector {
 
 void pf__injector_init(pf__injector *q);
 void pf__injector_destroy(pf__injector *q);
-/* Any thread.  Never fails, never blocks. */
-void pf__injector_push(pf__injector *q, pf__task *t);
+/*
+ * Any thread.  Never fails, never blocks.  Returns true when the queue was
+ * empty just before t went in: exact, because the push's exchange and the
+ * consumer's re-insertion of the stub (the only way it becomes empty) are
+ * read-modify-writes of the same tail word.
+ */
+bool pf__injector_push(pf__injector *q, pf__task *t);
 /*
  * Any thread.  The oldest task, or NULL.  When busy is not NULL, *busy is
  * always written: false with a task, false with NULL when the queue was

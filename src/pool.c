@@ -242,9 +242,13 @@ pf__pool_submit(pf__pool *p, pf__task *t)
 		}
 	}
 	/* A failed push (the deque could not grow) falls back to the
-	 * injector, which never allocates: submission never fails. */
-	pf__injector_push(&p->injector, t);
-	notify(p);
+	 * injector, which never allocates: submission never fails.  As for a
+	 * deque, only the push that makes the injector non-empty wakes
+	 * someone: whoever it woke keeps taking from it while it is not
+	 * empty (a worker never parks while work is visible) and wakes the
+	 * next worker when there is more (worker_main). */
+	if (pf__injector_push(&p->injector, t))
+		notify(p);
 }
 
 bool
@@ -343,6 +347,7 @@ worker_main(void *arg)
 	    p->stack_size / 4;
 	if (p->on_start != NULL)
 		p->on_start(w, p->hook_arg);
+	bool woken = false;
 	for (;;) {
 		bool maybe = false;
 		pf__task *t = find_task(w, NULL, &maybe);
@@ -352,6 +357,13 @@ worker_main(void *arg)
 		 * Relaxed RMWs: the decrement below is ordered before this
 		 * worker's idle announcement by the seq_cst fence in
 		 * pf__pool_idle_park(), which is all notify() relies on. */
+		/* Just woken with work waiting: pass the wake-up on while more
+		 * is visible, so a burst that woke one worker spreads. */
+		if (t != NULL && woken) {
+			woken = false;
+			if (work_visible(p))
+				notify(p);
+		}
 		bool counted = t == NULL;
 		bool spin = counted &&
 		    atomic_fetch_add_explicit(&p->spinners, 1,
@@ -390,6 +402,7 @@ worker_main(void *arg)
 		 * (rate-limited to once a second) off the hot path. */
 		pf__clock_refine();
 		pf__pool_idle_park(w, stop_requested, p, -1);
+		woken = true;
 	}
 	if (p->on_stop != NULL)
 		p->on_stop(w, p->hook_arg);
