@@ -378,8 +378,16 @@ pf__ctx_end_at(pf_ctx *c, int64_t now)
 	 * thread can race with the owner here, and then either timestamp is
 	 * a right answer.  Release: pairs with the acquire in
 	 * pf_ctx_completed_at(). */
-	if (atomic_load_explicit(&c->completed_at, memory_order_relaxed) == 0)
-		atomic_store_explicit(&c->completed_at, now, memory_order_release);
+	if (atomic_load_explicit(&c->completed_at, memory_order_relaxed) != 0)
+		return;
+	/* Not before the start, even if two CPUs' TSCs disagree slightly. */
+	int64_t started = atomic_load_explicit(&c->started_at,
+	    memory_order_relaxed);
+	if (now < started)
+		now = started;
+	if (now < c->created_at)
+		now = c->created_at;
+	atomic_store_explicit(&c->completed_at, now, memory_order_release);
 }
 
 /* ------------------------------------------------------------- errors */

@@ -244,7 +244,12 @@ static void
 run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 {
 	atomic_store_explicit(&e->runner, w, memory_order_relaxed);
-	atomic_store_explicit(&e->ctx.started_at, pf__clock_raw(),
+	/* Not before creation, even if the TSCs of two CPUs disagree by a
+	 * few cycles. */
+	int64_t now = pf__clock_raw();
+	if (now < e->ctx.created_at)
+		now = e->ctx.created_at;
+	atomic_store_explicit(&e->ctx.started_at, now,
 	    memory_order_release);
 	deliver(e, PF_RUNNING, old);
 	pf_scope *s = e->ctx.scope;
