@@ -193,6 +193,28 @@ pf__clock_raw_elapsed_ns(int64_t from, int64_t to)
 }
 
 int64_t
+pf__clock_raw_to_mono_near(int64_t raw)
+{
+	static _Thread_local struct {
+		int64_t raw, mono;
+	} anchor PF_TLS_MODEL;
+	ensure_calibrated();
+	if (!cal.tsc)
+		return raw;
+	double ns_per_tick = slope();
+	int64_t dist = raw - anchor.raw;
+	if (anchor.raw == 0 ||
+	    (double)(dist < 0 ? -dist : dist) * ns_per_tick > 1000000.0) {
+		/* Read the pair back to back; the TSC read is the cheap one,
+		 * so it goes second to sit close to the monotonic read. */
+		anchor.mono = pf__clock_mono_ns();
+		anchor.raw = read_tsc();
+		dist = raw - anchor.raw;
+	}
+	return anchor.mono + (int64_t)((double)dist * ns_per_tick);
+}
+
+int64_t
 pf__clock_raw_to_wall(int64_t raw)
 {
 	if (raw == 0)

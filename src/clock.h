@@ -31,6 +31,15 @@ int64_t pf__clock_raw_to_wall(int64_t raw);
  * calibrated rate: use it for durations rather than converting both ends,
  * whose error grows with the distance from the calibration point. */
 int64_t pf__clock_raw_elapsed_ns(int64_t from, int64_t to);
+/*
+ * raw -> CLOCK_MONOTONIC ns for a raw value close to now (within a few
+ * ms), without reading CLOCK_MONOTONIC each time: each thread keeps an
+ * anchor pair (raw, mono) read together and renewed once it is over 1 ms
+ * old, and converts only the short distance from it.  Exact to the tick
+ * rate over that distance, unlike pf__clock_raw_to_mono, whose error grows
+ * with the distance from the calibration point.
+ */
+int64_t pf__clock_raw_to_mono_near(int64_t raw);
 /* Refines the tick rate when the last refinement is over a second old.
  * Cheap to call often (one load and a compare when nothing is due). */
 void pf__clock_refine(void);

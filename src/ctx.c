@@ -346,16 +346,14 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	/* The deadline counts from creation: time spent pending counts. */
 	int64_t ms = timeout_ms > (uint64_t)INT64_MAX / 2000000 ?
 	    INT64_MAX / 2000000 : (int64_t)timeout_ms;
-	/* Measured as now minus the (short) time since creation, not by
-	 * converting created_at: a conversion's error grows with the
-	 * distance from the clock's calibration point, and a timeout must
-	 * never fire early. */
-	int64_t since = pf__clock_raw_elapsed_ns(c->created_at,
-	    pf__clock_raw());
+	/* Converted near now (creation was a moment ago), not from the
+	 * calibration point, whose error grows with the distance: a timeout
+	 * must never fire early. */
+	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
 	pf__ctx_retain(c);
 	atomic_store_explicit(&c->timer_armed, true, memory_order_relaxed);
-	pf__timer_arm(c->scope->timers, &c->timer,
-	    pf__clock_mono_ns() - since + ms * 1000000, timer_fired);
+	pf__timer_arm(c->scope->timers, &c->timer, created + ms * 1000000,
+	    timer_fired);
 }
 
 void
