@@ -35,6 +35,10 @@ PF_EXTERN const pf_tag pf_flow_is_parallel_tag = { "flow.isParallel",
 
 enum { SCOPE_OPEN, SCOPE_DISPOSING, SCOPE_DISPOSED };
 
+/* The scope whose fn step runs on this thread (innermost), so that a
+ * dispose from inside it is refused like one from a handler. */
+static _Thread_local pf_scope *tls_fn_scope PF_TLS_MODEL;
+
 /* Spare workers allowed beyond the base count (PUMPED_MAX_SPARE). */
 #define DEFAULT_MAX_SPARE 256
 
@@ -295,7 +299,9 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 int
 pf_scope_dispose(pf_scope *s)
 {
-	if (s == NULL || pf__pool_current(s->pool) != NULL)
+	/* From one of the scope's own handlers or fn steps it would wait
+	 * for itself. */
+	if (s == NULL || pf__pool_current(s->pool) != NULL || tls_fn_scope == s)
 		return PF_EINVAL;
 	int open = SCOPE_OPEN;
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,
@@ -639,7 +645,10 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 		.context = child,
 		.name = child->name,
 	};
+	pf_scope *outer = tls_fn_scope;
+	tls_fn_scope = parent->scope;
 	rc = pf__ext_run(parent->scope, &op, call_fn, &call);
+	tls_fn_scope = outer;
 	if (rc != 0)
 		pf__ctx_record_error(child, rc);
 	pf__ctx_end_at(child, pf__clock_raw());

@@ -2037,6 +2037,33 @@ START_TEST(typed_flow_void_input_and_output)
 }
 END_TEST
 
+/* Item 12: dispose from inside one of the scope's own executions is
+ * PF_EINVAL, also from an fn step run on an outside thread (a standalone
+ * context's step runs on the caller's thread, not on a worker). */
+static pf_scope *fn_dispose_scope;
+
+static int
+fn_dispose(pf_ctx *c, void *arg)
+{
+	(void)c;
+	*(int *)arg = pf_scope_dispose(fn_dispose_scope);
+	return 0;
+}
+
+START_TEST(dispose_from_outside_fn_step_is_einval)
+{
+	ck_assert_int_eq(pf_scope_create(&fn_dispose_scope, NULL), 0);
+	pf_ctx *c;
+	ck_assert_int_eq(pf_scope_create_execution(fn_dispose_scope, NULL, &c),
+	    0);
+	int inside = 0;
+	ck_assert_int_eq(pf_ctx_exec_fn(c, "dispose", fn_dispose, &inside), 0);
+	ck_assert_int_eq(inside, PF_EINVAL);
+	pf_ctx_release(c);
+	ck_assert_int_eq(pf_scope_dispose(fn_dispose_scope), 0);
+}
+END_TEST
+
 static Suite *
 api_suite(void)
 {
@@ -2108,6 +2135,7 @@ api_suite(void)
 	tcase_add_test(tc, dispose_aborts_running_and_standalone);
 	tcase_add_test(tc, dispose_cancels_pending);
 	tcase_add_test(tc, num_threads_env_read_at_each_create);
+	tcase_add_test(tc, dispose_from_outside_fn_step_is_einval);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("typed_flow");
