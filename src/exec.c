@@ -117,6 +117,7 @@ deliver(pf_exec *e, uint32_t st, uint32_t flags)
 static uint32_t
 leave_pending(pf_exec *e, uint32_t to)
 {
+	/* Relaxed: only a first guess; the CAS below validates it. */
 	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
 	do {
 		if ((old & PF__ST_MASK) != PF_PENDING)
@@ -195,6 +196,7 @@ settle(pf_exec *e, uint32_t st)
 	 * once every call is DONE. */
 	if (e->group != NULL && !e->group->settled && st == PF_FAILED)
 		group_failed(e);
+	/* Relaxed: only a first guess; the CAS below validates it. */
 	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
 	uint32_t done;
 	/* Release: the result, error and completed_at written before are
@@ -243,6 +245,7 @@ call_handler(void *arg)
 static void
 run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 {
+	/* Relaxed: a hint for helpers choosing whom to steal from. */
 	atomic_store_explicit(&e->runner, w, memory_order_relaxed);
 	/* Not before creation, even if the TSCs of two CPUs disagree by a
 	 * few cycles. */
@@ -418,7 +421,8 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
 	/* Armed before it is linked: if the link finds the parent aborted,
 	 * the cancellation that follows also cancels the timer.  Not armed
 	 * if the pending callback itself aborted the execution: it finished,
-	 * and nothing would cancel the timer any more. */
+	 * and nothing would cancel the timer any more.  Relaxed: nobody else
+	 * can see the record yet, only that callback on this thread. */
 	if (opts != NULL && opts->timeout_ms != 0 &&
 	    (atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING)
@@ -426,6 +430,8 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
 	pf__ctx_link(&e->ctx);
 	/* An execution cancelled at link time needs no task: drop the
 	 * queue's reference (taken with the creation's, above). */
+	/* Relaxed: a stale "pending" only submits a task that will find the
+	 * execution cancelled and drop its reference (task_run). */
 	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {
 		e->home = pf__pool_current(s->pool);
@@ -478,6 +484,7 @@ static void
 waiter_unregister(pf_exec *e, pf__waiter *w)
 {
 	pf__spin_lock(&e->ctx.lock);
+	/* Relaxed: under the lock that the signaling store is made under. */
 	if (!atomic_load_explicit(&w->signaled, memory_order_relaxed)) {
 		if (w->prev != NULL)
 			w->prev->next = w->next;
