@@ -178,6 +178,8 @@ pf__ctx_retain(pf_ctx *c)
 bool
 pf__ctx_try_retain(pf_ctx *c)
 {
+	/* Relaxed, as for any increment: the caller holds the parent's lock,
+	 * which keeps the record's memory (not its count) alive. */
 	uint32_t n = atomic_load_explicit(&c->refs, memory_order_relaxed);
 	while (n != 0)
 		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1,
@@ -351,6 +353,8 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	 * must never fire early. */
 	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
 	pf__ctx_retain(c);
+	/* Relaxed: the flag only saves cancel a trip to the wheel; arm and
+	 * cancel are ordered by the wheel's mutex. */
 	atomic_store_explicit(&c->timer_armed, true, memory_order_relaxed);
 	pf__timer_arm(c->scope->timers, &c->timer, created + ms * 1000000,
 	    timer_fired);
@@ -553,6 +557,7 @@ pf_ctx_retain(pf_ctx *c)
 	if (c == NULL)
 		return NULL;
 	if (c->kind == PF__CTX_STANDALONE)
+		/* Relaxed: like a reference increment. */
 		atomic_fetch_add_explicit(&c->handles, 1, memory_order_relaxed);
 	pf__ctx_retain(c);
 	return c;
@@ -839,6 +844,8 @@ pf__ctx_journal_open(pf_ctx *c)
 {
 	if (c->journal_closed)
 		return false;
+	/* Relaxed check: it saves the seq_cst store once the flag is set;
+	 * the flag only ever goes from false to true. */
 	if (!atomic_load_explicit(&c->journal_used, memory_order_relaxed))
 		atomic_store_explicit(&c->journal_used, true,
 		    memory_order_seq_cst);

@@ -97,6 +97,7 @@ add_extension(pf_scope *s, const pf_extension *ext)
 			return rc;
 	}
 	pthread_mutex_lock(&s->lock);
+	/* Relaxed: only writers, serialised by this mutex, store it. */
 	pf__extlist *old = atomic_load_explicit(&s->exts, memory_order_relaxed);
 	size_t n = old != NULL ? old->n : 0;
 	pf__extlist *l = pf__malloc(sizeof(*l) + (n + 1) * sizeof(l->v[0]));
@@ -727,8 +728,10 @@ run_parallel(void *arg)
 		    atomic_load_explicit(&g->failed, memory_order_seq_cst) != 0)
 			pf_exec_abort(e);
 	}
-	/* Wait in reverse: the last started is the likeliest still queued
-	 * on our own deque, so a worker runs it inline. */
+	/* The slots are written only by this thread; the relaxed loads of
+	 * them here and above read our own stores.  Wait in reverse: the
+	 * last started is the likeliest still queued on our own deque, so a
+	 * worker runs it inline. */
 	for (size_t i = p->n; i-- > 0;) {
 		pf_exec *e = atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed);
