@@ -36,18 +36,30 @@
  */
 #include "config.h"
 
+#include <sched.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "track.h"
 
+/* A dynamic subscriber.  All fields are protected by the context's lock.
+ * busy counts deliveries in flight (the callback runs without the lock);
+ * a subscriber removed meanwhile is freed by the last of them. */
 struct pf__sub {
 	pf__sub *next;
 	pf_status_fn fn;
 	void *data;
 	uint32_t seen; /* last status delivered or read at subscription */
+	uint32_t busy;
+	bool removed;
+	bool awaited; /* off_status waits for busy and frees it itself */
 };
+
+/* The execution whose subscribers this thread is calling, so that
+ * pf_exec_off_status from inside such a callback does not wait for
+ * itself. */
+static _Thread_local pf_exec *tls_delivering PF_TLS_MODEL;
 
 struct pf__waiter {
 	pf__waiter *next, *prev;
@@ -78,27 +90,34 @@ is_done(const pf_exec *e)
 static void
 deliver_subs(pf_exec *e, uint32_t st)
 {
+	pf_exec *outer = tls_delivering;
+	tls_delivering = e;
 	for (;;) {
-		struct {
-			pf_status_fn fn;
-			void *data;
-		} batch[16];
+		pf__sub *batch[16];
 		size_t n = 0;
 		pf__spin_lock(&e->ctx.lock);
 		for (pf__sub *s = e->subs; s != NULL && n < 16; s = s->next) {
 			if (s->seen < st) {
 				s->seen = st;
-				batch[n].fn = s->fn;
-				batch[n].data = s->data;
-				n++;
+				s->busy++;
+				batch[n++] = s;
 			}
 		}
 		pf__spin_unlock(&e->ctx.lock);
+		/* Without the lock: a callback may abort, subscribe, ... */
 		for (size_t i = 0; i < n; i++)
-			batch[i].fn(e, (pf_status)st, batch[i].data);
+			batch[i]->fn(e, (pf_status)st, batch[i]->data);
+		pf__spin_lock(&e->ctx.lock);
+		for (size_t i = 0; i < n; i++) {
+			if (--batch[i]->busy == 0 && batch[i]->removed &&
+			    !batch[i]->awaited)
+				pf__free(batch[i]);
+		}
+		pf__spin_unlock(&e->ctx.lock);
 		if (n < 16)
-			return;
+			break;
 	}
+	tls_delivering = outer;
 }
 
 static inline void
@@ -732,6 +751,9 @@ pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
 		return 0;
 	}
 	s->seen = st;
+	s->busy = 0;
+	s->removed = false;
+	s->awaited = false;
 	s->next = NULL;
 	/* Appended, so subscribers are told in the order they came. */
 	pf__sub **link = &e->subs;
@@ -751,12 +773,27 @@ pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data)
 	for (pf__sub **link = &e->subs; *link != NULL;
 	     link = &(*link)->next) {
 		pf__sub *s = *link;
-		if (s->fn == fn && s->data == data) {
-			*link = s->next;
+		if (s->fn != fn || s->data != data)
+			continue;
+		*link = s->next;
+		s->removed = true;
+		/* Once this returns the callback is not running and will not
+		 * run: wait for a delivery in flight on another thread, then
+		 * free s here.  One in flight on this thread is the caller
+		 * itself: the delivery frees s when it is done. */
+		if (s->busy != 0 && tls_delivering == e) {
 			pf__spin_unlock(&e->ctx.lock);
-			pf__free(s);
 			return 0;
 		}
+		s->awaited = true;
+		while (s->busy != 0) {
+			pf__spin_unlock(&e->ctx.lock);
+			sched_yield();
+			pf__spin_lock(&e->ctx.lock);
+		}
+		pf__spin_unlock(&e->ctx.lock);
+		pf__free(s);
+		return 0;
 	}
 	pf__spin_unlock(&e->ctx.lock);
 	return PF_ENOENT;

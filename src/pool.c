@@ -168,16 +168,20 @@ work_visible(pf__pool *p)
 	return false;
 }
 
-/* Ends an idle announcement unless a waker already claimed it. */
-static void
+/* Ends an idle announcement unless a waker already claimed it; returns
+ * true when a waker did (its wake-up was meant for queued work). */
+static bool
 unannounce(pf__worker *w)
 {
 	int one = 1;
 	/* Relaxed: the flag only arbitrates who decrements sleepers. */
 	if (atomic_compare_exchange_strong_explicit(&w->idle, &one, 0,
-		memory_order_relaxed, memory_order_relaxed))
+		memory_order_relaxed, memory_order_relaxed)) {
 		atomic_fetch_sub_explicit(&w->pool->sleepers, 1,
 		    memory_order_relaxed);
+		return false;
+	}
+	return true;
 }
 
 static void
@@ -279,18 +283,24 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	/* StoreLoad, pairs with the fence in notify(): see the diagram at
 	 * the top of this file. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (work_visible(p) ||
-	    atomic_load_explicit(&p->stopping, memory_order_acquire) ||
-	    (ready != NULL && ready(arg))) {
-		unannounce(w);
-		return;
+	if (!work_visible(p) &&
+	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
+	    !(ready != NULL && ready(arg))) {
+		count(&w->n_park);
+		if (deadline_ns < 0)
+			pf__parker_park(&w->parker);
+		else
+			(void)pf__parker_park_until(&w->parker, deadline_ns);
 	}
-	count(&w->n_park);
-	if (deadline_ns < 0)
-		pf__parker_park(&w->parker);
-	else
-		(void)pf__parker_park_until(&w->parker, deadline_ns);
-	unannounce(w);
+	/*
+	 * A waker that claimed us meant its wake-up for queued work.  If we
+	 * leave for our own reason instead (a helping waiter whose execution
+	 * finished, a deadline), nobody would run that work while other
+	 * workers sleep: pass the wake-up on.  (A waiter whose execution is
+	 * not finished goes on to help, and worker_main looks for work.)
+	 */
+	if (unannounce(w) && ready != NULL && ready(arg) && work_visible(p))
+		notify(p);
 }
 
 static int start_worker(pf__pool *p, unsigned index);
@@ -316,9 +326,9 @@ pf__pool_block_begin(pf__worker *w)
 			 memory_order_acq_rel) + 1;
 	if (b >= live_workers(p))
 		spawn_spare(p);
-	/* Tasks left in our deque must not wait for us: make sure an idle
-	 * worker looks at them. */
-	if (pf__deque_size_hint(&w->deque) > 0)
+	/* Queued work (ours above all) must not wait for us: make sure an
+	 * idle worker looks at it. */
+	if (work_visible(p))
 		notify(p);
 }
 

@@ -936,6 +936,13 @@ START_TEST(off_status_stops_calls)
 	gate g = { 0 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
+	/* Subscribe once it runs (the gate holds it there): otherwise the
+	 * running transition may legitimately reach r1 between its on and
+	 * its off. */
+	int64_t end = mono_ns() + GIVE_UP_MS * MS;
+	while (pf_exec_status(e) != PF_RUNNING && mono_ns() < end)
+		sched_yield();
+	ck_assert_int_eq(pf_exec_status(e), PF_RUNNING);
 	cbrec r1, r2;
 	cbrec_init(&r1);
 	cbrec_init(&r2);
@@ -2476,6 +2483,53 @@ START_TEST(pending_callback_aborts_execution_with_timeout)
 }
 END_TEST
 
+/* pf_exec_off_status: once it returns, the callback is not running and
+ * will not run, even when a delivery was in flight on another thread. */
+typedef struct slow_sub {
+	atomic_int started, finished;
+} slow_sub;
+
+static void
+slow_sub_cb(pf_exec *e, pf_status st, void *data)
+{
+	(void)e;
+	slow_sub *ss = data;
+	if (st != PF_RUNNING && st != PF_PENDING)
+		return;
+	atomic_store(&ss->started, 1);
+	sleep_ms(50);
+	atomic_store(&ss->finished, 1);
+}
+
+START_TEST(off_status_waits_for_callback_in_flight)
+{
+	pf_scope *s = mk_scope(2);
+	gate g = { 0 };
+	slow_sub ss = { 0 };
+	/* Subscribed while pending (usually), the running transition
+	 * reaches the slow callback on a worker; off_status from here must
+	 * then wait for it to return. */
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
+	ck_assert_int_eq(pf_exec_on_status(e, slow_sub_cb, &ss), 0);
+	int64_t end = mono_ns() + GIVE_UP_MS * MS;
+	while (!atomic_load(&ss.started) && pf_exec_status(e) == PF_PENDING &&
+	    mono_ns() < end)
+		sched_yield();
+	if (atomic_load(&ss.started)) {
+		ck_assert_int_eq(pf_exec_off_status(e, slow_sub_cb, &ss), 0);
+		ck_assert_int_eq(atomic_load(&ss.finished), 1);
+	} else {
+		/* It started before we subscribed: nothing in flight. */
+		ck_assert_int_eq(pf_exec_off_status(e, slow_sub_cb, &ss), 0);
+	}
+	atomic_store(&g.open, 1);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), 0);
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 exec_suite(void)
 {
@@ -2523,6 +2577,7 @@ exec_suite(void)
 	tcase_add_test(tc, subscribe_running_sees_later_only);
 	tcase_add_test(tc, subscribe_pending_sees_running_and_terminal);
 	tcase_add_test(tc, off_status_stops_calls);
+	tcase_add_test(tc, off_status_waits_for_callback_in_flight);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("callbacks_before_wait_returns");

@@ -19,28 +19,32 @@
 #include "pumped.h"
 #include "stress.h"
 
-/* A runtime-level future: a task plus a done flag and a waiter. */
+/*
+ * A runtime-level future: a task plus one word that holds the waiting
+ * thread's parker, or JOB_DONE once the task ran.  Completion exchanges
+ * JOB_DONE in and unparks whoever it displaced, touching nothing of the
+ * job afterwards: the job lives on its joiner's stack, which may be gone
+ * the moment the joiner sees JOB_DONE.
+ */
+#define JOB_DONE ((pf__parker *)1)
+
 typedef struct job {
 	pf__task task;
 	pf__pool *pool;
-	atomic_bool done;
 	_Atomic(pf__parker *) waiter;
 	int depth;
 	atomic_long *counter;
 	void (*body)(struct job *j);
 } job;
 
-/*
- * Completion stores done then loads waiter; a joiner stores waiter then
- * loads done.  Seq_cst on all four: with weaker orders both could read the
- * old value (store buffering) and the joiner would sleep forever.
- */
 static void
 job_complete(job *j)
 {
-	atomic_store_explicit(&j->done, true, memory_order_seq_cst);
-	pf__parker *p = atomic_load_explicit(&j->waiter, memory_order_seq_cst);
-	if (p != NULL)
+	/* Acq_rel: publishes the task's effects to the joiner that reads
+	 * JOB_DONE, and reads the parker the joiner stored. */
+	pf__parker *p = atomic_exchange_explicit(&j->waiter, JOB_DONE,
+	    memory_order_acq_rel);
+	if (p != NULL && p != JOB_DONE)
 		pf__parker_unpark(p);
 }
 
@@ -61,7 +65,6 @@ job_init(job *j, pf__pool *p, void (*body)(job *))
 	j->task.run = job_run;
 	atomic_init(&j->task.next, NULL);
 	j->pool = p;
-	atomic_init(&j->done, false);
 	atomic_init(&j->waiter, NULL);
 	j->body = body;
 	j->counter = NULL;
@@ -71,7 +74,21 @@ job_init(job *j, pf__pool *p, void (*body)(job *))
 static bool
 job_done(void *arg)
 {
-	return atomic_load_explicit(&((job *)arg)->done, memory_order_seq_cst);
+	return atomic_load_explicit(&((job *)arg)->waiter,
+		   memory_order_acquire) == JOB_DONE;
+}
+
+/* Registers me as j's waiter; false when j already ran. */
+static bool
+job_register(job *j, pf__parker *me)
+{
+	pf__parker *old = atomic_exchange_explicit(&j->waiter, me,
+	    memory_order_acq_rel);
+	if (old == JOB_DONE) {
+		atomic_store_explicit(&j->waiter, JOB_DONE, memory_order_release);
+		return false;
+	}
+	return true;
 }
 
 /* Waits for j: a worker helps, an outside thread parks. */
@@ -80,14 +97,25 @@ job_join(job *j)
 {
 	pf__worker *w = pf__pool_current(j->pool);
 	pf__parker *me = w != NULL ? &w->parker : pf__parker_self();
-	atomic_store_explicit(&j->waiter, me, memory_order_seq_cst);
+	if (!job_register(j, me))
+		return;
 	while (!job_done(j)) {
-		if (w != NULL && pf__pool_help(w, NULL))
+		/* Help only while the stack has room, as the library's own
+		 * helping wait does; past that, block like an outside thread
+		 * (the pool compensates with a spare worker). */
+		bool can_help = w != NULL && pf__worker_can_help(w);
+		if (can_help && pf__pool_help(w, NULL))
 			continue;
-		if (w != NULL)
+		if (can_help) {
 			pf__pool_idle_park(w, job_done, j, -1);
-		else
+			continue;
+		}
+		if (w != NULL)
+			pf__pool_block_begin(w);
+		while (!job_done(j))
 			pf__parker_park(me);
+		if (w != NULL)
+			pf__pool_block_end(w);
 	}
 }
 
@@ -228,7 +256,7 @@ block_body(job *j)
 	blocker *b = (blocker *)j;
 	pf__worker *w = pf__pool_current(j->pool);
 	pf__parker *me = &w->parker;
-	atomic_store_explicit(&b->release->waiter, me, memory_order_seq_cst);
+	(void)job_register(b->release, me);
 	pf__pool_block_begin(w);
 	while (!job_done(b->release))
 		pf__parker_park(me);
