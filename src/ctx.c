@@ -141,6 +141,7 @@ pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
 	c->signal.fd = -1;
 	c->signal.listeners = NULL;
 	c->signal.firing = NULL;
+	c->signal.firing_removed = false;
 	pf__timer_node_init(&c->timer);
 	atomic_init(&c->timer_armed, false);
 	pf__uuid_v7(&c->id, pf__clock_raw_to_wall(now));
@@ -285,15 +286,17 @@ next_live(pf_ctx *from)
 	return NULL;
 }
 
-void
-pf__ctx_abort(pf_ctx *c, int reason)
+/* Sets c's abort word (first abort wins) and runs c's own effects; false
+ * when c was already aborted, whose aborter then also walks its subtree. */
+static bool
+abort_one(pf_ctx *c, int reason)
 {
 	int zero = 0;
 	/* Acq_rel: publishes the reason with everything before it; the
 	 * readers' acquire loads pair with it. */
 	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
 		reason, memory_order_acq_rel, memory_order_acquire))
-		return;
+		return false;
 	fire_signal(c);
 	if (c->kind == PF__CTX_FLOW)
 		pf__exec_on_abort((pf_exec *)c, reason);
@@ -302,19 +305,54 @@ pf__ctx_abort(pf_ctx *c, int reason)
 		 * clears every standalone timer before dispose stops the
 		 * wheel. */
 		pf__ctx_cancel_timeout(c);
-	/* A record whose count is 0 is being freed: it has no live
-	 * descendant (each holds a reference on it) and nothing to abort. */
+	return true;
+}
+
+/* The first live child of c at or after `from` (from NULL: the first),
+ * retained.  A record whose count is 0 is being freed: it has no live
+ * descendant (each holds a reference on it) and nothing to abort. */
+static pf_ctx *
+live_child(pf_ctx *c, pf_ctx *after)
+{
 	pf__spin_lock(&c->lock);
-	pf_ctx *child = next_live(c->children);
+	/* `after` is still linked: our reference keeps it in the list. */
+	pf_ctx *r = next_live(after != NULL ? after->sib_next : c->children);
 	pf__spin_unlock(&c->lock);
-	while (child != NULL) {
-		pf__ctx_abort(child, reason);
-		pf__spin_lock(&c->lock);
-		/* child is still linked: our reference keeps it alive. */
-		pf_ctx *next = next_live(child->sib_next);
-		pf__spin_unlock(&c->lock);
-		pf__ctx_release(child);
-		child = next;
+	return r;
+}
+
+/*
+ * Aborts c and its subtree, depth first, without recursion (a chain of
+ * finished ancestors kept alive by a live descendant can be as deep as a
+ * program likes).  Every node below c is retained while the walk is in its
+ * subtree; climbing from a node to its parent finds the next sibling under
+ * the parent's lock before dropping the node.
+ */
+void
+pf__ctx_abort(pf_ctx *c, int reason)
+{
+	if (!abort_one(c, reason))
+		return;
+	pf_ctx *cur = c;
+	pf_ctx *child = live_child(cur, NULL);
+	for (;;) {
+		while (child != NULL) {
+			if (abort_one(child, reason)) {
+				cur = child; /* descend, keeping the reference */
+				child = live_child(cur, NULL);
+				continue;
+			}
+			/* Aborted before: its own aborter walks its subtree. */
+			pf_ctx *next = live_child(cur, child);
+			pf__ctx_release(child);
+			child = next;
+		}
+		if (cur == c)
+			return;
+		pf_ctx *parent = cur->parent;
+		child = live_child(parent, cur);
+		pf__ctx_release(cur);
+		cur = parent;
 	}
 }
 
@@ -883,15 +921,16 @@ fire_signal(pf_ctx *c)
 		l->_state = L_RUNNING;
 		s->firing = l;
 		s->firing_thread = pthread_self();
+		s->firing_removed = false;
 		pf__spin_unlock(&c->lock);
 		l->_fn(s, l->_data);
 		pf__spin_lock(&c->lock);
 		/* After this, remove_listener stops waiting and the caller may
-		 * reuse l: do not touch it again. */
-		if (s->firing == l) {
+		 * reuse l: do not touch it again.  A listener that removed
+		 * itself may already be gone: only clear `firing`. */
+		if (!s->firing_removed)
 			l->_state = L_IDLE;
-			s->firing = NULL;
-		}
+		s->firing = NULL;
 	}
 	pf__spin_unlock(&c->lock);
 }
@@ -1008,8 +1047,9 @@ pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l)
 		}
 	} else if (s->firing == l) {
 		/* Removing itself from inside its own call: nothing to wait
-		 * for; mark it so fire_signal leaves it alone. */
-		s->firing = NULL;
+		 * for.  It stays `firing` until it returns, so a removal from
+		 * another thread still waits; fire_signal will not touch it. */
+		s->firing_removed = true;
 		l->_state = L_IDLE;
 	}
 	pf__spin_unlock(&c->lock);

@@ -213,7 +213,10 @@ settle(pf_exec *e, uint32_t st)
 	pf__ctx_cancel_timeout(&e->ctx);
 	/* Before DONE: the group lives on the stack of a caller that returns
 	 * once every call is DONE. */
-	if (e->group != NULL && !e->group->settled && st == PF_FAILED)
+	/* Any call that does not complete fails the group: one that failed,
+	 * or was cancelled by its own timeout or abort.  (Calls the group
+	 * itself aborted find the failure word already set.) */
+	if (e->group != NULL && !e->group->settled && st != PF_COMPLETED)
 		group_failed(e);
 	/* Relaxed: only a first guess; the CAS below validates it. */
 	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);

@@ -634,10 +634,18 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 	int rc = check_parent(parent);
 	if (rc != 0)
 		return rc;
-	pf_ctx *child;
-	rc = new_context(parent->scope, parent, PF__CTX_FN, name, "fn", &child);
+	/* Counted as unfinished while it runs, so that dispose does not
+	 * dispose the extensions under its wrap on an outside thread. */
+	pf_scope *s = parent->scope;
+	rc = pf__scope_enter(s);
 	if (rc != 0)
 		return rc;
+	pf_ctx *child;
+	rc = new_context(s, parent, PF__CTX_FN, name, "fn", &child);
+	if (rc != 0) {
+		pf__scope_exec_finished(s);
+		return rc;
+	}
 	pf__ctx_link(child);
 	struct fn_call call = { fn, child, arg };
 	pf_operation op = {
@@ -655,10 +663,17 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 	pf__ctx_end_at(child, pf__clock_raw());
 	pf__ctx_end_life(child);
 	pf__ctx_release(child);
+	pf__scope_exec_finished(s);
 	return rc;
 }
 
 /* ------------------------------------------------------------- parallel */
+
+/* Preparation order of a group's calls: see run_parallel(). */
+struct call_order {
+	const char *key; /* NULL: no journal key */
+	size_t idx;
+};
 
 struct par {
 	pf_ctx *ctx;
@@ -666,23 +681,52 @@ struct par {
 	size_t n;
 	bool settled;
 	pf__group group;
-	struct child *children; /* n slots */
+	struct child *children;    /* n slots */
+	struct call_order *order;  /* n slots */
+	size_t *alias;             /* n slots: first call with the same key,
+	                              or n */
 	pf_parallel_stats stats;
 };
 
-/* The earlier call of the group with the same journal key, or n. */
-static size_t
-same_key_before(const struct par *p, size_t i)
+static int
+order_cmp(const void *a, const void *b)
 {
-	const pf_exec_options *o = p->calls[i].opts;
-	if (o == NULL || o->key == NULL)
-		return p->n;
-	for (size_t j = 0; j < i; j++) {
-		const pf_exec_options *oj = p->calls[j].opts;
-		if (oj != NULL && oj->key != NULL && strcmp(oj->key, o->key) == 0)
-			return j;
+	const struct call_order *x = a, *y = b;
+	if (x->key != NULL && y->key != NULL) {
+		int c = strcmp(x->key, y->key);
+		if (c != 0)
+			return c;
+	} else if (x->key != y->key) {
+		return x->key == NULL ? -1 : 1;
 	}
-	return p->n;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * Keyed calls are prepared in key order.  Preparing one leaves a journal
+ * placeholder that a concurrent caller with the same key waits on; two
+ * groups preparing crossing keys in their own orders would each wait on
+ * the other's placeholder forever.  In one global order, a group only
+ * waits for keys after all the keys it holds, so no cycle can form.
+ * Sorting also puts a group's calls with equal keys side by side: all but
+ * the first share the first's execution.
+ */
+static void
+plan_order(struct par *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		const pf_exec_options *o = p->calls[i].opts;
+		p->order[i].key = o != NULL ? o->key : NULL;
+		p->order[i].idx = i;
+	}
+	qsort(p->order, p->n, sizeof(*p->order), order_cmp);
+	for (size_t k = 0; k < p->n; k++) {
+		struct call_order *o = &p->order[k];
+		bool dup = k > 0 && o->key != NULL && p->order[k - 1].key != NULL &&
+		    strcmp(o->key, p->order[k - 1].key) == 0;
+		p->alias[o->idx] = dup ? (p->alias[p->order[k - 1].idx] < p->n ?
+		    p->alias[p->order[k - 1].idx] : p->order[k - 1].idx) : p->n;
+	}
 }
 
 static int
@@ -690,19 +734,21 @@ run_parallel(void *arg)
 {
 	struct par *p = arg;
 	pf__group *g = &p->group;
+	plan_order(p);
 	/* Prepare every call before starting any: an allocation failure
-	 * then returns PF_ENOMEM with nothing started.  A call whose key an
-	 * earlier call of the group already uses shares that call's
-	 * execution (its journal entry is still a placeholder here). */
-	for (size_t i = 0; i < p->n; i++) {
+	 * then returns PF_ENOMEM with nothing started. */
+	for (size_t k = 0; k < p->n; k++) {
+		size_t i = p->order[k].idx;
 		pf_call *c = &p->calls[i];
-		int rc = same_key_before(p, i) < p->n ? 0 :
+		int rc = p->alias[i] < p->n ? 0 :
 		    child_prepare(p->ctx, c->flow, c->input, c->opts, g,
 			&p->children[i]);
 		if (rc != 0) {
-			for (size_t j = i; j-- > 0;)
-				if (same_key_before(p, j) == p->n)
+			for (size_t q = k; q-- > 0;) {
+				size_t j = p->order[q].idx;
+				if (p->alias[j] == p->n)
 					child_abandon(p->ctx, &p->children[j]);
+			}
 			/* Nothing ran: every call reports why. */
 			for (size_t j = 0; j < p->n; j++) {
 				p->calls[j].result = rc;
@@ -711,12 +757,13 @@ run_parallel(void *arg)
 			return rc;
 		}
 	}
+	/* Started in call order; a call sharing an earlier call's key takes
+	 * that (already started) execution. */
 	for (size_t i = 0; i < p->n; i++) {
-		size_t j = same_key_before(p, i);
 		pf_exec *e;
-		if (j < p->n) {
-			e = pf_exec_retain(atomic_load_explicit(&g->execs[j],
-			    memory_order_relaxed));
+		if (p->alias[i] < p->n) {
+			e = pf_exec_retain(atomic_load_explicit(
+			    &g->execs[p->alias[i]], memory_order_relaxed));
 		} else {
 			child_start(p->ctx, &p->children[i],
 			    p->calls[i].opts, &e);
@@ -778,22 +825,31 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 			*stats = (pf_parallel_stats){ 0, 0, 0 };
 		return 0;
 	}
+	/* Counted as unfinished while it runs, so that dispose does not
+	 * dispose the extensions under a group's wrap on an outside thread. */
+	rc = pf__scope_enter(c->scope);
+	if (rc != 0)
+		return rc;
 	struct par p = { .ctx = c, .calls = calls, .n = n, .settled = settled };
-	_Atomic(pf_exec *) small[8];
-	struct child small_children[8];
-	bool heap = n > PF_ARRAY_SIZE(small);
-	p.group.n = n;
-	p.group.settled = settled;
-	p.group.execs = heap ? pf__malloc(n * sizeof(*p.group.execs)) : small;
-	p.children = heap ? pf__malloc(n * sizeof(*p.children)) :
-	    small_children;
-	if (p.group.execs == NULL || p.children == NULL) {
-		if (heap) {
-			pf__free(p.group.execs);
-			pf__free(p.children);
-		}
+	/* One block for the four per-call arrays (on the stack when small). */
+	size_t per_call = sizeof(*p.group.execs) + sizeof(*p.children) +
+	    sizeof(*p.order) + sizeof(*p.alias);
+	alignas(16) unsigned char small[8 * (sizeof(void *) +
+	    sizeof(struct child) + sizeof(struct call_order) + sizeof(size_t))];
+	unsigned char *block = n <= 8 ? small : pf__malloc(n * per_call);
+	if (block == NULL) {
+		pf__scope_exec_finished(c->scope);
 		return PF_ENOMEM;
 	}
+	/* Largest alignment first: children, order, then the word arrays. */
+	p.children = (struct child *)(void *)block;
+	p.order = (struct call_order *)(void *)(block + n * sizeof(*p.children));
+	p.group.execs = (_Atomic(pf_exec *) *)(void *)((unsigned char *)p.order +
+	    n * sizeof(*p.order));
+	p.alias = (size_t *)(void *)((unsigned char *)p.group.execs +
+	    n * sizeof(*p.group.execs));
+	p.group.n = n;
+	p.group.settled = settled;
 	for (size_t i = 0; i < n; i++)
 		atomic_init(&p.group.execs[i], NULL);
 	atomic_init(&p.group.failed, 0);
@@ -807,10 +863,9 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 		.settled = settled,
 	};
 	rc = pf__ext_run(c->scope, &op, run_parallel, &p);
-	if (heap) {
-		pf__free(p.group.execs);
-		pf__free(p.children);
-	}
+	if (block != small)
+		pf__free(block);
+	pf__scope_exec_finished(c->scope);
 	/* Untouched when nothing started (an allocation failed). */
 	if (stats != NULL && p.stats.total != 0)
 		*stats = p.stats;

@@ -89,6 +89,10 @@ struct pf_signal {
 	 * remove_listener can wait for it (protected by the lock). */
 	pf_signal_listener *firing;
 	pthread_t firing_thread;
+	/* The firing listener removed itself: stays `firing` (so removal from
+	 * another thread still waits for it) but fire_signal no longer
+	 * touches it once it returns (its owner may have freed it). */
+	bool firing_removed;
 };
 
 struct pf_ctx {

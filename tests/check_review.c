@@ -1,0 +1,277 @@
+/*
+ * check_review.c: regressions for bugs found by reviewing the protocols.
+ *
+ * Each test reproduces an interleaving a reviewer showed could break an
+ * API.md promise: crossing journal keys in two parallel groups (a livelock
+ * before keyed calls were prepared in key order), a call cancelled by its
+ * own timeout not failing its group, a listener removing itself while
+ * another thread removes it too, and an abort reaching the bottom of a
+ * very deep chain of live contexts (a stack overflow while the walk was
+ * recursive).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pumped.h>
+
+#include "stress.h"
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+nop(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	return 0;
+}
+
+static const pf_flow nop_flow = { "nop", nop, 0, 0 };
+
+/* ------------------------------------------------ crossing journal keys */
+
+#define KEYS 128
+#define ROUNDS 10
+
+static pf_ctx *cross_ctx[ROUNDS];
+static pthread_barrier_t cross_bar;
+static atomic_int cross_bad;
+
+static void *
+cross_group(void *arg)
+{
+	int rev = (int)(long)arg;
+	static _Thread_local char keys[KEYS][24];
+	pf_exec_options o[KEYS];
+	pf_call calls[KEYS];
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < KEYS; i++) {
+			snprintf(keys[i], sizeof(keys[i]), "r%d-k%d", r,
+			    rev ? KEYS - 1 - i : i);
+			o[i] = (pf_exec_options){ .key = keys[i] };
+			calls[i] = (pf_call){ &nop_flow, NULL, NULL, &o[i], 0,
+				0 };
+		}
+		pthread_barrier_wait(&cross_bar);
+		if (pf_ctx_parallel(cross_ctx[r], calls, KEYS, NULL) != 0)
+			atomic_fetch_add(&cross_bad, 1);
+	}
+	return NULL;
+}
+
+/* "Every tag operation is thread-safe ... several threads using one
+ * standalone context"; waits never deadlock (item 5). */
+START_TEST(parallel_groups_with_crossing_keys_finish)
+{
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, NULL), 0);
+	for (int r = 0; r < ROUNDS; r++)
+		ck_assert_int_eq(pf_scope_create_execution(s, NULL,
+				     &cross_ctx[r]),
+		    0);
+	pthread_barrier_init(&cross_bar, NULL, 2);
+	pthread_t a, b;
+	pthread_create(&a, NULL, cross_group, (void *)0);
+	pthread_create(&b, NULL, cross_group, (void *)1);
+	/* A livelock spins forever: Check's timeout fails the test. */
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	pthread_barrier_destroy(&cross_bar);
+	ck_assert_int_eq(atomic_load(&cross_bad), 0);
+	for (int r = 0; r < ROUNDS; r++)
+		pf_ctx_release(cross_ctx[r]);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------ a call cancelled by timeout */
+
+static int
+until_aborted(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	(void)out;
+	int64_t end = mono_ms() + 5000;
+	while (!pf_ctx_aborted(c) && mono_ms() < end)
+		usleep(500);
+	return pf_ctx_throw_if_aborted(c);
+}
+
+static const pf_flow slow_flow = { "slow", until_aborted, 0, 0 };
+
+static int
+run_group(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	pf_exec_options quick = { .timeout_ms = 20 };
+	pf_call calls[2] = {
+		{ &slow_flow, NULL, NULL, NULL, 0, 0 },
+		{ &slow_flow, NULL, NULL, &quick, 0, 0 },
+	};
+	int64_t t0 = mono_ms();
+	int rc = pf_ctx_parallel(c, calls, 2, NULL);
+	int *o = out;
+	o[0] = rc;
+	o[1] = (int)(mono_ms() - t0);
+	o[2] = (int)calls[0].status;
+	o[3] = (int)calls[1].status;
+	return 0;
+}
+
+static const pf_flow group_flow = { "group", run_group, 0, 4 * sizeof(int) };
+
+/* Item 8: "returns ... the first failure's code after aborting the other
+ * calls": a call that times out fails the group and its sibling is
+ * aborted at once, not waited for. */
+START_TEST(call_cancelled_by_its_timeout_fails_the_group)
+{
+	pf_scope *s;
+	pf_scope_options so = { .threads = 2 };
+	ck_assert_int_eq(pf_scope_create(&s, &so), 0);
+	int out[4];
+	ck_assert_int_eq(pf_scope_run(s, &group_flow, NULL, out, NULL), 0);
+	ck_assert_int_eq(out[0], PF_ETIMEDOUT);
+	ck_assert_int_lt(out[1], 3000); /* the sibling was aborted */
+	ck_assert_int_eq(out[2], PF_CANCELLED);
+	ck_assert_int_eq(out[3], PF_CANCELLED);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------ listener removing itself */
+
+static pf_signal_listener self_l;
+static atomic_int self_started, self_finished;
+
+static void
+self_removing(pf_signal *s, void *data)
+{
+	(void)data;
+	pf_signal_remove_listener(s, &self_l);
+	atomic_store(&self_started, 1);
+	usleep(50000);
+	atomic_store(&self_finished, 1);
+}
+
+static void *
+abort_ctx(void *arg)
+{
+	pf_ctx_abort(arg);
+	return NULL;
+}
+
+/* Item 3: "after pf_signal_remove_listener returns the listener is not
+ * running and will not run", also when the listener removed itself first
+ * and is still running. */
+START_TEST(remove_waits_for_self_removed_listener)
+{
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, NULL), 0);
+	pf_ctx *c;
+	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
+	ck_assert_int_eq(pf_signal_add_listener(pf_ctx_signal(c), &self_l,
+			     self_removing, NULL),
+	    0);
+	pthread_t t;
+	pthread_create(&t, NULL, abort_ctx, c);
+	while (!atomic_load(&self_started))
+		usleep(100);
+	ck_assert_int_eq(pf_signal_remove_listener(pf_ctx_signal(c), &self_l),
+	    0);
+	ck_assert_int_eq(atomic_load(&self_finished), 1);
+	pthread_join(t, NULL);
+	pf_ctx_release(c);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* ------------------------------------------------ deep chain, then abort */
+
+static atomic_int chain_left;
+
+/* Each link starts the next, fire and forget, and finishes; the last one
+ * waits for the abort.  Every finished link stays alive (its child holds
+ * it), so the live chain is as deep as the count. */
+static int
+chain_link(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	(void)out;
+	static const pf_flow self = { "link", chain_link, 0, 0 };
+	if (atomic_fetch_sub(&chain_left, 1) > 1)
+		return pf_ctx_exec(c, &self, NULL, NULL, NULL);
+	return until_aborted(c, NULL, NULL);
+}
+
+static const pf_flow chain_flow = { "link", chain_link, 0, 0 };
+
+/* Dispose aborts the whole chain: the walk must not recurse per level. */
+START_TEST(abort_reaches_the_bottom_of_a_deep_chain)
+{
+	long depth = pf_test_scale(300000);
+	atomic_store(&chain_left, (int)depth);
+	pf_scope *s;
+	pf_scope_options so = { .threads = 1 };
+	ck_assert_int_eq(pf_scope_create(&s, &so), 0);
+	pf_exec *root;
+	ck_assert_int_eq(pf_scope_exec(s, &chain_flow, NULL, NULL, &root), 0);
+	int64_t end = mono_ms() + 60000;
+	while (atomic_load(&chain_left) > 0 && mono_ms() < end)
+		usleep(1000);
+	ck_assert_int_le(atomic_load(&chain_left), 0);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	ck_assert_int_eq(pf_exec_status(root), PF_COMPLETED);
+	pf_exec_release(root);
+}
+END_TEST
+
+static Suite *
+review_suite(void)
+{
+	Suite *s = suite_create("review");
+	TCase *tc = tcase_create("journal_keys_across_groups");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, parallel_groups_with_crossing_keys_finish);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("parallel_fail_fast");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, call_cancelled_by_its_timeout_fails_the_group);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("signal_listeners");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, remove_waits_for_self_removed_listener);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("deep_abort");
+	tcase_set_tags(tc, "stress");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, abort_reaches_the_bottom_of_a_deep_chain);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(review_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
