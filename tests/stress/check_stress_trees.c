@@ -242,24 +242,7 @@ on_status(pf_exec *e, pf_status st, void *data)
 {
 	slot *s = data;
 	int prev = atomic_fetch_add_explicit(&s->seq, 1, memory_order_acq_rel);
-	bool ok;
-	switch (st) {
-	case PF_PENDING:
-		ok = prev == 0;
-		break;
-	case PF_RUNNING:
-		ok = prev == 1;
-		break;
-	case PF_CANCELLED:
-		ok = prev == 1 || prev == 2;
-		break;
-	case PF_COMPLETED:
-	case PF_FAILED:
-		ok = prev == 2;
-		break;
-	default:
-		ok = false;
-	}
+	bool ok = pf_test_transition_ok(prev, st);
 	if (!ok)
 		atomic_fetch_add_explicit(&s->order_bad, 1,
 		    memory_order_relaxed);
