@@ -30,6 +30,7 @@
 
 #include "pool.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,8 +383,12 @@ worker_main(void *arg)
 		for (unsigned i = 1; t == NULL && spin; i++) {
 			pf__cpu_relax();
 			/* Read the clock only every 16 rounds: it costs more
-			 * than a round on some virtual machines. */
+			 * than a round on some virtual machines.  Yield there
+			 * too: a thread just woken on this CPU (a waiter the
+			 * finished task released, say) must not wait for the
+			 * spin to end. */
 			if ((i & 15) == 0) {
+				sched_yield();
 				int64_t now = pf__clock_mono_ns();
 				if (until == 0)
 					until = now + SPIN_NS;
