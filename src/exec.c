@@ -641,10 +641,19 @@ pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
 		if (deadline_ns == 0)
 			return PF_EAGAIN;
 		pf__worker *w = pf__pool_current(e->ctx.scope->pool);
-		if (w != NULL)
+		pf__worker *other = w == NULL ? pf__worker_self() : NULL;
+		if (w != NULL) {
 			helping_wait(e, w, deadline_ns);
-		else
+		} else if (other != NULL) {
+			/* A worker of another scope cannot help this one; it
+			 * blocks like an outside thread, and its own pool may
+			 * start a spare meanwhile. */
+			pf__pool_block_begin(other);
 			sleeping_wait(e, deadline_ns);
+			pf__pool_block_end(other);
+		} else {
+			sleeping_wait(e, deadline_ns);
+		}
 		if (!is_done(e))
 			return PF_EAGAIN;
 	}

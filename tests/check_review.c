@@ -239,6 +239,58 @@ START_TEST(abort_reaches_the_bottom_of_a_deep_chain)
 }
 END_TEST
 
+/* ----------------------------------------- a worker waiting on another scope */
+
+static pf_scope *scope_a, *scope_b;
+
+static int
+leaf7(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	*(int *)out = 7;
+	return 0;
+}
+
+static const pf_flow leaf_flow = { "leaf", leaf7, 0, sizeof(int) };
+
+static int
+inner_on_a(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	return pf_scope_run(scope_b, &leaf_flow, NULL, out, NULL);
+}
+
+static const pf_flow inner_flow = { "inner", inner_on_a, 0, sizeof(int) };
+
+static int
+outer_on_b(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	return pf_scope_run(scope_a, &inner_flow, NULL, out, NULL);
+}
+
+static const pf_flow outer_flow = { "outer", outer_on_b, 0, sizeof(int) };
+
+/* Item 5, "without deadlock": B's only worker waits for work on scope A,
+ * which waits for work on B.  The waiting worker cannot help A; it must
+ * let B start a spare worker. */
+START_TEST(worker_waiting_on_another_scope_does_not_deadlock)
+{
+	pf_scope_options o = { .threads = 1 };
+	ck_assert_int_eq(pf_scope_create(&scope_a, &o), 0);
+	ck_assert_int_eq(pf_scope_create(&scope_b, &o), 0);
+	int r = 0;
+	ck_assert_int_eq(pf_scope_run(scope_b, &outer_flow, NULL, &r, NULL),
+	    0);
+	ck_assert_int_eq(r, 7);
+	ck_assert_int_eq(pf_scope_dispose(scope_a), 0);
+	ck_assert_int_eq(pf_scope_dispose(scope_b), 0);
+}
+END_TEST
+
 static Suite *
 review_suite(void)
 {
@@ -256,6 +308,11 @@ review_suite(void)
 	tc = tcase_create("signal_listeners");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, remove_waits_for_self_removed_listener);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cross_scope_wait");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, worker_waiting_on_another_scope_does_not_deadlock);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("deep_abort");
