@@ -23,9 +23,16 @@
  *     using it after dispose returned, removing a signal listener that was
  *     never added.  These are undefined behaviour, as with free().
  *
- * Threads: handlers, status callbacks and signal listeners run on the
- * scope's worker threads (or on the thread that aborts, for listeners and
- * for the callbacks of executions cancelled while pending).
+ * Threads: handlers run on the scope's worker threads; fn steps on the
+ * thread that calls pf_ctx_exec_fn.  A status callback runs on the thread
+ * making the transition: `pending` on the thread that creates the
+ * execution (before pf_scope_exec / pf_ctx_exec returns), `running` and a
+ * handler's terminal status on the worker, `cancelled` of an execution
+ * aborted while pending on the aborting thread (the timer thread for a
+ * timeout).  Signal listeners run on the aborting thread.
+ *
+ * Waiting from a worker of another scope blocks that worker; its own pool
+ * may start a spare worker meanwhile (PUMPED_MAX_SPARE).
  *
  * Locks and waiting: a handler that waits (pf_exec_wait, pf_ctx_run,
  * parallel) keeps its thread busy by running other queued executions.
