@@ -393,8 +393,13 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	} else {
 		e->input = input;
 	}
-	if (f->output_size > 0)
+	if (f->output_size > 0) {
+		/* Zeroed: a handler (or an extension that skips it) may
+		 * complete without writing it, and the caller must not get
+		 * uninitialised memory. */
 		e->output = e->data + in_size;
+		memset(e->output, 0, f->output_size);
+	}
 	rc = pf__ctx_set_name(&e->ctx, opts != NULL ? opts->name : NULL,
 	    f->name != NULL ? f->name : "anonymous");
 	if (rc == 0 && opts != NULL) {

@@ -291,6 +291,39 @@ START_TEST(worker_waiting_on_another_scope_does_not_deadlock)
 }
 END_TEST
 
+/* ------------------------------------ an extension that skips the handler */
+
+static int
+skip_wrap(pf_scope *s, pf_next *next, const pf_operation *op, void *state)
+{
+	(void)s;
+	(void)next;
+	(void)op;
+	(void)state;
+	return 0; /* completes without running the handler */
+}
+
+static const pf_extension skipper = { "skip", NULL, skip_wrap, NULL, NULL };
+
+/* Item 10: a skipped handler's execution completes; its output is the
+ * zeroed buffer, never uninitialised memory. */
+START_TEST(skipped_handler_completes_with_zeroed_output)
+{
+	const pf_extension *exts[] = { &skipper };
+	pf_scope_options o = { .threads = 1, .extensions = exts,
+		.n_extensions = 1 };
+	pf_scope *s;
+	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
+	for (int i = 0; i < 100; i++) {
+		int r = 12345;
+		ck_assert_int_eq(pf_scope_run(s, &leaf_flow, NULL, &r, NULL),
+		    0);
+		ck_assert_int_eq(r, 0);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 review_suite(void)
 {
@@ -313,6 +346,10 @@ review_suite(void)
 	tc = tcase_create("cross_scope_wait");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, worker_waiting_on_another_scope_does_not_deadlock);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("extension_skips_handler");
+	tcase_add_test(tc, skipped_handler_completes_with_zeroed_output);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("deep_abort");
