@@ -300,7 +300,10 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	 * workers sleep: pass the wake-up on.  (A waiter whose execution is
 	 * not finished goes on to help, and worker_main looks for work.)
 	 */
-	if (unannounce(w) && ready != NULL && ready(arg) && work_visible(p))
+	if (unannounce(w) &&
+	    ((ready != NULL && ready(arg)) ||
+		(deadline_ns >= 0 && pf__clock_mono_ns() >= deadline_ns)) &&
+	    work_visible(p))
 		notify(p);
 }
 
@@ -362,12 +365,6 @@ worker_main(void *arg)
 	for (;;) {
 		bool maybe = false;
 		pf__task *t = find_task(w, NULL, &maybe);
-		/* At most one idle worker spins; the others park at once, so
-		 * idle spinners never crowd out the threads doing the work
-		 * (or the outside thread waiting for it) on a small machine.
-		 * Relaxed RMWs: the decrement below is ordered before this
-		 * worker's idle announcement by the seq_cst fence in
-		 * pf__pool_idle_park(), which is all notify() relies on. */
 		/* Just woken with work waiting: pass the wake-up on while more
 		 * is visible, so a burst that woke one worker spreads. */
 		if (t != NULL && woken) {
@@ -375,6 +372,12 @@ worker_main(void *arg)
 			if (work_visible(p))
 				notify(p);
 		}
+		/* At most one idle worker spins; the others park at once, so
+		 * idle spinners never crowd out the threads doing the work
+		 * (or the outside thread waiting for it) on a small machine.
+		 * Relaxed RMWs: the decrement below is ordered before this
+		 * worker's idle announcement by the seq_cst fence in
+		 * pf__pool_idle_park(), which is all notify() relies on. */
 		bool counted = t == NULL;
 		bool spin = counted &&
 		    atomic_fetch_add_explicit(&p->spinners, 1,
