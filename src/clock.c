@@ -184,15 +184,6 @@ pf__clock_raw_to_mono(int64_t raw)
 }
 
 int64_t
-pf__clock_raw_elapsed_ns(int64_t from, int64_t to)
-{
-	ensure_calibrated();
-	if (!cal.tsc || to <= from)
-		return to > from ? to - from : 0;
-	return (int64_t)((double)(to - from) * slope());
-}
-
-int64_t
 pf__clock_raw_to_mono_near(int64_t raw)
 {
 	static _Thread_local struct {

@@ -27,10 +27,6 @@ int64_t pf__clock_raw(void);
 /* raw -> CLOCK_MONOTONIC ns and -> ns since the Unix epoch.  0 -> 0. */
 int64_t pf__clock_raw_to_mono(int64_t raw);
 int64_t pf__clock_raw_to_wall(int64_t raw);
-/* Nanoseconds between two raw timestamps (to >= from).  Exact to the
- * calibrated rate: use it for durations rather than converting both ends,
- * whose error grows with the distance from the calibration point. */
-int64_t pf__clock_raw_elapsed_ns(int64_t from, int64_t to);
 /*
  * raw -> CLOCK_MONOTONIC ns for a raw value close to now (within a few
  * ms), without reading CLOCK_MONOTONIC each time: each thread keeps an

@@ -620,6 +620,8 @@ pf_ctx_release(pf_ctx *c)
 {
 	if (c == NULL)
 		return;
+	/* Acq_rel: the last handle's release sees the others' writes before
+	 * it ends the context. */
 	if (c->kind == PF__CTX_STANDALONE &&
 	    atomic_fetch_sub_explicit(&c->handles, 1, memory_order_acq_rel) ==
 		1) {
@@ -641,6 +643,7 @@ pf_ctx_abort(pf_ctx *c)
 bool
 pf_ctx_aborted(const pf_ctx *c)
 {
+	/* Acquire: pairs with the abort CAS in abort_one(). */
 	return c != NULL &&
 	    atomic_load_explicit(&c->abort_reason, memory_order_acquire) != 0;
 }

@@ -194,6 +194,8 @@ wake_one(pf__pool *p)
 	for (unsigned i = 0; i < n; i++) {
 		pf__worker *v = p->workers[(start + i) % n];
 		int one = 1;
+		/* Relaxed: the CAS on idle only decides which waker claims
+		 * this sleeper; the unpark's release/acquire publishes. */
 		if (atomic_load_explicit(&v->idle, memory_order_relaxed) == 1 &&
 		    atomic_compare_exchange_strong_explicit(&v->idle, &one, 0,
 			memory_order_relaxed, memory_order_relaxed)) {
@@ -313,6 +315,7 @@ static void
 spawn_spare(pf__pool *p)
 {
 	pthread_mutex_lock(&p->spawn_lock);
+	/* Relaxed: nworkers is written only under spawn_lock, held here. */
 	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
 	/* Re-check under the lock: another blocker may have spawned one. */
 	if (n < p->max_workers &&
@@ -326,6 +329,8 @@ void
 pf__pool_block_begin(pf__worker *w)
 {
 	pf__pool *p = w->pool;
+	/* Acq_rel, paired with spawn_spare's acquire re-read under the
+	 * lock: a count, the spare decision needs no other data. */
 	unsigned b = atomic_fetch_add_explicit(&p->blocked, 1,
 			 memory_order_acq_rel) + 1;
 	if (b >= live_workers(p))
@@ -346,6 +351,7 @@ static bool
 stop_requested(void *arg)
 {
 	pf__pool *p = arg;
+	/* Acquire: pairs with the seq_cst store in stop_and_join(). */
 	return atomic_load_explicit(&p->stopping, memory_order_acquire);
 }
 
@@ -475,7 +481,10 @@ start_worker(pf__pool *p, unsigned index)
 static void
 stop_and_join(pf__pool *p)
 {
+	/* Seq_cst: a worker that re-checks after its parking fence sees it;
+	 * the unparks below wake the ones already asleep. */
 	atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
+	/* Acquire: pairs with the release in start_worker(). */
 	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_acquire);
 	for (unsigned i = 0; i < n; i++)
 		pf__parker_unpark(&p->workers[i]->parker);

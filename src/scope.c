@@ -121,6 +121,7 @@ add_extension(pf_scope *s, const pf_extension *ext)
 static void
 dispose_extensions(pf_scope *s)
 {
+	/* Acquire: pairs with the release in add_extension(). */
 	const pf__extlist *l = atomic_load_explicit(&s->exts,
 	    memory_order_acquire);
 	for (size_t i = 0; l != NULL && i < l->n; i++)
@@ -404,6 +405,7 @@ check_parent(pf_ctx *parent)
 	int rc = scope_open(parent->scope);
 	if (rc != 0)
 		return rc;
+	/* Acquire: pairs with the abort CAS in ctx.c. */
 	return atomic_load_explicit(&parent->abort_reason,
 	    memory_order_acquire);
 }
@@ -796,6 +798,8 @@ run_parallel(void *arg)
 	p->stats.failed = p->stats.total - p->stats.succeeded;
 	if (p->settled)
 		return 0;
+	/* Every call is DONE here (waited), and a failing call sets the
+	 * word before its DONE: acquire is more than enough. */
 	int first = atomic_load_explicit(&g->failed, memory_order_acquire);
 	if (first != 0)
 		return first;
