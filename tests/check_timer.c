@@ -713,6 +713,24 @@ cmp_i64(const void *a, const void *b)
  */
 enum { LATE_N = 200, LATE_ROUNDS = 3 };
 
+/*
+ * The bound is the native build's: under a sanitizer the timer thread runs
+ * several times slower and `make -j2 check` runs the heavy suites beside
+ * this one on two cores, so a sanitizer build (whose job is finding races
+ * and memory errors, not timing) allows ten times the lateness.  "Never
+ * early" is checked the same everywhere.
+ */
+#if defined(PF_UNDER_TSAN) || defined(__SANITIZE_ADDRESS__)
+#define LATE_SLACK 10
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LATE_SLACK 10
+#endif
+#endif
+#ifndef LATE_SLACK
+#define LATE_SLACK 1
+#endif
+
 /* Fills late[] with the sorted lateness of LATE_N timers at 1-20 ms. */
 static void
 lateness_round(uint64_t seed, int64_t *late)
@@ -752,9 +770,11 @@ START_TEST(lateness_is_bounded)
 		    LATE_N, round + 1, (double)late[0] / 1e6, (double)p50 / 1e6,
 		    (double)p99 / 1e6, (double)max / 1e6);
 		ck_assert_int_ge(late[0], 0);
-		within = p99 < 5 * MS && max < 20 * MS;
+		within = p99 < LATE_SLACK * 5 * MS &&
+		    max < LATE_SLACK * 20 * MS;
 	}
-	ck_assert_msg(within, "p99 >= 5 ms or max >= 20 ms in every round");
+	ck_assert_msg(within, "p99 >= %d ms or max >= %d ms in every round",
+	    LATE_SLACK * 5, LATE_SLACK * 20);
 }
 END_TEST
 
