@@ -341,7 +341,9 @@ PF_EXTERN pf_ctx *pf_ctx_retain(pf_ctx *c);
  * it has not ended.  NULL is ignored. */
 PF_EXTERN void pf_ctx_release(pf_ctx *c);
 
-/* Id text (36 chars), valid while c is referenced. */
+/* Id text (36 chars), valid while c is referenced.  Formatted on the first
+ * call, into memory made then: NULL only if that allocation fails (a later
+ * call may succeed). */
 PF_EXTERN const char *pf_ctx_id(const pf_ctx *c);
 PF_EXTERN const char *pf_ctx_name(const pf_ctx *c);
 /* The parent context; NULL for roots and standalone contexts. */

@@ -122,31 +122,81 @@ pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
 	c->parent = parent;
 	c->scope = s;
 	c->children = c->sib_next = c->sib_prev = NULL;
-	c->tags = NULL;
-	c->journal = NULL;
-	c->journal_closed = false;
 	atomic_init(&c->journal_used, false);
 	atomic_init(&c->life_over, false);
-	c->messages = NULL;
 	atomic_init(&c->error, 0);
-	c->error_message = NULL;
 	c->name = NULL;
 	c->name_owned = false;
-	c->metadata = NULL;
+	c->listeners = c->firing = NULL;
+	c->firing_removed = false;
 	c->flow = NULL;
 	c->created_at = now;
 	atomic_init(&c->started_at, 0);
 	atomic_init(&c->completed_at, 0);
-	atomic_init(&c->id_state, 0);
-	c->signal.fd = -1;
-	c->signal.listeners = NULL;
-	c->signal.firing = NULL;
-	c->signal.firing_removed = false;
-	pf__timer_node_init(&c->timer);
-	atomic_init(&c->timer_armed, false);
+	atomic_init(&c->cold, NULL);
+	c->signal.unused = 0;
 	pf__uuid_v7(&c->id, pf__clock_raw_to_wall(now));
 	if (parent != NULL)
 		pf__ctx_retain(parent);
+}
+
+pf__cold *
+pf__ctx_cold(pf_ctx *c)
+{
+	pf__cold *k = pf__cold_of(c);
+	if (PF_LIKELY(k != NULL))
+		return k;
+	bool from_slab;
+	k = pf__record_alloc(sizeof(*k), &from_slab);
+	if (k == NULL)
+		return NULL;
+	k->owner = c;
+	k->from_slab = from_slab;
+	k->journal_closed = false;
+	atomic_init(&k->id_state, 0);
+	atomic_init(&k->timer_armed, false);
+	k->fd = -1;
+	k->tags = NULL;
+	k->journal = NULL;
+	k->messages = NULL;
+	k->error_message = NULL;
+	k->metadata = NULL;
+	k->subs = NULL;
+	k->key = NULL;
+	pf__timer_node_init(&k->timer);
+	pf__cold *none = NULL;
+	/* Acq_rel: publishes the initialised block (readers acquire it in
+	 * pf__cold_of); on failure, acquires the winner's. */
+	if (atomic_compare_exchange_strong_explicit(&c->cold, &none, k,
+		memory_order_acq_rel, memory_order_acquire))
+		return k;
+	pf__record_free(k, from_slab);
+	return none;
+}
+
+static void
+cold_free(pf__cold *k)
+{
+	for (pf__tag_entry *t = k->tags, *n; t != NULL; t = n) {
+		n = t->next;
+		pf__free(t);
+	}
+	for (pf__journal_entry *j = k->journal, *n; j != NULL; j = n) {
+		n = j->next;
+		if (j->exec != NULL)
+			pf_exec_release(j->exec);
+		pf__free(j);
+	}
+	for (pf__message *m = k->messages, *n; m != NULL; m = n) {
+		n = m->next;
+		pf__free(m);
+	}
+	pf__subs_free(k->subs);
+	if (k->key != NULL)
+		pf__free((char *)k->key);
+	if (k->fd >= 0)
+		close(k->fd);
+	pf__record_free(k, k->from_slab);
 }
 
 int
@@ -207,24 +257,13 @@ destroy(pf_ctx *c)
 			c->sib_next->sib_prev = c->sib_prev;
 		pf__spin_unlock(&p->lock);
 	}
-	for (pf__tag_entry *t = c->tags, *n; t != NULL; t = n) {
-		n = t->next;
-		pf__free(t);
-	}
-	for (pf__journal_entry *j = c->journal, *n; j != NULL; j = n) {
-		n = j->next;
-		if (j->exec != NULL)
-			pf_exec_release(j->exec);
-		pf__free(j);
-	}
-	for (pf__message *m = c->messages, *n; m != NULL; m = n) {
-		n = m->next;
-		pf__free(m);
-	}
+	/* Relaxed: the count reached 0 with acquire; nobody else can
+	 * install a cold block any more. */
+	pf__cold *k = atomic_load_explicit(&c->cold, memory_order_relaxed);
+	if (k != NULL)
+		cold_free(k);
 	if (c->name_owned)
 		pf__free((char *)c->name);
-	if (c->signal.fd >= 0)
-		close(c->signal.fd);
 	if (c->kind == PF__CTX_FLOW)
 		pf__exec_free((pf_exec *)c);
 	else if (c->kind == PF__CTX_ROOT)
@@ -372,7 +411,7 @@ unfinished(pf_ctx *c)
 static void
 timer_fired(pf__timer_node *n)
 {
-	pf_ctx *c = PF_CONTAINER_OF(n, pf_ctx, timer);
+	pf_ctx *c = PF_CONTAINER_OF(n, pf__cold, timer)->owner;
 	/* Finishing cancels the timer but may lose the race with this
 	 * callback; a deadline that finds the work finished changes nothing. */
 	if (unfinished(c))
@@ -390,11 +429,12 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	 * calibration point, whose error grows with the distance: a timeout
 	 * must never fire early. */
 	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
+	pf__cold *k = pf__cold_of(c); /* made by the caller beforehand */
 	pf__ctx_retain(c);
 	/* Relaxed: the flag only saves cancel a trip to the wheel; arm and
 	 * cancel are ordered by the wheel's mutex. */
-	atomic_store_explicit(&c->timer_armed, true, memory_order_relaxed);
-	pf__timer_arm(c->scope->timers, &c->timer, created + ms * 1000000,
+	atomic_store_explicit(&k->timer_armed, true, memory_order_relaxed);
+	pf__timer_arm(c->scope->timers, &k->timer, created + ms * 1000000,
 	    timer_fired);
 }
 
@@ -403,11 +443,13 @@ pf__ctx_cancel_timeout(pf_ctx *c)
 {
 	/* Relaxed: the flag only saves the wheel's lock when no timer was
 	 * armed; arm and cancel are ordered by the wheel's mutex. */
-	if (!atomic_load_explicit(&c->timer_armed, memory_order_relaxed) ||
-	    !atomic_exchange_explicit(&c->timer_armed, false,
+	pf__cold *k = pf__cold_of(c);
+	if (k == NULL ||
+	    !atomic_load_explicit(&k->timer_armed, memory_order_relaxed) ||
+	    !atomic_exchange_explicit(&k->timer_armed, false,
 		memory_order_relaxed))
 		return;
-	if (pf__timer_cancel(c->scope->timers, &c->timer))
+	if (pf__timer_cancel(c->scope->timers, &k->timer))
 		pf__ctx_release(c); /* the timer will never fire */
 }
 
@@ -441,6 +483,9 @@ keep_message(pf_ctx *c, const char *fmt, va_list ap)
 	va_end(ap2);
 	if (len < 0)
 		return NULL;
+	pf__cold *k = pf__ctx_cold(c);
+	if (k == NULL)
+		return NULL;
 	pf__message *m = pf__malloc(sizeof(*m) + (size_t)len + 1);
 	if (m == NULL)
 		return NULL;
@@ -448,8 +493,8 @@ keep_message(pf_ctx *c, const char *fmt, va_list ap)
 	/* Messages are kept until the record is freed, so a pointer handed
 	 * out by pf_ctx_error stays valid as long as the context. */
 	pf__spin_lock(&c->lock);
-	m->next = c->messages;
-	c->messages = m;
+	m->next = k->messages;
+	k->messages = m;
 	pf__spin_unlock(&c->lock);
 	return m->text;
 }
@@ -462,14 +507,13 @@ pf__ctx_record_error(pf_ctx *c, int code)
 	if (code == 0 && atomic_load_explicit(&c->error, memory_order_relaxed) == 0)
 		return;
 	pf__spin_lock(&c->lock);
-	if (code == 0) {
-		atomic_store_explicit(&c->error, 0, memory_order_relaxed);
-		c->error_message = NULL;
-	} else if (atomic_load_explicit(&c->error, memory_order_relaxed) !=
-		code ||
-	    c->error_message == NULL) {
+	/* The same code as pf_ctx_fail set keeps its message; any other
+	 * code has its pf_strerror text. */
+	if (atomic_load_explicit(&c->error, memory_order_relaxed) != code) {
 		atomic_store_explicit(&c->error, code, memory_order_relaxed);
-		c->error_message = pf_strerror(code);
+		pf__cold *k = pf__cold_of(c);
+		if (k != NULL)
+			k->error_message = NULL;
 	}
 	pf__spin_unlock(&c->lock);
 }
@@ -488,8 +532,10 @@ pf_ctx_fail(pf_ctx *c, int code, const char *fmt, ...)
 	}
 	pf__spin_lock(&c->lock);
 	atomic_store_explicit(&c->error, code, memory_order_relaxed);
-	c->error_message = msg != NULL ? msg :
-	    code != 0 ? pf_strerror(code) : NULL;
+	/* No message (none given, or no memory for it): the code's text. */
+	pf__cold *k = pf__cold_of(c);
+	if (k != NULL)
+		k->error_message = msg;
 	pf__spin_unlock(&c->lock);
 	return code;
 }
@@ -502,10 +548,12 @@ pf_ctx_error(const pf_ctx *c, const char **message)
 	pf_ctx *m = (pf_ctx *)c;
 	pf__spin_lock(&m->lock);
 	int code = atomic_load_explicit(&m->error, memory_order_relaxed);
-	const char *msg = m->error_message;
+	pf__cold *k = pf__cold_of(m);
+	const char *msg = k != NULL ? k->error_message : NULL;
 	pf__spin_unlock(&m->lock);
 	if (message != NULL)
-		*message = code != 0 ? msg : NULL;
+		*message = code == 0 ? NULL : msg != NULL ? msg :
+		    pf_strerror(code);
 	return code;
 }
 
@@ -517,21 +565,25 @@ pf_ctx_id(const pf_ctx *cc)
 	if (cc == NULL)
 		return NULL;
 	pf_ctx *c = (pf_ctx *)cc;
+	/* The text lives in the cold block: most ids are never read. */
+	pf__cold *k = pf__ctx_cold(c);
+	if (k == NULL)
+		return NULL;
 	/* Acquire: pairs with the release store of 2 below, so the text is
 	 * complete when we see it ready. */
-	uint8_t st = atomic_load_explicit(&c->id_state, memory_order_acquire);
+	uint8_t st = atomic_load_explicit(&k->id_state, memory_order_acquire);
 	if (PF_LIKELY(st == 2))
-		return c->id_text;
+		return k->id_text;
 	uint8_t zero = 0;
-	if (atomic_compare_exchange_strong_explicit(&c->id_state, &zero, 1,
+	if (atomic_compare_exchange_strong_explicit(&k->id_state, &zero, 1,
 		memory_order_acquire, memory_order_acquire)) {
-		pf__uuid_format(&c->id, c->id_text);
-		atomic_store_explicit(&c->id_state, 2, memory_order_release);
-		return c->id_text;
+		pf__uuid_format(&c->id, k->id_text);
+		atomic_store_explicit(&k->id_state, 2, memory_order_release);
+		return k->id_text;
 	}
-	while (atomic_load_explicit(&c->id_state, memory_order_acquire) != 2)
+	while (atomic_load_explicit(&k->id_state, memory_order_acquire) != 2)
 		pf__cpu_relax();
-	return c->id_text;
+	return k->id_text;
 }
 
 const char *
@@ -586,7 +638,10 @@ pf_ctx_completed_at(const pf_ctx *c)
 void *
 pf_ctx_metadata(const pf_ctx *c)
 {
-	return c != NULL ? c->metadata : NULL;
+	if (c == NULL)
+		return NULL;
+	pf__cold *k = pf__cold_of(c);
+	return k != NULL ? k->metadata : NULL;
 }
 
 pf_ctx *
@@ -703,10 +758,11 @@ meta_value(const pf_ctx *c, const pf_tag *t, void *out)
 	return false;
 }
 
+/* Under c's lock, whose cold block is k (not NULL). */
 static pf__tag_entry *
-own_entry(const pf_ctx *c, const pf_tag *t)
+own_entry(const pf__cold *k, const pf_tag *t)
 {
-	for (pf__tag_entry *e = c->tags; e != NULL; e = e->next)
+	for (pf__tag_entry *e = k->tags; e != NULL; e = e->next)
 		if (e->tag == t)
 			return e;
 	return NULL;
@@ -715,8 +771,11 @@ own_entry(const pf_ctx *c, const pf_tag *t)
 static int
 set_value(pf_ctx *c, const pf_tag *t, const void *value)
 {
+	pf__cold *k = pf__ctx_cold(c);
+	if (k == NULL)
+		return PF_ENOMEM;
 	pf__spin_lock(&c->lock);
-	pf__tag_entry *e = own_entry(c, t);
+	pf__tag_entry *e = own_entry(k, t);
 	if (e != NULL) {
 		memcpy(e->value, value, t->size);
 		pf__spin_unlock(&c->lock);
@@ -730,15 +789,15 @@ set_value(pf_ctx *c, const pf_tag *t, const void *value)
 	memcpy(n->value, value, t->size);
 	pf__spin_lock(&c->lock);
 	/* Another thread may have added it meanwhile: then update that one. */
-	e = own_entry(c, t);
+	e = own_entry(k, t);
 	if (e != NULL) {
 		memcpy(e->value, value, t->size);
 		pf__spin_unlock(&c->lock);
 		pf__free(n);
 		return 0;
 	}
-	n->next = c->tags;
-	c->tags = n;
+	n->next = k->tags;
+	k->tags = n;
 	pf__spin_unlock(&c->lock);
 	return 0;
 }
@@ -773,11 +832,17 @@ lookup(const pf_ctx *from, const pf_tag *t, void *out)
 	bool meta = is_meta_tag(t);
 	for (const pf_ctx *c = from; c != NULL; c = c->parent) {
 		pf_ctx *m = (pf_ctx *)c;
-		pf__spin_lock(&m->lock);
-		pf__tag_entry *e = own_entry(c, t);
-		if (e != NULL && out != NULL)
-			memcpy(out, e->value, t->size);
-		pf__spin_unlock(&m->lock);
+		/* No cold block: no tag of its own (one set concurrently may
+		 * be missed, as if set just after this read). */
+		pf__cold *k = pf__cold_of(c);
+		pf__tag_entry *e = NULL;
+		if (k != NULL) {
+			pf__spin_lock(&m->lock);
+			e = own_entry(k, t);
+			if (e != NULL && out != NULL)
+				memcpy(out, e->value, t->size);
+			pf__spin_unlock(&m->lock);
+		}
 		if (e != NULL)
 			return true;
 		if (meta && c->kind == PF__CTX_FLOW)
@@ -810,11 +875,12 @@ pf_ctx_find(const pf_ctx *c, const pf_tag *t, void *out)
 /* ------------------------------------------------------------ journal */
 
 /* The link that holds key's entry in parent's journal, or the link
- * where it would be appended.  The caller holds parent->lock. */
+ * where it would be appended.  The caller holds parent->lock, and made
+ * parent's cold block before it used the journal. */
 pf__journal_entry **
 pf__journal_find(pf_ctx *parent, const char *key)
 {
-	pf__journal_entry **link = &parent->journal;
+	pf__journal_entry **link = &pf__cold_of(parent)->journal;
 	for (; *link != NULL; link = &(*link)->next)
 		if (strcmp((*link)->key, key) == 0)
 			break;
@@ -840,10 +906,12 @@ pf__journal_find(pf_ctx *parent, const char *key)
 static void
 close_journal(pf_ctx *c)
 {
+	/* journal_used is set only after the cold block was made. */
+	pf__cold *k = pf__cold_of(c);
 	pf__spin_lock(&c->lock);
-	c->journal_closed = true;
+	k->journal_closed = true;
 	pf__journal_entry *done = NULL;
-	for (pf__journal_entry **link = &c->journal; *link != NULL;) {
+	for (pf__journal_entry **link = &k->journal; *link != NULL;) {
 		pf__journal_entry *j = *link;
 		if (j->exec != NULL) {
 			*link = j->next;
@@ -883,7 +951,7 @@ pf__ctx_end_life(pf_ctx *c)
 bool
 pf__ctx_journal_open(pf_ctx *c)
 {
-	if (c->journal_closed)
+	if (pf__cold_of(c)->journal_closed)
 		return false;
 	/* Relaxed check: it saves the seq_cst store once the flag is set;
 	 * the flag only ever goes from false to true. */
@@ -903,37 +971,60 @@ signal_ctx(const pf_signal *s)
 	return PF_CONTAINER_OF(s, pf_ctx, signal);
 }
 
+/* The listeners this thread is running now, innermost first (a listener
+ * may abort another context, whose listeners then run inside it). */
+struct firing_frame {
+	const pf_signal_listener *l;
+	struct firing_frame *outer;
+};
+static _Thread_local struct firing_frame *tls_firing PF_TLS_MODEL;
+
+static bool
+firing_here(const pf_signal_listener *l)
+{
+	for (struct firing_frame *f = tls_firing; f != NULL; f = f->outer)
+		if (f->l == l)
+			return true;
+	return false;
+}
+
 /* Runs on the aborting thread, once, right after the abort word is set. */
 static void
 fire_signal(pf_ctx *c)
 {
 	pf_signal *s = &c->signal;
 	pf__spin_lock(&c->lock);
-	if (s->fd >= 0) {
+	/* Read under the lock: pf_signal_fd makes the cold block before it
+	 * takes the lock and checks the abort word, so either we see the
+	 * block here or it sees the abort. */
+	pf__cold *k = pf__cold_of(c);
+	if (k != NULL && k->fd >= 0) {
 		uint64_t one = 1;
 		/* Cannot fail for a counter below 2^64 - 1. */
-		ssize_t w = write(s->fd, &one, sizeof(one));
+		ssize_t w = write(k->fd, &one, sizeof(one));
 		(void)w;
 	}
-	while (s->listeners != NULL) {
-		pf_signal_listener *l = s->listeners;
-		s->listeners = l->_next;
-		if (s->listeners != NULL)
-			s->listeners->_prev = NULL;
+	while (c->listeners != NULL) {
+		pf_signal_listener *l = c->listeners;
+		c->listeners = l->_next;
+		if (c->listeners != NULL)
+			c->listeners->_prev = NULL;
 		l->_next = l->_prev = NULL;
 		l->_state = L_RUNNING;
-		s->firing = l;
-		s->firing_thread = pthread_self();
-		s->firing_removed = false;
+		c->firing = l;
+		c->firing_removed = false;
 		pf__spin_unlock(&c->lock);
+		struct firing_frame frame = { l, tls_firing };
+		tls_firing = &frame;
 		l->_fn(s, l->_data);
+		tls_firing = frame.outer;
 		pf__spin_lock(&c->lock);
 		/* After this, remove_listener stops waiting and the caller may
 		 * reuse l: do not touch it again.  A listener that removed
 		 * itself may already be gone: only clear `firing`. */
-		if (!s->firing_removed)
+		if (!c->firing_removed)
 			l->_state = L_IDLE;
-		s->firing = NULL;
+		c->firing = NULL;
 	}
 	pf__spin_unlock(&c->lock);
 }
@@ -964,14 +1055,17 @@ pf_signal_fd(pf_signal *s)
 	if (s == NULL)
 		return PF_EINVAL;
 	pf_ctx *c = signal_ctx(s);
+	pf__cold *k = pf__ctx_cold(c); /* the fd lives in the cold block */
+	if (k == NULL)
+		return PF_ENOMEM;
 	pf__spin_lock(&c->lock);
-	if (s->fd < 0) {
+	if (k->fd < 0) {
 		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (fd < 0) {
 			pf__spin_unlock(&c->lock);
 			return errno == ENOMEM ? PF_ENOMEM : PF_EAGAIN;
 		}
-		s->fd = fd;
+		k->fd = fd;
 		/* Already aborted: the fd must be readable now.  Under the
 		 * lock, so fire_signal cannot write a second time unseen. */
 		if (atomic_load_explicit(&c->abort_reason,
@@ -981,7 +1075,7 @@ pf_signal_fd(pf_signal *s)
 			(void)w;
 		}
 	}
-	int fd = s->fd;
+	int fd = k->fd;
 	pf__spin_unlock(&c->lock);
 	return fd;
 }
@@ -995,8 +1089,8 @@ pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
 	pf_ctx *c = signal_ctx(s);
 	pf__spin_lock(&c->lock);
 	/* Adding a queued or running listener again would corrupt the list. */
-	bool present = s->firing == l;
-	for (pf_signal_listener *q = s->listeners; q != NULL && !present;
+	bool present = c->firing == l;
+	for (pf_signal_listener *q = c->listeners; q != NULL && !present;
 	     q = q->_next)
 		present = q == l;
 	if (present) {
@@ -1016,10 +1110,10 @@ pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
 	}
 	l->_state = L_QUEUED;
 	l->_prev = NULL;
-	l->_next = s->listeners;
-	if (s->listeners != NULL)
-		s->listeners->_prev = l;
-	s->listeners = l;
+	l->_next = c->listeners;
+	if (c->listeners != NULL)
+		c->listeners->_prev = l;
+	c->listeners = l;
 	pf__spin_unlock(&c->lock);
 	return 0;
 }
@@ -1035,24 +1129,24 @@ pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l)
 		if (l->_prev != NULL)
 			l->_prev->_next = l->_next;
 		else
-			s->listeners = l->_next;
+			c->listeners = l->_next;
 		if (l->_next != NULL)
 			l->_next->_prev = l->_prev;
 		l->_next = l->_prev = NULL;
 		l->_state = L_IDLE;
-	} else if (s->firing == l &&
-	    !pthread_equal(s->firing_thread, pthread_self())) {
+	} else if (c->firing == l && !firing_here(l)) {
 		/* It runs on another thread now: wait until it returned. */
-		while (s->firing == l) {
+		while (c->firing == l) {
 			pf__spin_unlock(&c->lock);
 			sched_yield();
 			pf__spin_lock(&c->lock);
 		}
-	} else if (s->firing == l) {
-		/* Removing itself from inside its own call: nothing to wait
-		 * for.  It stays `firing` until it returns, so a removal from
-		 * another thread still waits; fire_signal will not touch it. */
-		s->firing_removed = true;
+	} else if (c->firing == l) {
+		/* Removing itself from inside its own call (perhaps from a
+		 * listener it set off): nothing to wait for.  It stays
+		 * `firing` until it returns, so a removal from another thread
+		 * still waits; fire_signal will not touch it. */
+		c->firing_removed = true;
 		l->_state = L_IDLE;
 	}
 	pf__spin_unlock(&c->lock);

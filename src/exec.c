@@ -96,7 +96,9 @@ deliver_subs(pf_exec *e, uint32_t st)
 		pf__sub *batch[16];
 		size_t n = 0;
 		pf__spin_lock(&e->ctx.lock);
-		for (pf__sub *s = e->subs; s != NULL && n < 16; s = s->next) {
+		/* SUBS is set only after the cold block was made. */
+		for (pf__sub *s = pf__cold_of(&e->ctx)->subs;
+		     s != NULL && n < 16; s = s->next) {
 			if (s->seen < st) {
 				s->seen = st;
 				s->busy++;
@@ -183,12 +185,21 @@ group_failed(pf_exec *e)
 	}
 }
 
+/* The journal key, or NULL (immutable once the execution started). */
+static inline const char *
+exec_key(const pf_exec *e)
+{
+	pf__cold *k = pf__cold_of(&e->ctx);
+	return k != NULL ? k->key : NULL;
+}
+
 static void
 drop_journal_entry(pf_exec *e)
 {
 	pf_ctx *p = e->ctx.parent;
 	pf__spin_lock(&p->lock);
-	pf__journal_entry **link = pf__journal_find(p, e->key);
+	pf__journal_entry **link = pf__journal_find(p,
+	    pf__cold_of(&e->ctx)->key);
 	pf__journal_entry *j = *link;
 	bool mine = j != NULL && j->exec == e;
 	if (mine)
@@ -232,7 +243,7 @@ settle(pf_exec *e, uint32_t st)
 	    memory_order_relaxed));
 	if (!done)
 		deliver(e, st, old);
-	if (st == PF_CANCELLED && e->key != NULL)
+	if (st == PF_CANCELLED && exec_key(e) != NULL)
 		drop_journal_entry(e);
 	pf__ctx_end_life(&e->ctx);
 	pf_scope *s = e->ctx.scope;
@@ -260,7 +271,7 @@ static int
 call_handler(void *arg)
 {
 	pf_exec *e = arg;
-	return e->ctx.flow->handler(&e->ctx, e->input, e->output);
+	return e->ctx.flow->handler(&e->ctx, e->input, pf__exec_output(e));
 }
 
 /* Runs a claimed execution on worker w (which may be NULL). */
@@ -268,7 +279,7 @@ static void
 run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 {
 	/* Relaxed: a hint for helpers choosing whom to steal from. */
-	atomic_store_explicit(&e->runner, w, memory_order_relaxed);
+	atomic_store_explicit(&e->where, w, memory_order_relaxed);
 	/* Not before creation, even if the TSCs of two CPUs disagree by a
 	 * few cycles. */
 	int64_t now = pf__clock_raw();
@@ -291,8 +302,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 			.flow = e->ctx.flow,
 			.name = e->ctx.name,
 			.input = e->input,
-			.output = e->output,
-			.key = e->key,
+			.output = pf__exec_output(e),
+			.key = exec_key(e),
 		};
 		rc = pf__ext_run(s, &op, call_handler, e);
 	}
@@ -328,14 +339,18 @@ task_run(pf__task *t)
 /* ------------------------------------------------------------- create */
 
 void
-pf__exec_free(pf_exec *e)
+pf__subs_free(pf__sub *s)
 {
-	for (pf__sub *s = e->subs, *n; s != NULL; s = n) {
+	for (pf__sub *n; s != NULL; s = n) {
 		n = s->next;
 		pf__free(s);
 	}
-	if (e->key != NULL)
-		pf__free((char *)e->key);
+}
+
+void
+pf__exec_free(pf_exec *e)
+{
+	/* Subscribers and the key live in the cold block, freed by ctx.c. */
 	pf__record_free(e, e->ctx.from_slab);
 }
 
@@ -384,33 +399,36 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	e->result = 0;
 	e->on_status = NULL;
 	e->on_status_data = NULL;
-	e->subs = NULL;
 	e->waiters = NULL;
 	e->group = g;
-	e->home = NULL;
-	atomic_init(&e->runner, NULL);
-	e->key = NULL;
+	atomic_init(&e->where, NULL);
 	if (f->input_size > 0) {
 		memcpy(e->data, input, f->input_size);
 		e->input = e->data;
 	} else {
 		e->input = input;
 	}
-	if (f->output_size > 0) {
+	if (f->output_size > 0)
 		/* Zeroed: a handler (or an extension that skips it) may
 		 * complete without writing it, and the caller must not get
 		 * uninitialised memory. */
-		e->output = e->data + in_size;
-		memset(e->output, 0, f->output_size);
-	}
+		memset(e->data + in_size, 0, f->output_size);
 	rc = pf__ctx_set_name(&e->ctx, opts != NULL ? opts->name : NULL,
 	    f->name != NULL ? f->name : "anonymous");
 	if (rc == 0 && opts != NULL) {
-		e->ctx.metadata = opts->metadata;
 		e->on_status = opts->on_status;
 		e->on_status_data = opts->on_status_data;
-		if (opts->key != NULL &&
-		    (e->key = pf__strdup(opts->key)) == NULL)
+		/* Metadata, the key and the timer node live in the cold block:
+		 * made now (a timeout's too, as pf__exec_start cannot fail). */
+		pf__cold *k = NULL;
+		if ((opts->key != NULL || opts->timeout_ms != 0 ||
+			opts->metadata != NULL) &&
+		    (k = pf__ctx_cold(&e->ctx)) == NULL)
+			rc = PF_ENOMEM;
+		if (k != NULL)
+			k->metadata = opts->metadata;
+		if (rc == 0 && opts->key != NULL &&
+		    (k->key = pf__strdup(opts->key)) == NULL)
 			rc = PF_ENOMEM;
 		if (rc == 0)
 			rc = pf__ctx_seed_tags(&e->ctx, opts->tags,
@@ -464,7 +482,9 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
 	 * execution cancelled and drop its reference (task_run). */
 	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {
-		e->home = pf__pool_current(s->pool);
+		/* Relaxed: a hint; the push below publishes it. */
+		atomic_store_explicit(&e->where, pf__pool_current(s->pool),
+		    memory_order_relaxed);
 		pf__pool_submit(s->pool, &e->task);
 	} else {
 		pf__ctx_release(&e->ctx);
@@ -595,14 +615,16 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 			/* Queued on our own deque: pop it (and whatever was
 			 * pushed after it) rather than claim it in place, so
 			 * no stale entry keeps the record alive. */
-			if (e->home == wk && pf__pool_help(wk, NULL))
+			pf__worker *where = atomic_load_explicit(&e->where,
+			    memory_order_relaxed);
+			if (where == wk && pf__pool_help(wk, NULL))
 				continue;
 			uint32_t old = leave_pending(e, PF_RUNNING);
 			if (old != UINT32_MAX) {
 				run_claimed(e, wk, old);
 				continue;
 			}
-			if (pf__pool_help(wk, atomic_load_explicit(&e->runner,
+			if (pf__pool_help(wk, atomic_load_explicit(&e->where,
 				memory_order_relaxed)))
 				continue;
 		}
@@ -638,7 +660,7 @@ result_of(pf_exec *e, void *output)
 {
 	int r = e->result;
 	if (r == 0 && output != NULL && e->ctx.flow->output_size > 0)
-		memcpy(output, e->output, e->ctx.flow->output_size);
+		memcpy(output, pf__exec_output(e), e->ctx.flow->output_size);
 	return r;
 }
 
@@ -753,6 +775,9 @@ pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
 {
 	if (e == NULL || fn == NULL)
 		return PF_EINVAL;
+	pf__cold *k = pf__ctx_cold(&e->ctx);
+	if (k == NULL)
+		return PF_ENOMEM;
 	pf__sub *s = pf__malloc(sizeof(*s));
 	if (s == NULL)
 		return PF_ENOMEM;
@@ -776,7 +801,7 @@ pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
 	s->awaited = false;
 	s->next = NULL;
 	/* Appended, so subscribers are told in the order they came. */
-	pf__sub **link = &e->subs;
+	pf__sub **link = &k->subs;
 	while (*link != NULL)
 		link = &(*link)->next;
 	*link = s;
@@ -789,8 +814,11 @@ pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data)
 {
 	if (e == NULL || fn == NULL)
 		return PF_EINVAL;
+	pf__cold *k = pf__cold_of(&e->ctx);
+	if (k == NULL)
+		return PF_ENOENT; /* never subscribed */
 	pf__spin_lock(&e->ctx.lock);
-	for (pf__sub **link = &e->subs; *link != NULL;
+	for (pf__sub **link = &k->subs; *link != NULL;
 	     link = &(*link)->next) {
 		pf__sub *s = *link;
 		if (s->fn != fn || s->data != data)

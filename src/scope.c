@@ -422,6 +422,10 @@ journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
 {
 	size_t len = strlen(key);
 	pf__journal_entry *fresh = NULL;
+	/* The journal lives in the parent's cold block. */
+	pf__cold *k = pf__ctx_cold(parent);
+	if (k == NULL)
+		return PF_ENOMEM;
 	for (;;) {
 		pf__spin_lock(&parent->lock);
 		if (!pf__ctx_journal_open(parent)) {
@@ -471,8 +475,9 @@ journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
 static void
 journal_settle(pf_ctx *parent, pf__journal_entry *slot, pf_exec *e)
 {
+	pf__cold *k = pf__cold_of(parent); /* made by journal_claim */
 	pf__spin_lock(&parent->lock);
-	if (e != NULL && !parent->journal_closed) {
+	if (e != NULL && !k->journal_closed) {
 		pf__ctx_retain(&e->ctx); /* the journal's reference */
 		slot->exec = e;
 		pf__spin_unlock(&parent->lock);
@@ -480,7 +485,7 @@ journal_settle(pf_ctx *parent, pf__journal_entry *slot, pf_exec *e)
 	}
 	/* Creation failed, or the journal closed meanwhile: remove the
 	 * placeholder. */
-	for (pf__journal_entry **link = &parent->journal; *link != NULL;
+	for (pf__journal_entry **link = &k->journal; *link != NULL;
 	     link = &(*link)->next) {
 		if (*link == slot) {
 			*link = slot->next;
@@ -914,8 +919,15 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 	}
 	atomic_init(&c->handles, 1);
 	if (opts != NULL) {
-		c->metadata = opts->metadata;
 		rc = pf__ctx_seed_tags(c, opts->tags, opts->n_tags);
+		/* Metadata and a timeout's timer node live in the cold block. */
+		pf__cold *k = NULL;
+		if (rc == 0 && (opts->timeout_ms != 0 ||
+			opts->metadata != NULL) &&
+		    (k = pf__ctx_cold(c)) == NULL)
+			rc = PF_ENOMEM;
+		if (k != NULL)
+			k->metadata = opts->metadata;
 		if (rc != 0) {
 			pf_ctx *p = c->parent;
 			c->parent = NULL;

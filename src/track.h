@@ -79,67 +79,106 @@ struct pf__journal_entry {
 	char key[];
 };
 
+/*
+ * The abort signal of a context is the context itself: pf_ctx_signal hands
+ * out the address of this one-byte member, and the signal functions find
+ * the context from it.  Its state (eventfd, listeners) lives in the cold
+ * block, made when first needed.
+ */
 struct pf_signal {
-	/* eventfd made on first pf_signal_fd; -1 before.  Protected by the
-	 * context's lock; closed when the record is freed. */
-	int fd;
-	/* Listeners not yet run, protected by the context's lock. */
-	pf_signal_listener *listeners;
-	/* The listener being run now, and the thread running it, so that
-	 * remove_listener can wait for it (protected by the lock). */
-	pf_signal_listener *firing;
-	pthread_t firing_thread;
-	/* The firing listener removed itself: stays `firing` (so removal from
-	 * another thread still waits for it) but fire_signal no longer
-	 * touches it once it returns (its owner may have freed it). */
-	bool firing_removed;
+	uint8_t unused;
 };
+
+/*
+ * The cold block of a context: what most contexts never use, made on first
+ * need by pf__ctx_cold() and installed once by CAS (acq_rel; readers load
+ * the pointer with acquire, so they see it initialised).  Keeping it out of
+ * the record makes a pending execution with no data fit in 224 bytes.
+ * Fields are protected by the context's lock unless noted.
+ */
+typedef struct pf__cold {
+	pf_ctx *owner;                 /* immutable */
+	bool from_slab;                /* immutable */
+	bool journal_closed;
+	/* Id text, formatted on first read: 0 none, 1 formatting, 2 ready. */
+	_Atomic(uint8_t) id_state;
+	/* Relaxed hint: a timer is armed (arm and cancel are ordered by the
+	 * wheel's mutex). */
+	atomic_bool timer_armed;
+	/* eventfd made on first pf_signal_fd; -1 before; closed when the
+	 * record is freed. */
+	int fd;
+	pf__tag_entry *tags;
+	pf__journal_entry *journal;
+	pf__message *messages;
+	/* pf_ctx_fail's message for the current error; NULL: the code's
+	 * pf_strerror text. */
+	const char *error_message;
+	void *metadata;                /* immutable once published */
+	/* Executions only: dynamic subscribers (pf_exec_on_status) and the
+	 * journal key (an owned copy, immutable once started). */
+	struct pf__sub *subs;
+	const char *key;
+	/* Timeout: armed with one reference held; protected by the wheel. */
+	pf__timer_node timer;
+	char id_text[PF__UUID_TEXT_LEN + 1]; /* written once, see id_state */
+} pf__cold;
 
 struct pf_ctx {
 	_Atomic(uint32_t) refs;
 	uint8_t kind;          /* enum pf__ctx_kind; immutable */
 	bool from_slab;        /* allocated by pf__record_alloc from a slab */
 	bool parallel;         /* flow started by parallel; immutable */
+	pf__spin lock;         /* children, cold fields, error, and for
+	                          executions subscribers and waiters */
 	/* Standalone contexts only: user handles; the last release ends it. */
 	_Atomic(uint32_t) handles;
 	uint32_t depth;        /* flows above and including this one, minus 1 */
 	/* 0, or the abort reason; written once by CAS (first abort wins). */
 	atomic_int abort_reason;
-	pf__spin lock;         /* children, tags, journal, signal, error,
-	                          and for executions subscribers and waiters */
+	atomic_int error;              /* written under lock; relaxed reads */
+	/* The journal-closing handshake (ctx.c): set by the first keyed
+	 * child, and by the end of the context's life (non-flow contexts;
+	 * a flow context's life ends with its terminal status). */
+	atomic_bool journal_used;
+	atomic_bool life_over;
+	bool name_owned;
+	pf_signal signal;              /* the signal's address; see above */
+	/* The firing listener removed itself: it stays `firing` (so removal
+	 * from another thread still waits for it) but fire_signal no longer
+	 * touches it once it returns (its owner may have freed it). */
+	bool firing_removed;           /* protected by lock */
 	pf_ctx *parent;        /* holds a reference; NULL for the root only */
 	pf_scope *scope;
 	/* Children list, protected by this context's lock; each child's
 	 * sibling links are protected by its parent's lock. */
 	pf_ctx *children;
 	pf_ctx *sib_next, *sib_prev;
-	pf__tag_entry *tags;           /* protected by lock */
-	pf__journal_entry *journal;    /* protected by lock */
-	bool journal_closed;           /* protected by lock */
-	/* The journal-closing handshake (ctx.c): set by the first keyed
-	 * child, and by the end of the context's life (non-flow contexts;
-	 * a flow context's life ends with its terminal status). */
-	atomic_bool journal_used;
-	atomic_bool life_over;
-	pf__message *messages;         /* protected by lock */
-	atomic_int error;              /* written under lock; relaxed reads */
-	const char *error_message;     /* protected by lock */
 	const char *name;              /* immutable; owned when name_owned */
-	bool name_owned;
-	void *metadata;
 	const pf_flow *flow;           /* flow contexts: immutable */
+	/* Signal listeners not yet run, and the one being run now, so that
+	 * remove_listener can wait for it (protected by lock).  Here, not in
+	 * the cold block: adding a listener never allocates. */
+	pf_signal_listener *listeners;
+	pf_signal_listener *firing;
+	_Atomic(pf__cold *) cold;      /* NULL until first needed */
 	int64_t created_at;
 	_Atomic(int64_t) started_at;
 	_Atomic(int64_t) completed_at;
 	pf__uuid id;
-	/* Id text, formatted on first read: 0 none, 1 formatting, 2 ready. */
-	_Atomic(uint8_t) id_state;
-	char id_text[PF__UUID_TEXT_LEN + 1];
-	pf_signal signal;
-	/* Timeout: armed with one reference held; protected by the wheel. */
-	pf__timer_node timer;
-	atomic_bool timer_armed;
 };
+
+/* The cold block, or NULL when none was made yet (acquire: pairs with the
+ * installing CAS in pf__ctx_cold). */
+static inline pf__cold *
+pf__cold_of(const pf_ctx *c)
+{
+	return atomic_load_explicit(&((pf_ctx *)c)->cold,
+	    memory_order_acquire);
+}
+
+/* The cold block, made if needed; NULL when out of memory. */
+pf__cold *pf__ctx_cold(pf_ctx *c);
 
 /* Status word of an execution: the status in the low bits, then flags. */
 #define PF__ST_MASK 0x7u
@@ -159,19 +198,30 @@ struct pf_exec {
 	int result;                /* written before the terminal CAS */
 	pf_status_fn on_status;
 	void *on_status_data;
-	pf__sub *subs;             /* protected by ctx.lock */
 	pf__waiter *waiters;       /* protected by ctx.lock */
 	pf__group *group;          /* parallel group, or NULL */
-	/* The worker whose deque the task was pushed to (NULL: injector);
-	 * written before the push publishes the task. */
-	pf__worker *home;
-	/* The worker running the handler: a hint for helpers (relaxed). */
-	_Atomic(pf__worker *) runner;
+	/* A hint for helpers (relaxed): while pending, the worker whose
+	 * deque the task was pushed to (NULL: the injector), written before
+	 * the push publishes the task; once running, the worker running the
+	 * handler. */
+	_Atomic(pf__worker *) where;
 	const void *input;         /* the copy in data[], or the caller's */
-	void *output;              /* output_size bytes in data[], or NULL */
-	const char *key;           /* journal key (owned copy) or NULL */
+	/* input (input_size rounded up to 16), then output_size bytes */
 	alignas(16) unsigned char data[];
 };
+
+/* A pending execution of a flow with no data must fit jemalloc's 224-byte
+ * size class (the issue's budget is 256 bytes resident per pending one). */
+_Static_assert(sizeof(pf_exec) <= 224, "pf_exec grew past 224 bytes");
+
+/* The output buffer of e in data[], or NULL when the flow has none. */
+static inline void *
+pf__exec_output(pf_exec *e)
+{
+	const pf_flow *f = e->ctx.flow;
+	return f->output_size > 0 ?
+	    e->data + ((f->input_size + 15) & ~(size_t)15) : NULL;
+}
 
 struct pf__group {
 	bool settled;               /* parallel_settled: failures abort nothing */
@@ -215,7 +265,7 @@ struct pf_scope {
 /* ctx.c */
 /* Record memory: the calling worker's slab when it has one and size fits,
  * else the heap.  *from_slab tells pf__record_free which. */
-#define PF__RECORD_SLAB_SIZE 512
+#define PF__RECORD_SLAB_SIZE 256
 void *pf__record_alloc(size_t size, bool *from_slab);
 void pf__record_free(void *p, bool from_slab);
 /* Worker start/stop hooks: each worker owns a record slab. */
@@ -263,6 +313,8 @@ int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     pf_exec **out);
 int pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns);
 void pf__exec_free(pf_exec *e);
+/* Frees a list of subscribers (the cold block's, at the end of life). */
+void pf__subs_free(pf__sub *s);
 
 /* scope.c */
 int pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
