@@ -150,8 +150,22 @@ pf__ctx_cold(pf_ctx *c)
 	k = pf__record_alloc(sizeof(*k), &from_slab);
 	if (k == NULL)
 		return NULL;
+	pf__cold_init(k, c, from_slab ? PF__COLD_SLAB : PF__COLD_HEAP);
+	pf__cold *none = NULL;
+	/* Acq_rel: publishes the initialised block (readers acquire it in
+	 * pf__cold_of); on failure, acquires the winner's. */
+	if (atomic_compare_exchange_strong_explicit(&c->cold, &none, k,
+		memory_order_acq_rel, memory_order_acquire))
+		return k;
+	pf__record_free(k, from_slab);
+	return none;
+}
+
+void
+pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
+{
 	k->owner = c;
-	k->from_slab = from_slab;
+	k->mem = mem;
 	k->journal_closed = false;
 	atomic_init(&k->id_state, 0);
 	atomic_init(&k->timer_armed, false);
@@ -164,14 +178,6 @@ pf__ctx_cold(pf_ctx *c)
 	k->subs = NULL;
 	k->key = NULL;
 	pf__timer_node_init(&k->timer);
-	pf__cold *none = NULL;
-	/* Acq_rel: publishes the initialised block (readers acquire it in
-	 * pf__cold_of); on failure, acquires the winner's. */
-	if (atomic_compare_exchange_strong_explicit(&c->cold, &none, k,
-		memory_order_acq_rel, memory_order_acquire))
-		return k;
-	pf__record_free(k, from_slab);
-	return none;
 }
 
 static void
@@ -196,7 +202,8 @@ cold_free(pf__cold *k)
 		pf__free((char *)k->key);
 	if (k->fd >= 0)
 		close(k->fd);
-	pf__record_free(k, k->from_slab);
+	if (k->mem != PF__COLD_INLINE) /* else freed with its record */
+		pf__record_free(k, k->mem == PF__COLD_SLAB);
 }
 
 int

@@ -381,9 +381,17 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	if (rc != 0)
 		return rc;
 	size_t in_size = (f->input_size + 15) & ~(size_t)15;
+	size_t size = sizeof(pf_exec) + in_size + f->output_size;
+	/* Options that need the cold block: it comes in the same allocation,
+	 * after the data (aligned for it). */
+	bool cold = opts != NULL && (opts->timeout_ms != 0 ||
+	    opts->key != NULL || opts->metadata != NULL || opts->n_tags != 0);
+	size_t cold_at = (size + alignof(pf__cold) - 1) &
+	    ~(alignof(pf__cold) - 1);
+	if (cold)
+		size = cold_at + sizeof(pf__cold);
 	bool from_slab;
-	pf_exec *e = pf__record_alloc(sizeof(*e) + in_size + f->output_size,
-	    &from_slab);
+	pf_exec *e = pf__record_alloc(size, &from_slab);
 	if (e == NULL) {
 		pf__scope_exec_finished(s);
 		return PF_ENOMEM;
@@ -392,6 +400,11 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	e->ctx.from_slab = from_slab;
 	e->ctx.flow = f;
 	e->ctx.parallel = g != NULL;
+	if (cold) {
+		pf__cold *k = (pf__cold *)((unsigned char *)e + cold_at);
+		pf__cold_init(k, &e->ctx, PF__COLD_INLINE);
+		atomic_init(&e->ctx.cold, k); /* nobody else sees e yet */
+	}
 	e->ctx.depth = flow_depth(parent);
 	e->task.run = task_run;
 	atomic_init(&e->task.next, NULL);

@@ -98,7 +98,7 @@ struct pf_signal {
  */
 typedef struct pf__cold {
 	pf_ctx *owner;                 /* immutable */
-	bool from_slab;                /* immutable */
+	uint8_t mem;                   /* enum pf__cold_mem; immutable */
 	bool journal_closed;
 	/* Id text, formatted on first read: 0 none, 1 formatting, 2 ready. */
 	_Atomic(uint8_t) id_state;
@@ -179,6 +179,18 @@ pf__cold_of(const pf_ctx *c)
 
 /* The cold block, made if needed; NULL when out of memory. */
 pf__cold *pf__ctx_cold(pf_ctx *c);
+
+/* Where a cold block's memory came from. */
+enum pf__cold_mem {
+	PF__COLD_HEAP,   /* pf__malloc                                    */
+	PF__COLD_SLAB,   /* the making worker's record slab               */
+	PF__COLD_INLINE, /* the tail of its record's own allocation, made
+	                    with the record when creation already needs it
+	                    (timeout, key, metadata, tags): one allocation */
+};
+/* Initialises k as c's cold block, to be installed by the caller (with
+ * atomic_init while nobody else can see c). */
+void pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem);
 
 /* Status word of an execution: the status in the low bits, then flags. */
 #define PF__ST_MASK 0x7u
