@@ -23,8 +23,10 @@
  *     using it after dispose returned, removing a signal listener that was
  *     never added.  These are undefined behaviour, as with free().
  *
- * Threads: handlers run on the scope's worker threads; fn steps on the
- * thread that calls pf_ctx_exec_fn.  A status callback runs on the thread
+ * Threads: handlers run on the scope's worker threads, except that a
+ * thread that is not a worker and calls pf_exec_wait (no deadline) on an
+ * execution nobody has started runs it itself (nested at most 16 deep);
+ * fn steps run on the thread that calls pf_ctx_exec_fn.  A status callback runs on the thread
  * making the transition: `pending` on the thread that creates the
  * execution (before pf_scope_exec / pf_ctx_exec returns), `running` and a
  * handler's terminal status on the worker, `cancelled` of an execution
@@ -296,11 +298,14 @@ PF_EXTERN int pf_exec_throw_if_aborted(const pf_exec *e);
  * Waits until the execution finished and its terminal status callbacks
  * returned; copies the output (when output is not NULL and it completed).
  * Returns 0 or the execution's error.  On a worker it runs other work
- * meanwhile; elsewhere it sleeps.  Any thread, including handlers.
+ * meanwhile; elsewhere it runs the execution itself if nobody has started
+ * it, else sleeps.  Any thread, including handlers.
  */
 PF_EXTERN int pf_exec_wait(pf_exec *e, void *output);
 /* As pf_exec_wait, giving up with PF_EAGAIN after timeout_ms (0: poll).
- * May return late by the length of a task the waiter was helping with. */
+ * May return late by the length of a task the waiter was helping with.
+ * A thread that is not a worker only sleeps here: it never runs the
+ * execution itself. */
 PF_EXTERN int pf_exec_wait_for(pf_exec *e, void *output, uint64_t timeout_ms);
 /* The result if finished, else PF_EAGAIN; never blocks. */
 PF_EXTERN int pf_exec_try(pf_exec *e, void *output);

@@ -580,10 +580,47 @@ past(int64_t deadline_ns)
  * sleeps almost all the time.
  */
 #define WAIT_SPIN_NS 20000
+/* How deep an outside thread nests executions it runs itself while
+ * waiting (sleeping_wait); deeper waits sleep. */
+#define MAX_INLINE_RUNS 16
+/* The executions this outside thread runs itself now, innermost first. */
+struct inline_run {
+	pf_scope *scope;
+	unsigned depth;
+	struct inline_run *outer;
+};
+static _Thread_local struct inline_run *tls_inline PF_TLS_MODEL;
+
+bool
+pf__exec_running_inline(const pf_scope *s)
+{
+	for (struct inline_run *r = tls_inline; r != NULL; r = r->outer)
+		if (r->scope == s)
+			return true;
+	return false;
+}
 
 static void
-sleeping_wait(pf_exec *e, int64_t deadline_ns)
+sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 {
+	/* Not started yet: run it here (API.md, Semantics 5), rather than
+	 * wait for a worker to wake up, run it and wake us in turn.  Bounded
+	 * nesting: a handler run this way may wait in turn, and this thread's
+	 * stack is the caller's, of a size we do not know.  Not for a wait
+	 * with a deadline: the handler may run past it, and it may wait for
+	 * something this thread would do once its wait gave up. */
+	unsigned depth = tls_inline != NULL ? tls_inline->depth + 1 : 1;
+	if (may_run && deadline_ns < 0 && depth <= MAX_INLINE_RUNS) {
+		uint32_t old = leave_pending(e, PF_RUNNING);
+		if (old != UINT32_MAX) {
+			struct inline_run r = { e->ctx.scope, depth,
+				tls_inline };
+			tls_inline = &r;
+			run_claimed(e, NULL, old);
+			tls_inline = r.outer;
+			return;
+		}
+	}
 	int64_t until = 0;
 	for (unsigned i = 1; !is_done(e); i++) {
 		pf__cpu_relax();
@@ -692,10 +729,10 @@ pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
 			 * blocks like an outside thread, and its own pool may
 			 * start a spare meanwhile. */
 			pf__pool_block_begin(other);
-			sleeping_wait(e, deadline_ns);
+			sleeping_wait(e, deadline_ns, false);
 			pf__pool_block_end(other);
 		} else {
-			sleeping_wait(e, deadline_ns);
+			sleeping_wait(e, deadline_ns, true);
 		}
 		if (!is_done(e))
 			return PF_EAGAIN;

@@ -303,7 +303,8 @@ pf_scope_dispose(pf_scope *s)
 {
 	/* From one of the scope's own handlers or fn steps it would wait
 	 * for itself. */
-	if (s == NULL || pf__pool_current(s->pool) != NULL || tls_fn_scope == s)
+	if (s == NULL || pf__pool_current(s->pool) != NULL ||
+	    tls_fn_scope == s || pf__exec_running_inline(s))
 		return PF_EINVAL;
 	int open = SCOPE_OPEN;
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,

@@ -325,6 +325,9 @@ int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     pf_exec **out);
 int pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns);
 void pf__exec_free(pf_exec *e);
+/* Whether this thread (not a worker) runs one of s's executions itself,
+ * as a waiter (API.md Semantics 5): then it must not dispose s. */
+bool pf__exec_running_inline(const pf_scope *s);
 /* Frees a list of subscribers (the cold block's, at the end of life). */
 void pf__subs_free(pf__sub *s);
 

@@ -1934,6 +1934,81 @@ START_TEST(external_waiter_sleeps)
 }
 END_TEST
 
+/* "An external thread ... may run the awaited execution itself if nobody
+ * has started it": with the only worker busy, an outside wait does not
+ * wait for it. */
+START_TEST(external_wait_runs_pending_itself)
+{
+	pf_scope *s = mk_scope(1);
+	gate busy = { 0 };
+	pf_exec *b = block_worker(s, &busy);
+	gate g = { 0 };
+	g.open = 1;
+	g.out = 5;
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
+	int out = 0;
+	ck_assert_int_eq(pf_exec_wait(e, &out), 0);
+	ck_assert_int_eq(out, 5);
+	ck_assert_int_eq(atomic_load(&g.tid), my_tid());
+	ck_assert_int_eq(atomic_load(&busy.finished), 0);
+	pf_exec_release(e);
+	unblock_worker(b, &busy);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+static int
+dispose_own_scope_handler(pf_ctx *c, const void *in, void *out)
+{
+	*(int *)out = pf_scope_dispose(pf_ctx_scope(c));
+	return 0;
+}
+static const pf_flow dispose_own_scope_flow = { "dispose-own",
+	dispose_own_scope_handler, 0, sizeof(int) };
+
+/* A handler that an outside waiter runs itself is still one of the
+ * scope's handlers: disposing the scope from it is PF_EINVAL (it would
+ * wait for itself), as from a worker. */
+START_TEST(external_wait_inline_handler_cannot_dispose)
+{
+	pf_scope *s = mk_scope(1);
+	gate busy = { 0 };
+	pf_exec *b = block_worker(s, &busy);
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &dispose_own_scope_flow, NULL, NULL,
+	    &e), 0);
+	int out = 0;
+	ck_assert_int_eq(pf_exec_wait(e, &out), 0);
+	ck_assert_int_eq(out, PF_EINVAL);
+	pf_exec_release(e);
+	unblock_worker(b, &busy);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* A wait with a deadline never runs the execution itself: the handler
+ * could outlast the deadline, or wait for what this thread does after
+ * giving up. */
+START_TEST(external_wait_for_does_not_run_pending)
+{
+	pf_scope *s = mk_scope(1);
+	gate busy = { 0 };
+	pf_exec *b = block_worker(s, &busy);
+	gate g = { 0 };
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
+	ck_assert_int_eq(pf_exec_wait_for(e, NULL, 20), PF_EAGAIN);
+	ck_assert_int_eq(pf_exec_status(e), PF_PENDING);
+	ck_assert_int_eq(atomic_load(&g.started), 0);
+	atomic_store(&g.open, 1);
+	unblock_worker(b, &busy);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), 0);
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 /* pf_exec_wait_for: "giving up with PF_EAGAIN after timeout_ms (0: poll)",
  * and the result once finished. */
 START_TEST(wait_for_times_out_then_delivers)
@@ -2654,6 +2729,9 @@ exec_suite(void)
 	tc = tcase_create("wait_outside");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, external_waiter_sleeps);
+	tcase_add_test(tc, external_wait_runs_pending_itself);
+	tcase_add_test(tc, external_wait_inline_handler_cannot_dispose);
+	tcase_add_test(tc, external_wait_for_does_not_run_pending);
 	tcase_add_test(tc, wait_for_times_out_then_delivers);
 	tcase_add_test(tc, try_eagain_until_finished);
 	suite_add_tcase(s, tc);
