@@ -416,12 +416,13 @@ unfinished(pf_ctx *c)
 }
 
 static void
-timer_fired(pf__timer_node *n)
+timer_fired(pf__timer_node *n, bool fired)
 {
 	pf_ctx *c = PF_CONTAINER_OF(n, pf__cold, timer)->owner;
 	/* Finishing cancels the timer but may lose the race with this
-	 * callback; a deadline that finds the work finished changes nothing. */
-	if (unfinished(c))
+	 * callback; a deadline that finds the work finished changes nothing.
+	 * A cancelled timer only gives its reference back. */
+	if (fired && unfinished(c))
 		pf__ctx_abort(c, PF_ETIMEDOUT);
 	pf__ctx_release(c); /* the timer's reference */
 }
@@ -438,8 +439,7 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
 	pf__cold *k = pf__cold_of(c); /* made by the caller beforehand */
 	pf__ctx_retain(c);
-	/* Relaxed: the flag only saves cancel a trip to the wheel; arm and
-	 * cancel are ordered by the wheel's mutex. */
+	/* Relaxed: see pf__ctx_cancel_timeout(). */
 	atomic_store_explicit(&k->timer_armed, true, memory_order_relaxed);
 	pf__timer_arm(c->scope->timers, &k->timer, created + ms * 1000000,
 	    timer_fired);
@@ -448,16 +448,18 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 void
 pf__ctx_cancel_timeout(pf_ctx *c)
 {
-	/* Relaxed: the flag only saves the wheel's lock when no timer was
-	 * armed; arm and cancel are ordered by the wheel's mutex. */
+	/* Relaxed: the flag only saves a cancel when no timer was armed, and
+	 * makes the cancel happen once; it was set before the record was
+	 * published (queue push or handle), which orders it. */
 	pf__cold *k = pf__cold_of(c);
 	if (k == NULL ||
 	    !atomic_load_explicit(&k->timer_armed, memory_order_relaxed) ||
 	    !atomic_exchange_explicit(&k->timer_armed, false,
 		memory_order_relaxed))
 		return;
-	if (pf__timer_cancel(c->scope->timers, &k->timer))
-		pf__ctx_release(c); /* the timer will never fire */
+	/* The timer thread gives the timer's reference back (timer_fired),
+	 * whether the deadline or this cancel came first. */
+	pf__timer_cancel(c->scope->timers, &k->timer);
 }
 
 void

@@ -3,10 +3,18 @@
  *
  * Contract (the header says the same):
  *   - pf__timer_arm and pf__timer_cancel run on any thread, concurrently
- *     with each other and with the timer thread.  Both take the wheel mutex
- *     for O(1) work; neither allocates.  Blocking (mutex), not lock-free.
+ *     with each other and with the timer thread, lock-free, and never
+ *     allocate.  They do not touch the wheel: an arm pushes the node on a
+ *     stack of staged arms, a cancel flips the node's state and, if the node
+ *     is already in the wheel, pushes it on a stack of cancellations.  The
+ *     timer thread takes both stacks apart (one exchange each) and is the
+ *     only one to write the wheel, under a mutex that only the test helpers
+ *     also take.  So the threads that submit and finish work never share
+ *     the wheel's cache lines, nor wait for each other there.
  *   - Callbacks run on the timer thread, one at a time, with no lock held,
  *     so a callback may arm and cancel timers, its own node included.
+ *     fn(n, true) when the deadline came first, fn(n, false) when a cancel
+ *     did: exactly one of them per arm.
  *   - pf__timers_start and pf__timers_stop run alone.
  *
  * Algorithm: G. Varghese and T. Lauck, "Hashed and Hierarchical Timing
@@ -31,22 +39,29 @@
  * above digit 3) wait on the overflow list, re-filed each time now crosses
  * a multiple of 64^4 ms.
  *
- * Firing, and the race between cancel and fire:
+ * Node states, and who moves them:
  *
- *   timer thread                       owner
- *   lock; move due nodes to a local    lock; state == armed?
- *     batch, state = firing; unlock      yes: unlink, state = idle -> true
- *   for each n in batch:                 no (firing): -> false, fn runs
- *     next = n's successor; fn(n)      unlock
+ *   IDLE --arm--> STAGED --thread drains arms--> WHEEL --due--> FIRING -> IDLE
+ *                   |                              |
+ *                 cancel                         cancel (+ push on cancels)
+ *                   v                              v
+ *               CANCELLED --thread drains arms-> CANCELLED --thread drains
+ *                  (dropped: fn(n, false))           cancels, unlinks, drops
  *
- * Both decisions are made under the mutex, so exactly one side wins.  The
- * thread reads a node's link before calling fn and never touches the node
- * after, since fn may free it or re-arm it.
+ * Every move out of STAGED or WHEEL is a CAS, so a cancel and the thread
+ * (draining an arm, or finding the node due) never both win.  A node the
+ * thread finds due but cancelled is unlinked and left for the cancels
+ * stack, which its canceller pushes it on (perhaps a moment later).  The
+ * thread reads a node's fields before it calls fn and never touches the
+ * node after, since fn may free or re-arm it.
  *
- * Wake-ups: the thread publishes, under the mutex, the millisecond it
- * sleeps until (sleep_until).  An arm signals the condition variable only
- * when its deadline is earlier, then sets sleep_until to "awake" so that a
- * burst of arms costs one wake-up at most.
+ * Wake-ups: the thread publishes the millisecond it sleeps until
+ * (sleep_until, seq_cst), then looks at both stacks once more (seq_cst);
+ * a pusher pushes (seq_cst), then reads sleep_until: one of the two sees
+ * the other.  An arm wakes the thread only when its deadline is earlier; a
+ * cancel that finds the cancels stack empty wakes it unless it is awake or
+ * ticking.  While arms or cancels flow, the thread ticks every millisecond
+ * and publishes AWAKE, so a burst costs no wake-up at all.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,17 +78,27 @@
 #include "alloc.h"
 #include "clock.h"
 #include "common.h"
+#include "park.h"
 #include "pumped.h"
 
-enum { NODE_IDLE = 0, NODE_ARMED, NODE_FIRING };
+enum {
+	NODE_IDLE = 0,
+	NODE_STAGED,    /* on the arms stack                               */
+	NODE_WHEEL,     /* in the wheel                                    */
+	NODE_CANCELLED, /* cancelled; the thread drops it (fn(n, false))   */
+	NODE_FIRING,    /* due; fn(n, true) runs or is about to            */
+};
 
 /* List indices: the wheel's slots, then the overflow and expired lists. */
 #define NSLOTS (PF__TIMER_LEVELS * PF__TIMER_SLOTS)
 #define LIST_OVERFLOW NSLOTS
 #define LIST_EXPIRED (NSLOTS + 1)
 #define NLISTS (NSLOTS + 2)
+/* where of a node in no list of the wheel. */
+#define NOWHERE 0xffffu
 
-/* sleep_until when the thread is awake: no deadline is earlier. */
+/* sleep_until when the thread is awake, or ticking (back within a
+ * millisecond): nobody needs to wake it. */
 #define AWAKE INT64_MIN
 /* sleep_until when the thread sleeps with no timer armed. */
 #define FOREVER INT64_MAX
@@ -81,30 +106,34 @@ enum { NODE_IDLE = 0, NODE_ARMED, NODE_FIRING };
 #define NS_PER_MS INT64_C(1000000)
 
 struct pf__timers {
+	/* The wheel's owner: the timer thread, and the test helpers. */
 	pthread_mutex_t mu;
-	/* Waited on by the timer thread only; signalled by arm and stop. */
-	pthread_cond_t cv;
+	/* The timer thread sleeps on it; arm, cancel and stop unpark it. */
+	pf__parker parker;
 	/* Written by start, read by stop. */
 	pthread_t thread;
 	bool has_thread;
-	/* Protected by mu.  Set by stop; the thread exits when it sees it. */
-	bool stopping;
+	/* Set by stop; the thread exits when it sees it. */
+	atomic_bool stopping;
 	/*
-	 * Protected by mu.  Written by the timer thread before it sleeps
-	 * (the ms it will wake at, or FOREVER) and when it wakes (AWAKE);
-	 * set to AWAKE by an arm that signalled.
+	 * The ms the thread sleeps until (FOREVER: no timer), or AWAKE.
+	 * Written by the thread before and after it sleeps; set to AWAKE by
+	 * whoever wakes it (by CAS, so one waker per sleep).
 	 */
-	int64_t sleep_until;
-	/* Protected by mu.  Signals sent by arm, for the tests. */
-	long wakeups;
+	_Atomic(int64_t) sleep_until;
+	/* Wake-ups sent by arm and cancel, for the tests. */
+	atomic_long wakeups;
+	/* Staged arms and cancellations: Treiber stacks, pushed by anyone,
+	 * emptied in one exchange by the wheel's owner. */
+	PF_CACHE_ALIGNED _Atomic(pf__timer_node *) arms;
+	PF_CACHE_ALIGNED _Atomic(pf__timer_node *) cancels;
 	/*
-	 * Protected by mu; written by the timer thread only (advance).  The
-	 * wheel's time in ms: every deadline <= now has been taken out.
+	 * The rest is the wheel, protected by mu.  now: the wheel's time in
+	 * ms (every deadline <= now has been taken out); bit s of occ[L]:
+	 * slot s of level L is not empty; the sentinel heads of the lists.
 	 */
-	uint64_t now;
-	/* Protected by mu.  Bit s of occ[L]: slot s of level L is not empty. */
+	PF_CACHE_ALIGNED uint64_t now;
 	uint64_t occ[PF__TIMER_LEVELS];
-	/* Protected by mu.  Sentinel heads of the slot lists and the rest. */
 	pf__timer_link lists[NLISTS];
 };
 
@@ -213,6 +242,7 @@ wheel_remove(pf__timers *t, pf__timer_node *n)
 {
 	list_unlink(&n->link);
 	unsigned where = n->where;
+	n->where = NOWHERE;
 	if (where < NSLOTS && list_empty(&t->lists[where])) {
 		t->occ[where / PF__TIMER_SLOTS] &=
 		    ~(UINT64_C(1) << (where % PF__TIMER_SLOTS));
@@ -257,11 +287,18 @@ wheel_next_wake(const pf__timers *t)
 	return wheel_next_event(t, &list);
 }
 
+/* A node taken out of the wheel because its deadline came: it fires,
+ * unless it was cancelled (its canceller pushes it on the cancels stack,
+ * where the drain drops it; here it is only left out of every list). */
 static void
 mark_due(pf__timer_link *due, pf__timer_node *n)
 {
-	n->state = NODE_FIRING;
-	list_push_tail(due, &n->link);
+	uint8_t wheel = NODE_WHEEL;
+	n->where = NOWHERE;
+	/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
+	if (atomic_compare_exchange_strong_explicit(&n->state, &wheel,
+		NODE_FIRING, memory_order_acq_rel, memory_order_acquire))
+		list_push_tail(due, &n->link);
 }
 
 /*
@@ -315,6 +352,76 @@ wheel_advance(pf__timers *t, uint64_t to_ms, pf__timer_link *due)
 }
 
 /*
+ * Takes both stacks apart (under mu): staged arms go into the wheel (in arm
+ * order), cancelled ones to *drops; cancelled wheel nodes are unlinked and
+ * go to *drops too.  Returns how many nodes it took.
+ */
+static long
+drain(pf__timers *t, pf__timer_node **drops)
+{
+	long taken = 0;
+	/* Acquire: pairs with the pushes' release, so each node's fields
+	 * (deadline, fn) are visible. */
+	pf__timer_node *a = atomic_exchange_explicit(&t->arms, NULL,
+	    memory_order_acquire);
+	/* The stack is LIFO: reverse it, so that equal deadlines fire in
+	 * arm order. */
+	pf__timer_node *fifo = NULL;
+	while (a != NULL) {
+		pf__timer_node *next = a->stack_next;
+		a->stack_next = fifo;
+		fifo = a;
+		a = next;
+	}
+	while (fifo != NULL) {
+		pf__timer_node *n = fifo;
+		fifo = n->stack_next;
+		taken++;
+		uint8_t staged = NODE_STAGED;
+		/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
+		if (atomic_compare_exchange_strong_explicit(&n->state, &staged,
+			NODE_WHEEL, memory_order_acq_rel,
+			memory_order_acquire)) {
+			wheel_insert(t, n);
+		} else {
+			/* Cancelled while staged: never in the wheel. */
+			n->where = NOWHERE;
+			n->stack_next = *drops;
+			*drops = n;
+		}
+	}
+	pf__timer_node *c = atomic_exchange_explicit(&t->cancels, NULL,
+	    memory_order_acquire);
+	while (c != NULL) {
+		pf__timer_node *n = c;
+		c = n->stack_next;
+		taken++;
+		/* Unless a due advance took it out already (mark_due). */
+		if (n->where != NOWHERE)
+			wheel_remove(t, n);
+		n->stack_next = *drops;
+		*drops = n;
+	}
+	return taken;
+}
+
+/* Calls fn(n, false) for each dropped node, with no lock held. */
+static void
+run_drops(pf__timer_node *n)
+{
+	while (n != NULL) {
+		/* Read before the call: fn may free or re-arm n. */
+		pf__timer_node *next = n->stack_next;
+		pf__timer_fn fn = n->fn;
+		/* Release: the owner's next arm or free comes after. */
+		atomic_store_explicit(&n->state, NODE_IDLE,
+		    memory_order_release);
+		fn(n, false);
+		n = next;
+	}
+}
+
+/*
  * Runs the callbacks of a batch taken by wheel_advance, with no lock held.
  * Returns how many ran.
  */
@@ -333,50 +440,81 @@ fire_batch(pf__timer_link *batch)
 		 */
 		list_unlink(&n->link);
 		pf__timer_fn fn = n->fn;
-		fn(n);
+		/* Release: the owner's next arm or free comes after. */
+		atomic_store_explicit(&n->state, NODE_IDLE,
+		    memory_order_release);
+		fn(n, true);
 		fired++;
 	}
 	return fired;
 }
 
-static struct timespec
-ms_to_timespec(uint64_t ms)
+/* One round of the wheel's owner: drain the stacks, advance to now_ms,
+ * then (unlocked) drop and fire.  *next: the ms the wheel wakes at next
+ * (UINT64_MAX: nothing armed).  Returns how many nodes it took or fired;
+ * *fired: how many fired. */
+static long
+round_at(pf__timers *t, uint64_t now_ms, uint64_t *next, long *fired)
 {
-	struct timespec ts;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	return ts;
+	pf__timer_node *drops = NULL;
+	pf__timer_link batch;
+	list_init(&batch);
+	pthread_mutex_lock(&t->mu);
+	long taken = drain(t, &drops);
+	wheel_advance(t, now_ms, &batch);
+	if (next != NULL)
+		*next = wheel_next_wake(t);
+	pthread_mutex_unlock(&t->mu);
+	run_drops(drops);
+	long f = fire_batch(&batch);
+	if (fired != NULL)
+		*fired = f;
+	return taken + f;
+}
+
+static bool
+stacks_empty(pf__timers *t)
+{
+	/* Seq_cst: after the store of sleep_until (see the top of the
+	 * file). */
+	return atomic_load_explicit(&t->arms, memory_order_seq_cst) == NULL &&
+	    atomic_load_explicit(&t->cancels, memory_order_seq_cst) == NULL;
 }
 
 static void *
 timer_main(void *arg)
 {
 	pf__timers *t = arg;
-	pthread_mutex_lock(&t->mu);
-	while (!t->stopping) {
-		pf__timer_link batch;
-		list_init(&batch);
-		wheel_advance(t, ns_to_ms_floor(pf__clock_mono_ns()), &batch);
-		if (!list_empty(&batch)) {
-			pthread_mutex_unlock(&t->mu);
-			fire_batch(&batch);
-			pthread_mutex_lock(&t->mu);
-			/* Callbacks took time: look at the clock again. */
-			continue;
+	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
+		uint64_t next;
+		long fired;
+		int64_t now_ms = (int64_t)ns_to_ms_floor(pf__clock_mono_ns());
+		long done = round_at(t, (uint64_t)now_ms, &next, &fired);
+		if (fired > 0)
+			continue; /* callbacks took time: look at the clock */
+		/*
+		 * Traffic (arms or cancels came in): tick in a millisecond,
+		 * published as AWAKE so that no pusher pays for a wake-up;
+		 * else sleep until the wheel's next event.  Deadlines are far
+		 * below INT64_MAX ms.
+		 */
+		int64_t until = next == UINT64_MAX ? FOREVER : (int64_t)next;
+		bool tick = done > 0;
+		if (tick && until > now_ms + 1)
+			until = now_ms + 1;
+		atomic_store_explicit(&t->sleep_until, tick ? AWAKE : until,
+		    memory_order_seq_cst);
+		if (stacks_empty(t) &&
+		    !atomic_load_explicit(&t->stopping, memory_order_seq_cst)) {
+			if (until == FOREVER)
+				pf__parker_park(&t->parker);
+			else
+				(void)pf__parker_park_until(&t->parker,
+				    until * NS_PER_MS);
 		}
-		uint64_t wake = wheel_next_wake(t);
-		if (wake == UINT64_MAX) {
-			t->sleep_until = FOREVER;
-			pthread_cond_wait(&t->cv, &t->mu);
-		} else {
-			/* Deadlines are far below INT64_MAX ms. */
-			t->sleep_until = (int64_t)wake;
-			struct timespec ts = ms_to_timespec(wake);
-			pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-		}
-		t->sleep_until = AWAKE;
+		atomic_store_explicit(&t->sleep_until, AWAKE,
+		    memory_order_seq_cst);
 	}
-	pthread_mutex_unlock(&t->mu);
 	return NULL;
 }
 
@@ -392,24 +530,13 @@ timers_create(pf__timers **out, int64_t now_ns)
 		pf__free(t);
 		return rc == EAGAIN ? PF_EAGAIN : PF_ENOMEM;
 	}
-	pthread_condattr_t attr;
-	rc = pthread_condattr_init(&attr);
-	if (rc == 0) {
-		/* Deadlines are CLOCK_MONOTONIC; so must the waits be. */
-		rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		if (rc == 0)
-			rc = pthread_cond_init(&t->cv, &attr);
-		pthread_condattr_destroy(&attr);
-	}
-	if (rc != 0) {
-		pthread_mutex_destroy(&t->mu);
-		pf__free(t);
-		return rc == EAGAIN ? PF_EAGAIN : PF_ENOMEM;
-	}
+	pf__parker_init(&t->parker);
 	t->has_thread = false;
-	t->stopping = false;
-	t->sleep_until = AWAKE;
-	t->wakeups = 0;
+	atomic_init(&t->stopping, false);
+	atomic_init(&t->sleep_until, AWAKE);
+	atomic_init(&t->wakeups, 0);
+	atomic_init(&t->arms, NULL);
+	atomic_init(&t->cancels, NULL);
 	t->now = ns_to_ms_floor(now_ns);
 	for (unsigned i = 0; i < PF__TIMER_LEVELS; i++)
 		t->occ[i] = 0;
@@ -422,7 +549,6 @@ timers_create(pf__timers **out, int64_t now_ns)
 static void
 timers_destroy(pf__timers *t)
 {
-	pthread_cond_destroy(&t->cv);
 	pthread_mutex_destroy(&t->mu);
 	pf__free(t);
 }
@@ -456,23 +582,30 @@ void
 pf__timers_stop(pf__timers *t)
 {
 	if (t->has_thread) {
-		pthread_mutex_lock(&t->mu);
-		t->stopping = true;
-		pthread_cond_signal(&t->cv);
-		pthread_mutex_unlock(&t->mu);
+		/* Seq_cst, as the thread's re-check before it parks. */
+		atomic_store_explicit(&t->stopping, true, memory_order_seq_cst);
+		pf__parker_unpark(&t->parker);
 		/* After the join no callback runs and none will. */
 		pthread_join(t->thread, NULL);
 	}
-	/* Drop what is still armed, leaving the nodes idle for their owners. */
+	/* Cancellations still pending get their fn(n, false) (their owners
+	 * wait for it); what is still armed is dropped, its node idle. */
+	pf__timer_node *drops = NULL;
+	pthread_mutex_lock(&t->mu);
+	drain(t, &drops);
 	for (unsigned i = 0; i < NLISTS; i++) {
 		pf__timer_link *h = &t->lists[i];
 		while (!list_empty(h)) {
 			pf__timer_node *n = node_of(h->next);
 			list_unlink(&n->link);
-			n->state = NODE_IDLE;
+			n->where = NOWHERE;
+			atomic_store_explicit(&n->state, NODE_IDLE,
+			    memory_order_release);
 		}
 	}
+	pthread_mutex_unlock(&t->mu);
 	timers_destroy(t);
+	run_drops(drops);
 }
 
 void
@@ -481,8 +614,44 @@ pf__timer_node_init(pf__timer_node *n)
 	n->link.next = n->link.prev = &n->link;
 	n->deadline_ms = 0;
 	n->fn = NULL;
-	n->where = 0;
-	n->state = NODE_IDLE;
+	n->stack_next = NULL;
+	n->where = NOWHERE;
+	atomic_init(&n->state, NODE_IDLE);
+}
+
+/* Wakes the thread if it sleeps until after ms (INT64_MAX - 1: if it
+ * sleeps at all, not ticking). */
+static void
+wake_if_later(pf__timers *t, int64_t ms)
+{
+	/* Seq_cst: after the push (see the top of the file). */
+	int64_t su = atomic_load_explicit(&t->sleep_until, memory_order_seq_cst);
+	while (su != AWAKE && ms < su) {
+		if (atomic_compare_exchange_weak_explicit(&t->sleep_until, &su,
+			AWAKE, memory_order_seq_cst, memory_order_seq_cst)) {
+			/* Relaxed: a statistic for the tests. */
+			atomic_fetch_add_explicit(&t->wakeups, 1,
+			    memory_order_relaxed);
+			pf__parker_unpark(&t->parker);
+			return;
+		}
+	}
+}
+
+/* Pushes n on a stack; true when the stack was empty. */
+static bool
+push(_Atomic(pf__timer_node *) *stack, pf__timer_node *n)
+{
+	/* Relaxed: only a first guess for the CAS. */
+	pf__timer_node *head = atomic_load_explicit(stack,
+	    memory_order_relaxed);
+	do
+		n->stack_next = head;
+	/* Seq_cst: publishes n's fields (release, paired with the drain's
+	 * acquire exchange) and comes before the read of sleep_until. */
+	while (!atomic_compare_exchange_weak_explicit(stack, &head, n,
+	    memory_order_seq_cst, memory_order_relaxed));
+	return head == NULL;
 }
 
 void
@@ -490,46 +659,36 @@ pf__timer_arm(
     pf__timers *t, pf__timer_node *n, int64_t deadline_ns, pf__timer_fn fn)
 {
 	pf__assert(fn != NULL);
+	pf__assert(atomic_load_explicit(&n->state, memory_order_relaxed) ==
+	    NODE_IDLE);
 	uint64_t ms = ns_to_ms_ceil(deadline_ns);
-	pthread_mutex_lock(&t->mu);
-	pf__assert(n->state != NODE_ARMED);
 	n->deadline_ms = (int64_t)ms;
 	n->fn = fn;
-	n->state = NODE_ARMED;
-	wheel_insert(t, n);
-	/*
-	 * The thread recomputes its wake-up under the mutex before it
-	 * sleeps, so it needs a signal only when it already sleeps past this
-	 * deadline.  Once signalled it is as good as awake: later arms need
-	 * not signal until it publishes a new sleep_until.
-	 */
-	bool wake = (int64_t)ms < t->sleep_until;
-	if (wake) {
-		t->sleep_until = AWAKE;
-		t->wakeups++;
-	}
-	pthread_mutex_unlock(&t->mu);
-	/*
-	 * Signalling after the unlock saves the woken thread from blocking
-	 * on the mutex at once; t stays valid since stop does not run
-	 * concurrently with arm.
-	 */
-	if (wake)
-		pthread_cond_signal(&t->cv);
+	/* Relaxed: published by the push. */
+	atomic_store_explicit(&n->state, NODE_STAGED, memory_order_relaxed);
+	push(&t->arms, n);
+	/* Deadlines are far below INT64_MAX ms. */
+	wake_if_later(t, (int64_t)ms);
 }
 
-bool
+void
 pf__timer_cancel(pf__timers *t, pf__timer_node *n)
 {
-	pthread_mutex_lock(&t->mu);
-	/* Firing means the timer thread took the node: fn runs, we lost. */
-	bool armed = n->state == NODE_ARMED;
-	if (armed) {
-		wheel_remove(t, n);
-		n->state = NODE_IDLE;
+	uint8_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+	for (;;) {
+		if (st != NODE_STAGED && st != NODE_WHEEL)
+			return; /* idle, cancelled before, or firing: nothing */
+		/* Acq_rel: pairs with the thread's CAS out of the same
+		 * state (one of us wins). */
+		if (atomic_compare_exchange_weak_explicit(&n->state, &st,
+			NODE_CANCELLED, memory_order_acq_rel,
+			memory_order_relaxed))
+			break;
 	}
-	pthread_mutex_unlock(&t->mu);
-	return armed;
+	/* Staged: the drain of the arms stack finds it cancelled.  In the
+	 * wheel: tell the thread, so that it unlinks and drops it soon. */
+	if (st == NODE_WHEEL && push(&t->cancels, n))
+		wake_if_later(t, INT64_MAX - 1);
 }
 
 #ifdef PF_TESTING
@@ -543,17 +702,27 @@ long
 pf__timers_advance_for_test(pf__timers *t, int64_t now_ns)
 {
 	pf__assert(!t->has_thread);
-	pf__timer_link batch;
-	list_init(&batch);
+	long fired = 0;
+	(void)round_at(t, ns_to_ms_floor(now_ns), NULL, &fired);
+	return fired;
+}
+
+/* The test helpers below see staged arms and cancellations as the thread
+ * would after its next drain: they drain first. */
+static void
+drain_for_test(pf__timers *t)
+{
+	pf__timer_node *drops = NULL;
 	pthread_mutex_lock(&t->mu);
-	wheel_advance(t, ns_to_ms_floor(now_ns), &batch);
+	drain(t, &drops);
 	pthread_mutex_unlock(&t->mu);
-	return fire_batch(&batch);
+	run_drops(drops);
 }
 
 int64_t
 pf__timers_next_for_test(pf__timers *t)
 {
+	drain_for_test(t);
 	pthread_mutex_lock(&t->mu);
 	uint64_t ms = wheel_next_wake(t);
 	pthread_mutex_unlock(&t->mu);
@@ -563,9 +732,11 @@ pf__timers_next_for_test(pf__timers *t)
 int
 pf__timer_level_for_test(pf__timers *t, pf__timer_node *n)
 {
+	drain_for_test(t);
 	pthread_mutex_lock(&t->mu);
 	int level = -1;
-	if (n->state == NODE_ARMED) {
+	if (atomic_load_explicit(&n->state, memory_order_relaxed) ==
+	    NODE_WHEEL) {
 		if (n->where < NSLOTS)
 			level = n->where / PF__TIMER_SLOTS;
 		else if (n->where == LIST_OVERFLOW)
@@ -580,9 +751,6 @@ pf__timer_level_for_test(pf__timers *t, pf__timer_node *n)
 long
 pf__timers_wakeups_for_test(pf__timers *t)
 {
-	pthread_mutex_lock(&t->mu);
-	long w = t->wakeups;
-	pthread_mutex_unlock(&t->mu);
-	return w;
+	return atomic_load_explicit(&t->wakeups, memory_order_relaxed);
 }
 #endif

@@ -11,18 +11,24 @@
  * deadline, normally within ~1-2 ms after it.
  *
  * Concurrency contract: arm and cancel from any thread, concurrently with
- * each other and with the timer thread; a mutex protects the wheel and is
- * never held while a callback runs.  Callbacks run on the timer thread, one
- * at a time, and must not block.  A node must not be re-armed while armed.
+ * each other and with the timer thread, lock-free: an arm pushes the node
+ * on a stack of staged arms, a cancel flips the node's state (and pushes it
+ * on a stack of cancellations when it was already in the wheel).  Only the
+ * timer thread (or a test helper, under the wheel mutex) takes the stacks
+ * apart and touches the wheel, so no submitting or finishing thread ever
+ * writes the wheel's shared lines.  Callbacks run on the timer thread, one
+ * at a time, with no lock held, and must not block.
  *
  * Lifetime of a node (the owner keeps it alive while the timer may use it):
- *   - armed: the wheel links it; the owner must not free it.
- *   - cancel returned true: the timer is done with it; free or re-arm it.
- *   - cancel returned false after an arm, or no cancel: fn(n) will run or is
- *     running.  The timer thread still holds the node until fn(n) starts and
- *     never touches it after fn(n) returns, so fn may free or re-arm n.  Any
- *     other thread may re-arm or free n only after it learns (from fn
- *     itself) that fn(n) has started.
+ *   - armed (from pf__timer_arm until fn starts): the timer owns it; the
+ *     owner must not free or re-arm it.
+ *   - fn(n, fired) runs exactly once per arm, on the timer thread: fired
+ *     true when the deadline passed first, false when a cancel came first
+ *     (within about a millisecond of the cancel).  The timer thread never
+ *     touches n after fn(n, ...) started, so fn may free or re-arm it; any
+ *     other thread may do so only after it learns from fn that fn started.
+ *   - pf__timers_stop drops nodes never cancelled without calling fn, and
+ *     calls fn(n, false) for cancelled ones.
  */
 #ifndef PF_TIMER_H
 #define PF_TIMER_H
@@ -36,7 +42,7 @@
 #define PF__TIMER_SLOTS (1u << PF__TIMER_SLOT_BITS)
 
 typedef struct pf__timer_node pf__timer_node;
-typedef void (*pf__timer_fn)(pf__timer_node *n);
+typedef void (*pf__timer_fn)(pf__timer_node *n, bool fired);
 
 /* A link of a circular list with a sentinel head, so unlinking is O(1). */
 typedef struct pf__timer_link {
@@ -45,15 +51,17 @@ typedef struct pf__timer_link {
 
 struct pf__timer_node {
 	/*
-	 * All fields are private to timer.c.  Protected by the wheel mutex,
-	 * except that while the node sits in a batch being fired (state
-	 * firing) only the timer thread touches link.
+	 * Private to timer.c.  link and where belong to the holder of the
+	 * wheel mutex; state is atomic (owner and timer thread); deadline_ms,
+	 * fn and stack_next are written by arm/cancel before the push that
+	 * publishes them.
 	 */
 	pf__timer_link link;
 	int64_t deadline_ms; /* monotonic milliseconds, rounded up */
 	pf__timer_fn fn;
-	uint16_t where; /* index of the list that holds it while armed */
-	uint8_t state;  /* idle, armed, firing */
+	struct pf__timer_node *stack_next; /* in the arms or cancels stack */
+	uint16_t where; /* index of the list that holds it, or NOWHERE */
+	_Atomic(uint8_t) state; /* idle, staged, wheel, cancelled, firing */
 };
 
 typedef struct pf__timers pf__timers;
@@ -72,19 +80,20 @@ void pf__timers_stop(pf__timers *t);
 /* Zeroes a node; call once before its first arm. */
 void pf__timer_node_init(pf__timer_node *n);
 /*
- * Arms n to call fn(n) on the timer thread at deadline_ns (CLOCK_MONOTONIC
- * nanoseconds, see pf__clock_mono_ns); a past deadline fires promptly.  n
- * must not be armed (see the lifetime rules above).  Wakes the timer thread
- * only when the new deadline is earlier than the one it sleeps until.
+ * Arms n to call fn(n, true) on the timer thread at deadline_ns
+ * (CLOCK_MONOTONIC nanoseconds, see pf__clock_mono_ns); a past deadline
+ * fires promptly.  n must not be armed (see the lifetime rules above).
+ * Wakes the timer thread only when the new deadline is earlier than the
+ * one it sleeps until.
  */
 void pf__timer_arm(
     pf__timers *t, pf__timer_node *n, int64_t deadline_ns, pf__timer_fn fn);
 /*
- * Disarms n.  True when n was armed and is now removed, so fn will never
- * run for it; false when it was not armed or fn has already been taken by
- * the timer thread (fn may be running now or have run).
+ * Cancels n: unless fn(n, true) was already taken by the timer thread (it
+ * may be running or have run), fn(n, false) runs on the timer thread
+ * shortly.  Cancelling a node that is not armed, or twice, does nothing.
  */
-bool pf__timer_cancel(pf__timers *t, pf__timer_node *n);
+void pf__timer_cancel(pf__timers *t, pf__timer_node *n);
 
 #ifdef PF_TESTING
 /*
@@ -93,7 +102,8 @@ bool pf__timer_cancel(pf__timers *t, pf__timer_node *n);
  * pf__timers_stop.  pf__timers_advance_for_test moves the clock forward to
  * now_ns and fires every due timer on the calling thread, in deadline
  * order (those armed with an already past deadline first, in arm order);
- * it returns how many fired.
+ * it returns how many fired (cancelled nodes get fn(n, false) here too,
+ * not counted).
  */
 int pf__timers_start_manual(pf__timers **out, int64_t now_ns);
 long pf__timers_advance_for_test(pf__timers *t, int64_t now_ns);
@@ -106,7 +116,7 @@ long pf__timers_advance_for_test(pf__timers *t, int64_t now_ns);
 int64_t pf__timers_next_for_test(pf__timers *t);
 /* The level that holds n (PF__TIMER_LEVELS: overflow), or -1: not armed. */
 int pf__timer_level_for_test(pf__timers *t, pf__timer_node *n);
-/* How many times the timer thread was woken by an arm (signals sent). */
+/* How many times the timer thread was woken by an arm or a cancel. */
 long pf__timers_wakeups_for_test(pf__timers *t);
 #endif
 

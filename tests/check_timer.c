@@ -38,7 +38,8 @@ typedef struct rec {
 	int id;
 	int64_t deadline_ns;
 	/* Written by the callback (timer thread), read after a wait/join. */
-	_Atomic int fired;
+	_Atomic int fired;   /* fn(n, true): the deadline came            */
+	_Atomic int dropped; /* fn(n, false): a cancel came first          */
 	int64_t fired_at_ns;
 } rec;
 
@@ -49,7 +50,20 @@ rec_init(rec *r, int id)
 	r->id = id;
 	r->deadline_ns = 0;
 	atomic_init(&r->fired, 0);
+	atomic_init(&r->dropped, 0);
 	r->fired_at_ns = 0;
+}
+
+/* Total fn(n, false) calls in the current test. */
+static _Atomic long dropped_total;
+
+/* A cancelled timer's callback: counts the drop. */
+static void
+record_drop(rec *r)
+{
+	atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+	/* Release: pairs with the acquire load in wait_dropped(). */
+	atomic_fetch_add_explicit(&dropped_total, 1, memory_order_release);
 }
 
 /* Fire order, shared by the callbacks of one test. */
@@ -59,9 +73,13 @@ static int order[64];
 static _Atomic long fired_total;
 
 static void
-record_fire(pf__timer_node *n)
+record_fire(pf__timer_node *n, bool fired)
 {
 	rec *r = PF_CONTAINER_OF(n, rec, node);
+	if (!fired) {
+		record_drop(r);
+		return;
+	}
 	r->fired_at_ns = pf__clock_mono_ns();
 	/*
 	 * Relaxed is enough for the slot index; the release increment of
@@ -81,6 +99,21 @@ reset_records(void)
 {
 	atomic_store_explicit(&order_len, 0, memory_order_relaxed);
 	atomic_store_explicit(&fired_total, 0, memory_order_relaxed);
+	atomic_store_explicit(&dropped_total, 0, memory_order_relaxed);
+}
+
+/* Waits until at least want cancelled timers were dropped. */
+static bool
+wait_dropped(long want, long timeout_ms)
+{
+	int64_t end = pf__clock_mono_ns() + timeout_ms * MS;
+	while (atomic_load_explicit(&dropped_total, memory_order_acquire) <
+	    want) {
+		if (pf__clock_mono_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
 }
 
 /* Waits until at least want callbacks ran; false after timeout_ms. */
@@ -134,7 +167,8 @@ START_TEST(fires_in_deadline_order)
 }
 END_TEST
 
-/* cancel: the boolean says whether fn will run, and re-arming works. */
+/* cancel: exactly one callback per arm, fn(n, false) for a cancel that
+ * came first, soon (not at the deadline); re-arming works after it. */
 
 START_TEST(cancel_before_expiry_prevents_fire)
 {
@@ -144,17 +178,47 @@ START_TEST(cancel_before_expiry_prevents_fire)
 	rec r;
 	rec_init(&r, 0);
 	arm_in(t, &r, 50 * MS);
-	ck_assert(pf__timer_cancel(t, &r.node));
-	/* A second cancel finds nothing armed. */
-	ck_assert(!pf__timer_cancel(t, &r.node));
+	int64_t t0 = pf__clock_mono_ns();
+	pf__timer_cancel(t, &r.node);
+	/* A second cancel changes nothing. */
+	pf__timer_cancel(t, &r.node);
+	ck_assert(wait_dropped(1, 2000));
+	/* Dropped well before the deadline: the thread was woken for it. */
+	ck_assert_int_lt(pf__clock_mono_ns() - t0, 40 * MS);
 	sleep_ms(100);
 	pf__timers_stop(t);
 	ck_assert_int_eq(
 	    atomic_load_explicit(&r.fired, memory_order_relaxed), 0);
+	ck_assert_int_eq(
+	    atomic_load_explicit(&r.dropped, memory_order_relaxed), 1);
 }
 END_TEST
 
-START_TEST(cancel_after_fire_returns_false)
+/* A cancel of a staged arm (not yet taken into the wheel) drops it too. */
+START_TEST(cancel_right_after_arm_drops_once)
+{
+	pf__timers *t;
+	ck_assert_int_eq(pf__timers_start(&t), 0);
+	reset_records();
+	enum { N = 1000 };
+	rec *r = pf__malloc(N * sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	for (int i = 0; i < N; i++) {
+		rec_init(&r[i], i);
+		arm_in(t, &r[i], 10000 * MS);
+		pf__timer_cancel(t, &r[i].node);
+	}
+	ck_assert(wait_dropped(N, 2000));
+	pf__timers_stop(t);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(atomic_load(&r[i].fired), 0);
+		ck_assert_int_eq(atomic_load(&r[i].dropped), 1);
+	}
+	pf__free(r);
+}
+END_TEST
+
+START_TEST(cancel_after_fire_does_nothing)
 {
 	pf__timers *t;
 	ck_assert_int_eq(pf__timers_start(&t), 0);
@@ -163,21 +227,50 @@ START_TEST(cancel_after_fire_returns_false)
 	rec_init(&r, 0);
 	arm_in(t, &r, 1 * MS);
 	ck_assert(wait_fired(1, 2000));
-	ck_assert(!pf__timer_cancel(t, &r.node));
+	pf__timer_cancel(t, &r.node);
+	sleep_ms(10);
 	pf__timers_stop(t);
 	ck_assert_int_eq(
 	    atomic_load_explicit(&r.fired, memory_order_relaxed), 1);
+	ck_assert_int_eq(
+	    atomic_load_explicit(&r.dropped, memory_order_relaxed), 0);
 }
 END_TEST
 
-START_TEST(cancel_never_armed_returns_false)
+START_TEST(cancel_never_armed_does_nothing)
 {
 	pf__timers *t;
 	ck_assert_int_eq(pf__timers_start(&t), 0);
 	rec r;
 	rec_init(&r, 0);
-	ck_assert(!pf__timer_cancel(t, &r.node));
+	pf__timer_cancel(t, &r.node);
 	pf__timers_stop(t);
+	ck_assert_int_eq(atomic_load(&r.dropped), 0);
+}
+END_TEST
+
+/* A cancel still pending when the wheel stops gets its drop from stop. */
+START_TEST(stop_delivers_pending_drops)
+{
+	pf__timers *t;
+	const int64_t base = 5 * 262144 * MS;
+	ck_assert_int_eq(pf__timers_start_manual(&t, base), 0);
+	reset_records();
+	rec r[2];
+	for (int i = 0; i < 2; i++) {
+		rec_init(&r[i], i);
+		pf__timer_arm(t, &r[i].node, base + 5000 * MS, record_fire);
+	}
+	/* r[0] cancelled while staged, r[1] once in the wheel. */
+	pf__timer_cancel(t, &r[0].node);
+	ck_assert_int_ge(pf__timer_level_for_test(t, &r[1].node), 0);
+	pf__timer_cancel(t, &r[1].node);
+	ck_assert_int_eq(atomic_load(&r[1].dropped), 0);
+	pf__timers_stop(t);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(atomic_load(&r[i].fired), 0);
+		ck_assert_int_eq(atomic_load(&r[i].dropped), 1);
+	}
 }
 END_TEST
 
@@ -189,7 +282,9 @@ START_TEST(rearm_after_cancel_fires_once)
 	rec r;
 	rec_init(&r, 0);
 	arm_in(t, &r, 40 * MS);
-	ck_assert(pf__timer_cancel(t, &r.node));
+	pf__timer_cancel(t, &r.node);
+	/* The node is the timer's until its drop ran. */
+	ck_assert(wait_dropped(1, 2000));
 	arm_in(t, &r, 5 * MS);
 	ck_assert(wait_fired(1, 2000));
 	/* The first deadline passes without a second fire. */
@@ -232,8 +327,9 @@ END_TEST
 static _Atomic int freed;
 
 static void
-free_self(pf__timer_node *n)
+free_self(pf__timer_node *n, bool fired)
 {
+	ck_assert(fired);
 	pf__free(PF_CONTAINER_OF(n, rec, node));
 	/* Release: pairs with the acquire load in the test below. */
 	atomic_fetch_add_explicit(&freed, 1, memory_order_release);
@@ -269,8 +365,9 @@ typedef struct periodic {
 } periodic;
 
 static void
-periodic_fire(pf__timer_node *n)
+periodic_fire(pf__timer_node *n, bool fired)
 {
+	ck_assert(fired);
 	periodic *p = PF_CONTAINER_OF(n, periodic, node);
 	/* Release: pairs with the acquire load on the test thread. */
 	int runs =
@@ -466,14 +563,16 @@ START_TEST(cancel_far_timer_empties_wheel)
 		    t, &r[i].node, (BASE_MS + delays_ms[i]) * MS, record_fire);
 	}
 	ck_assert_int_eq(pf__timers_next_for_test(t), (BASE_MS + 5) * MS);
-	ck_assert(pf__timer_cancel(t, &r[0].node));
+	pf__timer_cancel(t, &r[0].node);
 	/* Level 2's slot starts at a 4096 ms boundary before the deadline. */
 	int64_t next = pf__timers_next_for_test(t);
 	ck_assert_int_le(next, (BASE_MS + 70000) * MS);
 	ck_assert_int_gt(next, (BASE_MS + 70000 - 4096) * MS);
-	ck_assert(pf__timer_cancel(t, &r[1].node));
-	ck_assert(pf__timer_cancel(t, &r[2].node));
+	pf__timer_cancel(t, &r[1].node);
+	pf__timer_cancel(t, &r[2].node);
 	ck_assert_int_eq(pf__timers_next_for_test(t), INT64_MAX);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(atomic_load(&r[i].dropped), 1);
 	ck_assert_int_eq(pf__timers_advance_for_test(t, INT64_C(1) << 62), 0);
 	pf__timers_stop(t);
 }
@@ -495,9 +594,13 @@ static int64_t last_fired_ms;
 static bool out_of_order;
 
 static void
-wheel_record(pf__timer_node *n)
+wheel_record(pf__timer_node *n, bool fired)
 {
 	rec *r = PF_CONTAINER_OF(n, rec, node);
+	if (!fired) {
+		record_drop(r);
+		return;
+	}
 	/* Manual wheel: callbacks run on the test thread itself. */
 	r->fired_at_ns = fake_now;
 	int64_t ms = (r->deadline_ns + MS - 1) / MS;
@@ -539,7 +642,7 @@ START_TEST(random_deadlines_fire_exactly_on_time)
 	}
 	for (int i = 0; i < N; i++) {
 		if (xorshift(&seed) % 4 == 0) {
-			ck_assert(pf__timer_cancel(t, &r[i].node));
+			pf__timer_cancel(t, &r[i].node);
 			cancelled[i] = true;
 		}
 	}
@@ -622,9 +725,9 @@ END_TEST
 
 /*
  * stress: two threads arm 10^5 timers at 1-50 ms and cancel 99% of them
- * at once; exactly the others fire, once each.  A cancel may lose to the
- * timer only if its thread was descheduled past the deadline; then it
- * returns false and that timer must fire too.
+ * at once; the others fire, once each, and each timer gets exactly one
+ * callback.  A cancel may lose to the timer only if its thread was
+ * descheduled past the deadline; that timer fires instead of dropping.
  */
 
 typedef struct stress_arg {
@@ -643,8 +746,9 @@ stress_worker(void *p)
 		rec *r = &a->recs[i];
 		int64_t delay = (1 + (int64_t)(xorshift(&a->seed) % 50)) * MS;
 		arm_in(a->t, r, delay);
-		a->cancelled[i] = xorshift(&a->seed) % 100 != 0 &&
-		                  pf__timer_cancel(a->t, &r->node);
+		a->cancelled[i] = xorshift(&a->seed) % 100 != 0;
+		if (a->cancelled[i])
+			pf__timer_cancel(a->t, &r->node);
 	}
 	return NULL;
 }
@@ -677,6 +781,7 @@ START_TEST(stress_cancelled_never_fire_others_once)
 	/* Every deadline is at most 50 ms after the last arm. */
 	bool all = wait_fired(want, 10000);
 	sleep_ms(60);
+	long late = 0; /* cancels that lost to their deadline */
 	pf__timers_stop(t);
 	printf("timer: stress %ld timers, %ld not cancelled, %ld fired\n",
 	    2 * per, want,
@@ -684,13 +789,20 @@ START_TEST(stress_cancelled_never_fire_others_once)
 	ck_assert(all);
 	ck_assert_int_ge(want, 2 * per / 200);
 	for (long i = 0; i < 2 * per; i++) {
-		ck_assert_int_eq(
-		    atomic_load_explicit(&recs[i].fired, memory_order_relaxed),
-		    cancelled[i] ? 0 : 1);
+		int f = atomic_load_explicit(&recs[i].fired,
+		    memory_order_relaxed);
+		int d = atomic_load_explicit(&recs[i].dropped,
+		    memory_order_relaxed);
+		ck_assert_int_eq(f + d, 1);
 		if (!cancelled[i])
+			ck_assert_int_eq(f, 1);
+		late += cancelled[i] && f == 1;
+		if (f == 1)
 			ck_assert_int_ge(
 			    recs[i].fired_at_ns, recs[i].deadline_ns);
 	}
+	/* Losing to a 1-50 ms deadline needs a long preemption: rare. */
+	ck_assert_int_le(late, 2 * per / 100);
 	pf__free(cancelled);
 	pf__free(recs);
 }
@@ -794,8 +906,10 @@ timer_suite(void)
 
 	tc = tcase_create("cancel");
 	tcase_add_test(tc, cancel_before_expiry_prevents_fire);
-	tcase_add_test(tc, cancel_after_fire_returns_false);
-	tcase_add_test(tc, cancel_never_armed_returns_false);
+	tcase_add_test(tc, cancel_right_after_arm_drops_once);
+	tcase_add_test(tc, cancel_after_fire_does_nothing);
+	tcase_add_test(tc, cancel_never_armed_does_nothing);
+	tcase_add_test(tc, stop_delivers_pending_drops);
 	tcase_add_test(tc, rearm_after_cancel_fires_once);
 	suite_add_tcase(s, tc);
 
