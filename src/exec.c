@@ -326,6 +326,14 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	settle(e, st);
 }
 
+void
+pf__exec_run_here(pf_exec *e, pf__worker *w)
+{
+	uint32_t old = leave_pending(e, PF_RUNNING);
+	if (old != UINT32_MAX)
+		run_claimed(e, w, old);
+}
+
 static void
 task_run(pf__task *t)
 {
@@ -469,12 +477,14 @@ pf__exec_discard(pf_exec *e)
 }
 
 void
-pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
+pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
+    bool queue)
 {
 	pf_scope *s = e->ctx.scope;
 	/* The creation's reference and the queue's, in one store: nobody
 	 * else can see the record yet. */
-	atomic_store_explicit(&e->ctx.refs, 2, memory_order_relaxed);
+	atomic_store_explicit(&e->ctx.refs, queue ? 2 : 1,
+	    memory_order_relaxed);
 	/* pending is delivered before anyone else can see the execution, so
 	 * it is always the first status a callback sees. */
 	if (e->on_status != NULL)
@@ -493,7 +503,10 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out)
 	 * queue's reference (taken with the creation's, above). */
 	/* Relaxed: a stale "pending" only submits a task that will find the
 	 * execution cancelled and drop its reference (task_run). */
-	if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
+	if (!queue) {
+		/* The caller runs it (pf__exec_run_here), or it was
+		 * cancelled: no task, no queue reference. */
+	} else if ((atomic_load_explicit(&e->state, memory_order_relaxed) &
 		PF__ST_MASK) == PF_PENDING) {
 		/* Relaxed: a hint; the push below publishes it. */
 		atomic_store_explicit(&e->where, pf__pool_current(s->pool),
@@ -516,7 +529,7 @@ pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	pf_exec *e;
 	int rc = pf__exec_prepare(s, parent, f, input, opts, g, &e);
 	if (rc == 0)
-		pf__exec_start(e, opts, out);
+		pf__exec_start(e, opts, out, true);
 	return rc;
 }
 

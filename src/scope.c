@@ -538,11 +538,11 @@ child_prepare(pf_ctx *parent, const pf_flow *f, const void *input,
 
 static void
 child_start(pf_ctx *parent, struct child *c, const pf_exec_options *opts,
-    pf_exec **out)
+    pf_exec **out, bool queue)
 {
 	if (!c->hit) {
 		/* Keeps the creation's reference in c->e. */
-		pf__exec_start(c->e, opts, &c->e);
+		pf__exec_start(c->e, opts, &c->e, queue);
 		if (c->slot != NULL)
 			journal_settle(parent, c->slot, c->e);
 	}
@@ -566,12 +566,12 @@ child_abandon(pf_ctx *parent, struct child *c)
 
 static int
 child_exec(pf_ctx *parent, const pf_flow *f, const void *input,
-    const pf_exec_options *opts, pf__group *g, pf_exec **out)
+    const pf_exec_options *opts, pf__group *g, pf_exec **out, bool queue)
 {
 	struct child c;
 	int rc = child_prepare(parent, f, input, opts, g, &c);
 	if (rc == 0)
-		child_start(parent, &c, opts, out);
+		child_start(parent, &c, opts, out, queue);
 	return rc;
 }
 
@@ -579,17 +579,29 @@ int
 pf_ctx_exec(pf_ctx *parent, const pf_flow *f, const void *input,
     const pf_exec_options *opts, pf_exec **out)
 {
-	return child_exec(parent, f, input, opts, NULL, out);
+	return child_exec(parent, f, input, opts, NULL, out, true);
 }
 
 int
 pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input, void *output,
     const pf_exec_options *opts)
 {
+	/*
+	 * On a worker of the scope, with stack to spare, the child is not
+	 * queued at all: the wait would claim it from the own deque anyway,
+	 * so run it here at once and skip the push, the take (and its
+	 * fence) and the queue's reference.  Elsewhere it goes through the
+	 * pool as usual.
+	 */
+	pf__worker *w = parent != NULL && parent->kind != PF__CTX_ROOT ?
+	    pf__pool_current(parent->scope->pool) : NULL;
+	bool here = w != NULL && pf__worker_can_help(w);
 	pf_exec *e;
-	int rc = child_exec(parent, f, input, opts, NULL, &e);
+	int rc = child_exec(parent, f, input, opts, NULL, &e, !here);
 	if (rc != 0)
 		return rc;
+	if (here)
+		pf__exec_run_here(e, w);
 	rc = pf_exec_wait(e, output);
 	pf_exec_release(e);
 	return rc;
@@ -774,7 +786,7 @@ run_parallel(void *arg)
 			    &g->execs[p->alias[i]], memory_order_relaxed));
 		} else {
 			child_start(p->ctx, &p->children[i],
-			    p->calls[i].opts, &e);
+			    p->calls[i].opts, &e, true);
 		}
 		/* Seq_cst, with group_failed() in exec.c: either the failing
 		 * call sees this slot and aborts e, or we see its failure. */

@@ -311,14 +311,20 @@ void pf__exec_on_abort(pf_exec *e, int reason);
  * completely (every allocation done) before any of them starts:
  * pf__exec_prepare allocates and fills a record that nobody can see yet
  * (0, PF_ENOMEM, PF_ESHUTDOWN); pf__exec_start (which cannot fail) delivers
- * pending, arms the timeout, links and submits it; pf__exec_discard drops
+ * pending, arms the timeout, links and submits it (unless queue is false:
+ * then the caller runs it at once with pf__exec_run_here); pf__exec_discard drops
  * a prepared record that will not start, running nothing and calling no
  * callback.  pf__exec_create does both phases.
  */
 int pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out);
-void pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out);
+void pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
+    bool queue);
+/* Claims a pending execution and runs it on this thread (worker w, or
+ * NULL); does nothing if it started or finished.  With pf__exec_start's
+ * queue false, the caller must call it (nobody else would run it). */
+void pf__exec_run_here(pf_exec *e, pf__worker *w);
 void pf__exec_discard(pf_exec *e);
 int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
