@@ -777,6 +777,12 @@ run_parallel(void *arg)
 			return rc;
 		}
 	}
+	/* On a worker with stack to spare, the last call is not queued: the
+	 * reverse wait below would claim it first anyway, so it runs here
+	 * (as pf_ctx_run does) once every call has started. */
+	pf__worker *w = pf__pool_current(p->ctx->scope->pool);
+	bool here = w != NULL && pf__worker_can_help(w) && p->n > 0 &&
+	    p->alias[p->n - 1] >= p->n;
 	/* Started in call order; a call sharing an earlier call's key takes
 	 * that (already started) execution. */
 	for (size_t i = 0; i < p->n; i++) {
@@ -786,7 +792,7 @@ run_parallel(void *arg)
 			    &g->execs[p->alias[i]], memory_order_relaxed));
 		} else {
 			child_start(p->ctx, &p->children[i],
-			    p->calls[i].opts, &e, true);
+			    p->calls[i].opts, &e, !(here && i == p->n - 1));
 		}
 		/* Seq_cst, with group_failed() in exec.c: either the failing
 		 * call sees this slot and aborts e, or we see its failure. */
@@ -795,6 +801,9 @@ run_parallel(void *arg)
 		    atomic_load_explicit(&g->failed, memory_order_seq_cst) != 0)
 			pf_exec_abort(e);
 	}
+	if (here)
+		pf__exec_run_here(atomic_load_explicit(&g->execs[p->n - 1],
+		    memory_order_relaxed), w);
 	/* The slots are written only by this thread; the relaxed loads of
 	 * them here and above read our own stores.  Wait in reverse: the
 	 * last started is the likeliest still queued on our own deque, so a
