@@ -1130,8 +1130,7 @@ rss_bytes(void)
 	return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
 }
 
-/* In a fresh child process, so that memory freed by earlier workloads and
- * kept by the allocator does not hide the cost. */
+/* Runs in its own process (measure_mem, --mem-child). */
 static double
 measure_mem_child(long n)
 {
@@ -1151,6 +1150,9 @@ measure_mem_child(long n)
 			die("mem: pf_scope_exec", rc);
 	}
 	long r1 = rss_bytes();
+	if (r0 < 0 || r1 < 0)
+		fprintf(stderr, "pumped-bench: mem: cannot read "
+		    "/proc/self/statm\n");
 	long pending = 0;
 	for (long i = 0; i < n; i++)
 		pending += pf_exec_status(h[i]) == PF_PENDING;
@@ -1171,11 +1173,18 @@ measure_mem_child(long n)
 	return (double)(r1 - r0) / (double)n;
 }
 
+/*
+ * In a new process (this program again, exec'd with --mem-child N), so that
+ * memory freed by earlier workloads and kept by the allocator does not hide
+ * the cost, and so that nothing of the peers' runtimes (oneTBB and OpenMP
+ * thread pools, their fork handlers) is inherited, as a fork would.
+ */
 static double
 measure_mem(long n)
 {
 	int fd[2];
 	fflush(stdout);
+	fflush(stderr);
 	if (pipe(fd) != 0)
 		return -1;
 	pid_t pid = fork();
@@ -1186,18 +1195,32 @@ measure_mem(long n)
 	}
 	if (pid == 0) {
 		close(fd[0]);
-		double v = measure_mem_child(n);
-		ssize_t w = write(fd[1], &v, sizeof(v));
-		_exit(w == (ssize_t)sizeof(v) ? 0 : 1);
+		if (dup2(fd[1], STDOUT_FILENO) < 0)
+			_exit(126);
+		char arg[32];
+		snprintf(arg, sizeof(arg), "%ld", n);
+		execl("/proc/self/exe", g_opt.argv0, "--mem-child", arg,
+		    (char *)NULL);
+		_exit(127);
 	}
 	close(fd[1]);
 	double v = -1;
-	if (read(fd[0], &v, sizeof(v)) != (ssize_t)sizeof(v))
-		v = -1;
+	char buf[64];
+	ssize_t got = read(fd[0], buf, sizeof(buf) - 1);
+	if (got > 0) {
+		buf[got] = 0;
+		v = strtod(buf, NULL);
+	}
 	close(fd[0]);
 	int st;
 	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+	if (WIFSIGNALED(st))
+		fprintf(stderr, "pumped-bench: mem: the measuring process was "
+		    "killed by signal %d\n", WTERMSIG(st));
+	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "pumped-bench: mem: the measuring process "
+		    "exited with status %d\n", WEXITSTATUS(st));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got <= 0)
 		v = -1;
 	return v;
 }
@@ -1399,6 +1422,13 @@ main(int argc, char **argv)
 	int runs = 0;
 	g_opt.argv0 = argv[0];
 	g_opt.peers = true;
+	/* The mem workload's measuring process (measure_mem). */
+	long mem_n;
+	if (argc == 3 && strcmp(argv[1], "--mem-child") == 0 &&
+	    parse_long(argv[2], &mem_n)) {
+		printf("%.6f\n", measure_mem_child(mem_n));
+		return 0;
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		long v;
