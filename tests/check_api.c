@@ -24,6 +24,7 @@
 
 #include <pumped.h>
 
+#include "annotate.h"
 #include "stress.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -50,6 +51,8 @@ pause_us(long us)
 static bool
 await_at_least(atomic_int *a, int want)
 {
+	/* The flags it waits on are C11 atomics (src/annotate.h). */
+	PF_ATOMIC_OBJ(a);
 	for (long t = 0; t < BOUND_US; t += STEP_US) {
 		if (atomic_load_explicit(a, memory_order_acquire) >= want)
 			return true;
