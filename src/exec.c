@@ -287,7 +287,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	pf_scope *s = e->ctx.scope;
 	int rc;
 	/* Acquire: pairs with the release in pf_scope_use()'s publish. */
-	pf__extlist *l = atomic_load_explicit(&s->exts, memory_order_acquire);
+	pf__extlist *l = PF_ACQUIRED(&s->exts,
+	    atomic_load_explicit(&s->exts, memory_order_acquire));
 	if (PF_LIKELY(l == NULL || l->n == 0)) {
 		rc = call_handler(e);
 	} else {
@@ -305,8 +306,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	}
 	/* Acquire: pairs with the abort CAS in ctx.c; the flag as it is
 	 * when the handler returned decides failed vs cancelled. */
-	int reason = atomic_load_explicit(&e->ctx.abort_reason,
-	    memory_order_acquire);
+	int reason = PF_ACQUIRED(&e->ctx.abort_reason,
+	    atomic_load_explicit(&e->ctx.abort_reason, memory_order_acquire));
 	uint32_t st;
 	if (rc == 0) {
 		st = PF_COMPLETED;

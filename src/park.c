@@ -73,11 +73,11 @@ static bool
 take_token(pf__parker *p)
 {
 	uint32_t expect = PF__PARK_NOTIFIED;
-	if (!atomic_compare_exchange_strong_explicit(&p->state, &expect,
-	    PF__PARK_EMPTY, memory_order_acquire, memory_order_relaxed))
-		return false;
-	PF_HB_AFTER(&p->state); /* the unparker's PF_HB_BEFORE */
-	return true;
+	bool taken = atomic_compare_exchange_strong_explicit(&p->state,
+	    &expect, PF__PARK_EMPTY, memory_order_acquire, memory_order_relaxed);
+	if (taken)
+		PF_HB_AFTER(&p->state); /* the unparker's PF_HB_BEFORE */
+	return taken;
 }
 
 void

@@ -414,8 +414,8 @@ check_parent(pf_ctx *parent)
 	if (rc != 0)
 		return rc;
 	/* Acquire: pairs with the abort CAS in ctx.c. */
-	return atomic_load_explicit(&parent->abort_reason,
-	    memory_order_acquire);
+	return PF_ACQUIRED(&parent->abort_reason,
+	    atomic_load_explicit(&parent->abort_reason, memory_order_acquire));
 }
 
 /*
