@@ -99,10 +99,16 @@ wait_fired(long want, long timeout_ms)
 }
 
 static void
+arm_at(pf__timers *t, rec *r, int64_t deadline_ns)
+{
+	r->deadline_ns = deadline_ns;
+	pf__timer_arm(t, &r->node, r->deadline_ns, record_fire);
+}
+
+static void
 arm_in(pf__timers *t, rec *r, int64_t delay_ns)
 {
-	r->deadline_ns = pf__clock_mono_ns() + delay_ns;
-	pf__timer_arm(t, &r->node, r->deadline_ns, record_fire);
+	arm_at(t, r, pf__clock_mono_ns() + delay_ns);
 }
 
 /* order: timers fire in deadline order, whatever the arm order. */
@@ -114,9 +120,14 @@ START_TEST(fires_in_deadline_order)
 	reset_records();
 	static const int delays[] = {30, 10, 20, 5};
 	rec r[4];
+	/* One base for all four, 50 ms ahead: under Valgrind the arming
+	 * loop alone can take longer than the 5 ms between two deadlines,
+	 * and a timer that fires before the others are armed would then
+	 * break the order tested. */
+	int64_t base = pf__clock_mono_ns() + 50 * MS;
 	for (int i = 0; i < 4; i++) {
 		rec_init(&r[i], i);
-		arm_in(t, &r[i], delays[i] * MS);
+		arm_at(t, &r[i], base + delays[i] * MS);
 	}
 	ck_assert(wait_fired(4, 2000));
 	pf__timers_stop(t);
