@@ -63,6 +63,8 @@ pf__parker_init(pf__parker *p)
 pf__parker *
 pf__parker_self(void)
 {
+	/* Zero-initialised TLS, never through pf__parker_init(). */
+	PF_ATOMIC_OBJ(&self_parker.state);
 	return &self_parker;
 }
 
