@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #endif
 
+#include "config.h"
+
 #include "alloc.h"
 
 #include <stdlib.h>

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "annotate.h"
 #include "common.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -33,6 +34,8 @@ probe(void)
 	    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0)
 		return;
 	/* Release: pairs with the acquire in pf__barrier_asymmetric(). */
+	PF_ATOMIC_OBJ(&usable);
+	PF_HB_BEFORE(&usable);
 	atomic_store_explicit(&usable, true, memory_order_release);
 #endif
 }
@@ -47,7 +50,8 @@ pf__barrier_init(void)
 bool
 pf__barrier_asymmetric(void)
 {
-	return atomic_load_explicit(&usable, memory_order_acquire);
+	return PF_ACQUIRED(&usable,
+	    atomic_load_explicit(&usable, memory_order_acquire));
 }
 
 void

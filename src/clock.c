@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #endif
 
+#include "config.h"
+
 #include "clock.h"
 
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "annotate.h"
 #include "common.h"
 
 static int64_t
@@ -170,17 +173,23 @@ calibrate(void)
 static void
 calibrate_once(void)
 {
+	PF_ATOMIC_OBJ(&cal.slope_bits); /* refined while others read it */
+	PF_ATOMIC_OBJ(&cal.refined_at);
+	PF_ATOMIC_OBJ(&cal.ready);
 	calibrate();
 	/* Release: publishes the calibration to the acquire load below. */
+	PF_HB_BEFORE(&cal.ready);
 	atomic_store_explicit(&cal.ready, true, memory_order_release);
 }
 
 static inline void
 ensure_calibrated(void)
 {
-	if (PF_LIKELY(atomic_load_explicit(&cal.ready, memory_order_acquire)))
+	if (PF_LIKELY(PF_ACQUIRED(&cal.ready,
+		atomic_load_explicit(&cal.ready, memory_order_acquire))))
 		return;
 	pthread_once(&cal.once, calibrate_once);
+	PF_HB_AFTER(&cal.ready); /* pthread_once orders it too */
 }
 
 int64_t

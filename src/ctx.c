@@ -59,8 +59,10 @@ pf__spin_lock_slow(pf__spin *l)
 				sched_yield();
 		}
 		if (!atomic_exchange_explicit(&l->held, true,
-			memory_order_acquire))
+			memory_order_acquire)) {
+			PF_HB_AFTER(l); /* as in pf__spin_lock() */
 			return;
+		}
 	}
 }
 
@@ -113,18 +115,23 @@ pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
     int64_t now)
 {
 	atomic_init(&c->refs, 1);
+	PF_ATOMIC_OBJ(&c->refs);
 	c->kind = kind;
 	c->parallel = false;
 	atomic_init(&c->handles, 0);
 	c->depth = 0;
 	atomic_init(&c->abort_reason, 0);
 	atomic_init(&c->lock.held, false);
+	PF_ATOMIC_OBJ(&c->lock.held);
 	c->parent = parent;
 	c->scope = s;
 	c->children = c->sib_next = c->sib_prev = NULL;
 	atomic_init(&c->journal_used, false);
+	PF_ATOMIC_OBJ(&c->journal_used);
 	atomic_init(&c->life_over, false);
+	PF_ATOMIC_OBJ(&c->life_over);
 	atomic_init(&c->error, 0);
+	PF_ATOMIC_OBJ(&c->error);
 	c->name = NULL;
 	c->name_owned = false;
 	c->listeners = c->firing = NULL;
@@ -132,8 +139,11 @@ pf__ctx_init(pf_ctx *c, pf_scope *s, pf_ctx *parent, uint8_t kind,
 	c->flow = NULL;
 	c->created_at = now;
 	atomic_init(&c->started_at, 0);
+	PF_ATOMIC_OBJ(&c->started_at);
 	atomic_init(&c->completed_at, 0);
+	PF_ATOMIC_OBJ(&c->completed_at);
 	atomic_init(&c->cold, NULL);
+	PF_ATOMIC_OBJ(&c->cold);
 	c->signal.unused = 0;
 	pf__uuid_v7(&c->id, pf__clock_raw_to_wall(now));
 	if (parent != NULL)
@@ -154,9 +164,11 @@ pf__ctx_cold(pf_ctx *c)
 	pf__cold *none = NULL;
 	/* Acq_rel: publishes the initialised block (readers acquire it in
 	 * pf__cold_of); on failure, acquires the winner's. */
+	PF_HB_BEFORE(&c->cold);
 	if (atomic_compare_exchange_strong_explicit(&c->cold, &none, k,
 		memory_order_acq_rel, memory_order_acquire))
 		return k;
+	PF_HB_AFTER(&c->cold);
 	pf__record_free(k, from_slab);
 	return none;
 }
@@ -168,7 +180,9 @@ pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
 	k->mem = mem;
 	k->journal_closed = false;
 	atomic_init(&k->id_state, 0);
+	PF_ATOMIC_OBJ(&k->id_state);
 	atomic_init(&k->timer_armed, false);
+	PF_ATOMIC_OBJ(&k->timer_armed);
 	k->fd = -1;
 	k->tags = NULL;
 	k->journal = NULL;
@@ -287,6 +301,7 @@ pf__ctx_release(pf_ctx *c)
 		/* Release: our writes to the record happen before its free.
 		 * The acquire fence pairs with the other releasers' release
 		 * decrements before the last one frees it. */
+		PF_HB_BEFORE(&c->refs);
 #ifdef PF_UNDER_TSAN
 		if (atomic_fetch_sub_explicit(&c->refs, 1,
 			memory_order_acq_rel) != 1)
@@ -297,6 +312,7 @@ pf__ctx_release(pf_ctx *c)
 			return;
 		atomic_thread_fence(memory_order_acquire);
 #endif
+		PF_HB_AFTER(&c->refs); /* every releaser's PF_HB_BEFORE */
 		/* Iterative, so that a long chain of last references does
 		 * not recurse once per ancestor. */
 		c = destroy(c);
@@ -340,6 +356,7 @@ abort_one(pf_ctx *c, int reason)
 	int zero = 0;
 	/* Acq_rel: publishes the reason with everything before it; the
 	 * readers' acquire loads pair with it. */
+	PF_HB_BEFORE(&c->abort_reason);
 	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
 		reason, memory_order_acq_rel, memory_order_acquire))
 		return false;
@@ -408,10 +425,12 @@ static bool
 unfinished(pf_ctx *c)
 {
 	if (c->kind != PF__CTX_FLOW)
-		return atomic_load_explicit(&c->completed_at,
-			   memory_order_acquire) == 0;
-	uint32_t st = atomic_load_explicit(&((pf_exec *)c)->state,
-			  memory_order_acquire) & PF__ST_MASK;
+		return PF_ACQUIRED(&c->completed_at,
+			   atomic_load_explicit(&c->completed_at,
+			   memory_order_acquire)) == 0;
+	uint32_t st = PF_ACQUIRED(&((pf_exec *)c)->state,
+			  atomic_load_explicit(&((pf_exec *)c)->state,
+			  memory_order_acquire)) & PF__ST_MASK;
 	return st == PF_PENDING || st == PF_RUNNING || st == PF__ST_CANCELLING;
 }
 
@@ -478,6 +497,7 @@ pf__ctx_end_at(pf_ctx *c, int64_t now)
 		now = started;
 	if (now < c->created_at)
 		now = c->created_at;
+	PF_HB_BEFORE(&c->completed_at);
 	atomic_store_explicit(&c->completed_at, now, memory_order_release);
 }
 
@@ -580,18 +600,21 @@ pf_ctx_id(const pf_ctx *cc)
 		return NULL;
 	/* Acquire: pairs with the release store of 2 below, so the text is
 	 * complete when we see it ready. */
-	uint8_t st = atomic_load_explicit(&k->id_state, memory_order_acquire);
+	uint8_t st = PF_ACQUIRED(&k->id_state,
+	    atomic_load_explicit(&k->id_state, memory_order_acquire));
 	if (PF_LIKELY(st == 2))
 		return k->id_text;
 	uint8_t zero = 0;
 	if (atomic_compare_exchange_strong_explicit(&k->id_state, &zero, 1,
 		memory_order_acquire, memory_order_acquire)) {
 		pf__uuid_format(&c->id, k->id_text);
+		PF_HB_BEFORE(&k->id_state);
 		atomic_store_explicit(&k->id_state, 2, memory_order_release);
 		return k->id_text;
 	}
 	while (atomic_load_explicit(&k->id_state, memory_order_acquire) != 2)
 		pf__cpu_relax();
+	PF_HB_AFTER(&k->id_state);
 	return k->id_text;
 }
 
@@ -686,9 +709,11 @@ pf_ctx_release(pf_ctx *c)
 		return;
 	/* Acq_rel: the last handle's release sees the others' writes before
 	 * it ends the context. */
+	PF_HB_BEFORE(&c->handles);
 	if (c->kind == PF__CTX_STANDALONE &&
 	    atomic_fetch_sub_explicit(&c->handles, 1, memory_order_acq_rel) ==
 		1) {
+		PF_HB_AFTER(&c->handles);
 		pf_ctx_end(c);
 		pf__ctx_end_life(c);
 	}
@@ -708,8 +733,8 @@ bool
 pf_ctx_aborted(const pf_ctx *c)
 {
 	/* Acquire: pairs with the abort CAS in abort_one(). */
-	return c != NULL &&
-	    atomic_load_explicit(&c->abort_reason, memory_order_acquire) != 0;
+	return c != NULL && PF_ACQUIRED(&c->abort_reason,
+	    atomic_load_explicit(&c->abort_reason, memory_order_acquire)) != 0;
 }
 
 int
@@ -717,7 +742,8 @@ pf_ctx_throw_if_aborted(const pf_ctx *c)
 {
 	if (c == NULL)
 		return PF_EINVAL;
-	return atomic_load_explicit(&c->abort_reason, memory_order_acquire);
+	return PF_ACQUIRED(&c->abort_reason,
+	    atomic_load_explicit(&c->abort_reason, memory_order_acquire));
 }
 
 /* --------------------------------------------------------------- tags */

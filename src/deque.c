@@ -55,6 +55,8 @@
  * too, and both go through the CAS on top: exactly one wins, the owner that
  * loses returns NULL, the thief that loses returns PF__STEAL_RETRY.
  */
+#include "config.h"
+
 #include "deque.h"
 
 #include <stdbool.h>
@@ -62,6 +64,7 @@
 #include <stdint.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "common.h"
 #include "pumped.h"
 
@@ -94,6 +97,7 @@ buf_new(int64_t capacity)
 		return NULL;
 	a->mask = capacity - 1;
 	a->older = NULL;
+	PF_ATOMIC_RANGE(a->slots, (size_t)capacity * sizeof(a->slots[0]));
 	return a;
 }
 
@@ -115,7 +119,9 @@ pf__deque_init(pf__deque *d, size_t capacity)
 	 */
 	atomic_init(&d->top, 0);
 	atomic_init(&d->bottom, 0);
+	PF_ATOMIC_OBJ(&d->bottom);
 	atomic_init(&d->buf, a);
+	PF_ATOMIC_OBJ(&d->buf);
 	d->retired = NULL;
 	return 0;
 }
@@ -165,6 +171,7 @@ grow(pf__deque *d, pf__deque_buf *old, int64_t t, int64_t b)
 	 * pf__deque_steal(), so a thief that sees the new buffer sees its
 	 * contents.
 	 */
+	PF_HB_BEFORE(&d->buf);
 	atomic_store_explicit(&d->buf, a, memory_order_release);
 	old->older = d->retired;
 	d->retired = old;
@@ -182,7 +189,8 @@ pf__deque_push(pf__deque *d, void *item)
 	 * pf__deque_take()), so a thief's read of the slot it stole happens
 	 * before this push overwrites that slot after the index wraps.
 	 */
-	int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+	int64_t t = PF_ACQUIRED(&d->top,
+	    atomic_load_explicit(&d->top, memory_order_acquire));
 	/* Relaxed: only this thread writes buf. */
 	pf__deque_buf *a = atomic_load_explicit(&d->buf, memory_order_relaxed);
 	if (PF_UNLIKELY(b - t > a->mask)) {
@@ -200,6 +208,7 @@ pf__deque_push(pf__deque *d, void *item)
 	 * fence and a relaxed store; see the top of the file for why that is
 	 * the same.
 	 */
+	PF_HB_BEFORE(&d->bottom);
 	atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
 	return 0;
 }
@@ -240,6 +249,7 @@ pf__deque_take(pf__deque *d)
 		 * so that it is ordered with the thieves' seq_cst fences and
 		 * CASes; on failure a thief won and nothing is read.
 		 */
+		PF_HB_BEFORE(&d->top);
 		if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
 		        memory_order_seq_cst, memory_order_relaxed))
 			x = NULL;
@@ -260,7 +270,8 @@ pf__deque_steal(pf__deque *d, void **out)
 	 * Acquire: pairs with the seq_cst CAS of top by other thieves and the
 	 * owner, so this thread reads slots no older than that index.
 	 */
-	int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+	int64_t t = PF_ACQUIRED(&d->top,
+	    atomic_load_explicit(&d->top, memory_order_acquire));
 	/*
 	 * Orders the load of top before the load of bottom against the owner's
 	 * seq_cst fence in pf__deque_take() (diagram at the top of the file).
@@ -274,11 +285,13 @@ pf__deque_steal(pf__deque *d, void **out)
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
 	if (t >= b)
 		return PF__STEAL_EMPTY;
+	PF_HB_AFTER(&d->bottom); /* the pushes' PF_HB_BEFORE */
 	/*
 	 * Acquire (the paper's consume): pairs with the release store in
 	 * grow(), so the copied slots of a new buffer are visible.
 	 */
-	pf__deque_buf *a = atomic_load_explicit(&d->buf, memory_order_acquire);
+	pf__deque_buf *a = PF_ACQUIRED(&d->buf,
+	    atomic_load_explicit(&d->buf, memory_order_acquire));
 	/*
 	 * Relaxed: the item was published by the acquire load of bottom above;
 	 * if the slot was overwritten since, the CAS below fails.
@@ -290,6 +303,7 @@ pf__deque_steal(pf__deque *d, void **out)
 	 * pf__deque_take(); failure means another thief or the owner took index
 	 * t, so the deque may still hold items: the caller may retry.
 	 */
+	PF_HB_BEFORE(&d->top); /* our read of the slot, for the owner */
 	if (!atomic_compare_exchange_strong_explicit(
 	        &d->top, &t, t + 1, memory_order_seq_cst, memory_order_relaxed))
 		return PF__STEAL_RETRY;

@@ -22,6 +22,8 @@
 #define _GNU_SOURCE
 #endif
 
+#include "config.h"
+
 #include "env.h"
 
 #include <errno.h>

@@ -79,8 +79,9 @@ is_done(const pf_exec *e)
 {
 	/* Acquire: pairs with the CAS or fetch_or that sets DONE in settle(), so
 	 * the result and output are visible. */
-	return (atomic_load_explicit(&((pf_exec *)e)->state,
-		    memory_order_acquire) & PF__F_DONE) != 0;
+	return (PF_ACQUIRED(&((pf_exec *)e)->state,
+		    atomic_load_explicit(&((pf_exec *)e)->state,
+		    memory_order_acquire)) & PF__F_DONE) != 0;
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -148,6 +149,7 @@ leave_pending(pf_exec *e, uint32_t to)
 	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
 	    (old & ~PF__ST_MASK) | to, memory_order_acquire,
 	    memory_order_relaxed));
+	PF_HB_AFTER(&e->state);
 	return old;
 }
 
@@ -161,6 +163,7 @@ wake_waiters(pf_exec *e)
 		pf__parker *p = w->parker;
 		/* Release: pairs with the waiter's acquire load of signaled.
 		 * The node may be gone once this is seen, hence p above. */
+		PF_HB_BEFORE(&w->signaled);
 		atomic_store_explicit(&w->signaled, true, memory_order_release);
 		pf__parker_unpark(p);
 	}
@@ -174,12 +177,13 @@ group_failed(pf_exec *e)
 	int zero = 0;
 	/* Seq_cst, with the seq_cst store and load in start_calls(): either
 	 * we see a call's slot or its starter sees our failure. */
+	PF_HB_BEFORE(&g->failed);
 	if (!atomic_compare_exchange_strong_explicit(&g->failed, &zero,
 		e->result, memory_order_seq_cst, memory_order_seq_cst))
 		return;
 	for (size_t i = 0; i < g->n; i++) {
-		pf_exec *o = atomic_load_explicit(&g->execs[i],
-		    memory_order_seq_cst);
+		pf_exec *o = PF_ACQUIRED(&g->execs[i],
+		    atomic_load_explicit(&g->execs[i], memory_order_seq_cst));
 		if (o != NULL && o != e)
 			pf_exec_abort(o);
 	}
@@ -235,6 +239,7 @@ settle(pf_exec *e, uint32_t st)
 	/* Release: the result, error and completed_at written before are
 	 * visible to whoever acquires the status.  Seq_cst for the journal
 	 * handshake in ctx.c (free on x86: a locked CAS is a full barrier). */
+	PF_HB_BEFORE(&e->state);
 	do {
 		done = e->on_status == NULL && !(old & PF__F_SUBS) ?
 		    PF__F_DONE : 0;
@@ -247,9 +252,11 @@ settle(pf_exec *e, uint32_t st)
 		drop_journal_entry(e);
 	pf__ctx_end_life(&e->ctx);
 	pf_scope *s = e->ctx.scope;
-	if (!done)
+	if (!done) {
+		PF_HB_BEFORE(&e->state); /* the callbacks' effects */
 		old = atomic_fetch_or_explicit(&e->state, PF__F_DONE,
 		    memory_order_acq_rel);
+	}
 	if (old & PF__F_WAITERS)
 		wake_waiters(e);
 	pf__scope_exec_finished(s);
@@ -291,7 +298,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	pf_scope *s = e->ctx.scope;
 	int rc;
 	/* Acquire: pairs with the release in pf_scope_use()'s publish. */
-	pf__extlist *l = atomic_load_explicit(&s->exts, memory_order_acquire);
+	pf__extlist *l = PF_ACQUIRED(&s->exts,
+	    atomic_load_explicit(&s->exts, memory_order_acquire));
 	if (PF_LIKELY(l == NULL || l->n == 0)) {
 		rc = call_handler(e);
 	} else {
@@ -309,8 +317,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	}
 	/* Acquire: pairs with the abort CAS in ctx.c; the flag as it is
 	 * when the handler returned decides failed vs cancelled. */
-	int reason = atomic_load_explicit(&e->ctx.abort_reason,
-	    memory_order_acquire);
+	int reason = PF_ACQUIRED(&e->ctx.abort_reason,
+	    atomic_load_explicit(&e->ctx.abort_reason, memory_order_acquire));
 	uint32_t st;
 	if (rc == 0) {
 		st = PF_COMPLETED;
@@ -416,13 +424,16 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	e->ctx.depth = flow_depth(parent);
 	e->task.run = task_run;
 	atomic_init(&e->task.next, NULL);
+	PF_ATOMIC_OBJ(&e->task.next);
 	atomic_init(&e->state, PF_PENDING);
+	PF_ATOMIC_OBJ(&e->state);
 	e->result = 0;
 	e->on_status = NULL;
 	e->on_status_data = NULL;
 	e->waiters = NULL;
 	e->group = g;
 	atomic_init(&e->where, NULL);
+	PF_ATOMIC_OBJ(&e->where);
 	if (f->input_size > 0) {
 		memcpy(e->data, input, f->input_size);
 		e->input = e->data;
@@ -541,6 +552,7 @@ waiter_register(pf_exec *e, pf__waiter *w)
 	pf__spin_lock(&e->ctx.lock);
 	uint32_t old = atomic_fetch_or_explicit(&e->state, PF__F_WAITERS,
 	    memory_order_acq_rel);
+	PF_HB_AFTER(&e->state);
 	if (old & PF__F_DONE) {
 		pf__spin_unlock(&e->ctx.lock);
 		return false;
@@ -577,7 +589,8 @@ waiter_signaled(void *arg)
 {
 	pf__waiter *w = arg;
 	/* Acquire: pairs with the release store in wake_waiters(). */
-	return atomic_load_explicit(&w->signaled, memory_order_acquire);
+	return PF_ACQUIRED(&w->signaled,
+	    atomic_load_explicit(&w->signaled, memory_order_acquire));
 }
 
 static bool
@@ -650,6 +663,7 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 		return;
 	pf__waiter w = { .parker = pf__parker_self() };
 	atomic_init(&w.signaled, false);
+	PF_ATOMIC_OBJ(&w.signaled);
 	if (!waiter_register(e, &w))
 		return;
 	while (!waiter_signaled(&w) && !past(deadline_ns)) {
@@ -672,6 +686,7 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 {
 	pf__waiter w = { .parker = &wk->parker };
 	atomic_init(&w.signaled, false);
+	PF_ATOMIC_OBJ(&w.signaled);
 	bool registered = false;
 	while (!is_done(e) && !past(deadline_ns)) {
 		if (pf__worker_can_help(wk)) {
@@ -776,8 +791,9 @@ pf_exec_status(const pf_exec *e)
 		return PF_PENDING;
 	/* Acquire: pairs with the terminal CAS in settle(), so the result and
 	 * the context's error are visible with a terminal status. */
-	return (pf_status)status_of(atomic_load_explicit(
-	    &((pf_exec *)e)->state, memory_order_acquire));
+	return (pf_status)status_of(PF_ACQUIRED(&((pf_exec *)e)->state,
+	    atomic_load_explicit(&((pf_exec *)e)->state,
+	    memory_order_acquire)));
 }
 
 pf_ctx *
@@ -849,8 +865,10 @@ pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
 	pf__spin_lock(&e->ctx.lock);
 	/* The RMW both announces us and reads the status: a finisher whose
 	 * CAS comes later sees SUBS and delivers to us. */
+	PF_HB_BEFORE(&e->state);
 	uint32_t old = atomic_fetch_or_explicit(&e->state, PF__F_SUBS,
 	    memory_order_acq_rel);
+	PF_HB_AFTER(&e->state);
 	uint32_t st = status_of(old);
 	if (st >= PF_COMPLETED) {
 		pf__spin_unlock(&e->ctx.lock);

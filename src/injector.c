@@ -41,11 +41,14 @@
  * worker parking protocol (announce sleep, StoreLoad barrier, re-check)
  * may rely on that, while it must treat busy as "work pending".
  */
+#include "config.h"
+
 #include "injector.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "annotate.h"
 #include "common.h"
 
 void
@@ -56,10 +59,12 @@ pf__injector_init(pf__injector *q)
 	 * through thread creation or another synchronising store.
 	 */
 	atomic_init(&q->stub.next, NULL);
+	PF_ATOMIC_OBJ(&q->stub.next);
 	q->stub.run = NULL;
 	atomic_init(&q->tail, &q->stub);
 	q->head = &q->stub;
 	atomic_init(&q->locked, false);
+	PF_ATOMIC_OBJ(&q->locked);
 }
 
 void
@@ -80,6 +85,7 @@ pf__injector_push(pf__injector *q, pf__task *t)
 	 * Relaxed: the node is not shared yet; the exchange below publishes
 	 * this store to the producer that links after us.
 	 */
+	PF_ATOMIC_OBJ(&t->next);
 	atomic_store_explicit(&t->next, NULL, memory_order_relaxed);
 	/*
 	 * Acq_rel.  Release: publishes t->next == NULL to the next producer,
@@ -88,13 +94,16 @@ pf__injector_push(pf__injector *q, pf__task *t)
 	 * (or the consumer's reset of stub.next, published by its CAS in pop)
 	 * must come before the store below.
 	 */
+	PF_HB_BEFORE(&q->tail);
 	pf__task *prev =
 	    atomic_exchange_explicit(&q->tail, t, memory_order_acq_rel);
+	PF_HB_AFTER(&q->tail);
 	/*
 	 * Release: publishes the task (and everything the submitter wrote into
 	 * the record around it) to the consumer; pairs with the acquire loads
 	 * of ->next in pf__injector_pop().
 	 */
+	PF_HB_BEFORE(&prev->next);
 	atomic_store_explicit(&prev->next, t, memory_order_release);
 	return prev == &q->stub;
 }
@@ -105,7 +114,8 @@ pop_locked(pf__injector *q, bool *busy)
 {
 	pf__task *h = q->head;
 	/* Acquire: pairs with the release store of prev->next in push. */
-	pf__task *next = atomic_load_explicit(&h->next, memory_order_acquire);
+	pf__task *next = PF_ACQUIRED(&h->next,
+	    atomic_load_explicit(&h->next, memory_order_acquire));
 	if (h == &q->stub) {
 		if (next == NULL) {
 			/*
@@ -123,7 +133,8 @@ pop_locked(pf__injector *q, bool *busy)
 		h = next;
 		q->head = h;
 		/* Acquire: as above. */
-		next = atomic_load_explicit(&h->next, memory_order_acquire);
+		next = PF_ACQUIRED(&h->next,
+		    atomic_load_explicit(&h->next, memory_order_acquire));
 	}
 	if (next != NULL) {
 		q->head = next;
@@ -137,6 +148,7 @@ pop_locked(pf__injector *q, bool *busy)
 	 */
 	atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
 	pf__task *expect = h;
+	PF_HB_BEFORE(&q->tail);
 	/*
 	 * Release on success: publishes stub.next == NULL to the producer
 	 * whose exchange next reads &stub from tail (its acquire).  Relaxed on
@@ -150,7 +162,8 @@ pop_locked(pf__injector *q, bool *busy)
 		return h;
 	}
 	/* Acquire: pairs with the release store of prev->next in push. */
-	next = atomic_load_explicit(&h->next, memory_order_acquire);
+	next = PF_ACQUIRED(&h->next,
+	    atomic_load_explicit(&h->next, memory_order_acquire));
 	if (next != NULL) {
 		q->head = next;
 		return h;
@@ -181,8 +194,10 @@ pf__injector_pop(pf__injector *q, bool *busy)
 		*busy = true;
 		return NULL;
 	}
+	PF_HB_AFTER(&q->locked); /* the previous holder's PF_HB_BEFORE */
 	pf__task *t = pop_locked(q, busy);
 	/* Release: publishes head to the next holder (pairs with the above). */
+	PF_HB_BEFORE(&q->locked);
 	atomic_store_explicit(&q->locked, false, memory_order_release);
 	return t;
 }

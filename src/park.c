@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "annotate.h"
 #include "common.h"
 
 enum { PF__PARK_EMPTY = 0, PF__PARK_PARKED = 1, PF__PARK_NOTIFIED = 2 };
@@ -56,11 +57,14 @@ void
 pf__parker_init(pf__parker *p)
 {
 	atomic_init(&p->state, PF__PARK_EMPTY);
+	PF_ATOMIC_OBJ(&p->state);
 }
 
 pf__parker *
 pf__parker_self(void)
 {
+	/* Zero-initialised TLS, never through pf__parker_init(). */
+	PF_ATOMIC_OBJ(&self_parker.state);
 	return &self_parker;
 }
 
@@ -71,8 +75,11 @@ static bool
 take_token(pf__parker *p)
 {
 	uint32_t expect = PF__PARK_NOTIFIED;
-	return atomic_compare_exchange_strong_explicit(&p->state, &expect,
-	    PF__PARK_EMPTY, memory_order_acquire, memory_order_relaxed);
+	bool taken = atomic_compare_exchange_strong_explicit(&p->state,
+	    &expect, PF__PARK_EMPTY, memory_order_acquire, memory_order_relaxed);
+	if (taken)
+		PF_HB_AFTER(&p->state); /* the unparker's PF_HB_BEFORE */
+	return taken;
 }
 
 void
@@ -130,6 +137,7 @@ pf__parker_unpark(pf__parker *p)
 {
 	/* Release: publishes the waker's writes to the owner's acquire in
 	 * take_token(). */
+	PF_HB_BEFORE(&p->state);
 	if (atomic_exchange_explicit(&p->state, PF__PARK_NOTIFIED,
 		memory_order_release) == PF__PARK_PARKED)
 		futex_wake(&p->state);

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "clock.h"
 #include "pumped.h"
 
@@ -80,7 +81,8 @@ live_workers(const pf__pool *p)
 {
 	/* Acquire: pairs with the release store in start_worker(), so the
 	 * worker slots below the count are initialised. */
-	return atomic_load_explicit(&p->nworkers, memory_order_acquire);
+	return PF_ACQUIRED(&p->nworkers,
+	    atomic_load_explicit(&p->nworkers, memory_order_acquire));
 }
 
 static void
@@ -448,6 +450,11 @@ start_worker(pf__pool *p, unsigned index)
 	}
 	pf__parker_init(&w->parker);
 	atomic_init(&w->idle, 0);
+	/* Atomics with plain stores (annotate.h): a hint and statistics. */
+	PF_ATOMIC_OBJ(&w->idle);
+	PF_ATOMIC_OBJ(&w->n_run);
+	PF_ATOMIC_OBJ(&w->n_steal);
+	PF_ATOMIC_OBJ(&w->n_park);
 	w->pool = p;
 	w->index = index;
 	w->rng = 0x9E3779B97F4A7C15ULL * (index + 1);
@@ -474,6 +481,7 @@ start_worker(pf__pool *p, unsigned index)
 		return rc;
 	}
 	/* Release: publishes the slot and the worker to live_workers(). */
+	PF_HB_BEFORE(&p->nworkers);
 	atomic_store_explicit(&p->nworkers, index + 1, memory_order_release);
 	return 0;
 }
@@ -485,7 +493,8 @@ stop_and_join(pf__pool *p)
 	 * the unparks below wake the ones already asleep. */
 	atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
 	/* Acquire: pairs with the release in start_worker(). */
-	unsigned n = atomic_load_explicit(&p->nworkers, memory_order_acquire);
+	unsigned n = PF_ACQUIRED(&p->nworkers,
+	    atomic_load_explicit(&p->nworkers, memory_order_acquire));
 	for (unsigned i = 0; i < n; i++)
 		pf__parker_unpark(&p->workers[i]->parker);
 	/* Join every worker before freeing any: a worker not yet joined may
@@ -518,10 +527,12 @@ pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 	p->on_stop = cfg->on_stop;
 	p->hook_arg = cfg->hook_arg;
 	atomic_init(&p->nworkers, 0);
+	PF_ATOMIC_OBJ(&p->nworkers);
 	atomic_init(&p->sleepers, 0);
 	atomic_init(&p->spinners, 0);
 	atomic_init(&p->blocked, 0);
 	atomic_init(&p->stopping, false);
+	PF_ATOMIC_OBJ(&p->stopping);
 	p->workers = pf__calloc(p->max_workers, sizeof(*p->workers));
 	if (p->workers == NULL) {
 		pf__free(p);

@@ -80,8 +80,8 @@ pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
 {
 	/* Acquire: pairs with the release store in pf_scope_use(), so the
 	 * array's contents are visible. */
-	const pf__extlist *l = atomic_load_explicit(&s->exts,
-	    memory_order_acquire);
+	const pf__extlist *l = PF_ACQUIRED(&s->exts,
+	    atomic_load_explicit(&s->exts, memory_order_acquire));
 	if (l == NULL || l->n == 0)
 		return run(arg);
 	pf_next next = { s, l, 0, op, run, arg, false };
@@ -113,6 +113,7 @@ add_extension(pf_scope *s, const pf_extension *ext)
 	l->n = n + 1;
 	l->older = old;
 	/* Release: publishes the filled array to pf__ext_run's acquire. */
+	PF_HB_BEFORE(&s->exts);
 	atomic_store_explicit(&s->exts, l, memory_order_release);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -122,8 +123,8 @@ static void
 dispose_extensions(pf_scope *s)
 {
 	/* Acquire: pairs with the release in add_extension(). */
-	const pf__extlist *l = atomic_load_explicit(&s->exts,
-	    memory_order_acquire);
+	const pf__extlist *l = PF_ACQUIRED(&s->exts,
+	    atomic_load_explicit(&s->exts, memory_order_acquire));
 	for (size_t i = 0; l != NULL && i < l->n; i++)
 		if (l->v[i]->dispose != NULL)
 			l->v[i]->dispose(s, l->v[i]->state);
@@ -169,15 +170,21 @@ stripe_add(pf_scope *s, long d)
 	pf__worker *w = pf__pool_current(s->pool);
 	if (w != NULL && s->asym) {
 		pf__stripe *st = &s->unfinished[w->index];
-		/* Relaxed: only this worker writes its stripe. */
+		/* A load and a store: only this worker writes its stripe.
+		 * Release (a plain store on x86): what the worker wrote
+		 * before finishing happens before dispose's later work (the
+		 * extensions' dispose callbacks), which read the sum with
+		 * acquire. */
+		PF_HB_BEFORE(&st->n); /* for unfinished_sum() */
 		atomic_store_explicit(&st->n,
 		    atomic_load_explicit(&st->n, memory_order_relaxed) + d,
-		    memory_order_relaxed);
+		    memory_order_release);
 		pf__barrier_light();
 		return;
 	}
 	pf__stripe *st = &s->unfinished[w != NULL ? w->index :
 	    s->n_stripes - 1];
+	PF_HB_BEFORE(&st->n); /* for unfinished_sum() */
 	atomic_fetch_add_explicit(&st->n, d, memory_order_seq_cst);
 }
 
@@ -209,8 +216,9 @@ unfinished_sum(pf_scope *s)
 {
 	long sum = 0;
 	for (unsigned i = 0; i < s->n_stripes; i++)
-		sum += atomic_load_explicit(&s->unfinished[i].n,
-		    memory_order_seq_cst);
+		sum += PF_ACQUIRED(&s->unfinished[i].n,
+		    atomic_load_explicit(&s->unfinished[i].n,
+		    memory_order_seq_cst));
 	return sum;
 }
 
@@ -237,7 +245,9 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	pf__ctx_init(&s->root, s, NULL, PF__CTX_ROOT, pf__clock_raw());
 	s->root.name = "scope";
 	atomic_init(&s->state, SCOPE_OPEN);
+	PF_ATOMIC_OBJ(&s->state);
 	atomic_init(&s->exts, NULL);
+	PF_ATOMIC_OBJ(&s->exts);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -282,8 +292,10 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		pf__ctx_release(&s->root);
 		return PF_ENOMEM;
 	}
-	for (unsigned i = 0; i < s->n_stripes; i++)
+	for (unsigned i = 0; i < s->n_stripes; i++) {
 		atomic_init(&s->unfinished[i].n, 0);
+		PF_ATOMIC_OBJ(&s->unfinished[i].n);
+	}
 	for (size_t i = 0; i < opts->n_extensions; i++) {
 		rc = add_extension(s, opts->extensions[i]);
 		if (rc != 0) {
@@ -407,8 +419,8 @@ check_parent(pf_ctx *parent)
 	if (rc != 0)
 		return rc;
 	/* Acquire: pairs with the abort CAS in ctx.c. */
-	return atomic_load_explicit(&parent->abort_reason,
-	    memory_order_acquire);
+	return PF_ACQUIRED(&parent->abort_reason,
+	    atomic_load_explicit(&parent->abort_reason, memory_order_acquire));
 }
 
 /*
@@ -796,6 +808,7 @@ run_parallel(void *arg)
 		}
 		/* Seq_cst, with group_failed() in exec.c: either the failing
 		 * call sees this slot and aborts e, or we see its failure. */
+		PF_HB_BEFORE(&g->execs[i]);
 		atomic_store_explicit(&g->execs[i], e, memory_order_seq_cst);
 		if (!p->settled &&
 		    atomic_load_explicit(&g->failed, memory_order_seq_cst) != 0)
@@ -827,7 +840,8 @@ run_parallel(void *arg)
 		return 0;
 	/* Every call is DONE here (waited), and a failing call sets the
 	 * word before its DONE: acquire is more than enough. */
-	int first = atomic_load_explicit(&g->failed, memory_order_acquire);
+	int first = PF_ACQUIRED(&g->failed,
+	    atomic_load_explicit(&g->failed, memory_order_acquire));
 	if (first != 0)
 		return first;
 	for (size_t i = 0; i < p->n; i++)
@@ -881,8 +895,10 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	    n * sizeof(*p.group.execs));
 	p.group.n = n;
 	p.group.settled = settled;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		atomic_init(&p.group.execs[i], NULL);
+		PF_ATOMIC_OBJ(&p.group.execs[i]);
+	}
 	atomic_init(&p.group.failed, 0);
 	pf_operation op = {
 		.kind = PF_OP_EXECUTION,

@@ -74,6 +74,8 @@
  * zero frees the header.  A free of a live object always finds its chunk,
  * and so the header, still allocated.
  */
+#include "config.h"
+
 #include "slab.h"
 
 #include <stdatomic.h>
@@ -82,6 +84,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "common.h"
 #include "pumped.h"
 
@@ -182,12 +185,14 @@ chunk_of(const void *p)
 static inline bool
 drop(_Atomic long *cnt, long n)
 {
+	PF_HB_BEFORE(cnt);
 #ifdef PF_UNDER_TSAN
 	return atomic_fetch_sub_explicit(cnt, n, memory_order_acq_rel) == n;
 #else
 	if (atomic_fetch_sub_explicit(cnt, n, memory_order_release) != n)
 		return false;
 	atomic_thread_fence(memory_order_acquire);
+	PF_HB_AFTER(cnt); /* every dropper's PF_HB_BEFORE */
 	return true;
 #endif
 }
@@ -345,8 +350,8 @@ alloc_slow(pf__slab *s)
 	 * pushers' links and their last writes to the objects are visible.
 	 */
 	if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
-		file_list(s, atomic_exchange_explicit(
-		                 &s->remote, NULL, memory_order_acquire));
+		file_list(s, PF_ACQUIRED(&s->remote, atomic_exchange_explicit(
+		                 &s->remote, NULL, memory_order_acquire)));
 		if (c != NULL && c->free != NULL)
 			return pop(s, c);
 	}
@@ -453,6 +458,7 @@ remote_free(pf__slab *s, struct chunk *c, struct obj *o)
 		 * Pairs with the acquire exchange in alloc_slow() and in
 		 * pf__slab_destroy().
 		 */
+		PF_HB_BEFORE(&s->remote);
 	} while (!atomic_compare_exchange_weak_explicit(
 	    &s->remote, &head, o, memory_order_release, memory_order_relaxed));
 }
@@ -489,8 +495,8 @@ pf__slab_destroy(pf__slab *s)
 	 * alloc_slow().  From here on every remote free takes the detached
 	 * path.
 	 */
-	file_list(s, atomic_exchange_explicit(
-	                 &s->remote, DETACHED, memory_order_acquire));
+	file_list(s, PF_ACQUIRED(&s->remote, atomic_exchange_explicit(
+	                 &s->remote, DETACHED, memory_order_acquire)));
 	if (s->spare != NULL)
 		pf__free(s->spare);
 

@@ -63,6 +63,8 @@
  * ticking.  While arms or cancels flow, the thread ticks every millisecond
  * and publishes AWAKE, so a burst costs no wake-up at all.
  */
+#include "config.h"
+
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -76,6 +78,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "clock.h"
 #include "common.h"
 #include "park.h"
@@ -362,8 +365,8 @@ drain(pf__timers *t, pf__timer_node **drops)
 	long taken = 0;
 	/* Acquire: pairs with the pushes' release, so each node's fields
 	 * (deadline, fn) are visible. */
-	pf__timer_node *a = atomic_exchange_explicit(&t->arms, NULL,
-	    memory_order_acquire);
+	pf__timer_node *a = PF_ACQUIRED(&t->arms,
+	    atomic_exchange_explicit(&t->arms, NULL, memory_order_acquire));
 	/* The stack is LIFO: reverse it, so that equal deadlines fire in
 	 * arm order. */
 	pf__timer_node *fifo = NULL;
@@ -390,8 +393,8 @@ drain(pf__timers *t, pf__timer_node **drops)
 			*drops = n;
 		}
 	}
-	pf__timer_node *c = atomic_exchange_explicit(&t->cancels, NULL,
-	    memory_order_acquire);
+	pf__timer_node *c = PF_ACQUIRED(&t->cancels,
+	    atomic_exchange_explicit(&t->cancels, NULL, memory_order_acquire));
 	while (c != NULL) {
 		pf__timer_node *n = c;
 		c = n->stack_next;
@@ -533,10 +536,15 @@ timers_create(pf__timers **out, int64_t now_ns)
 	pf__parker_init(&t->parker);
 	t->has_thread = false;
 	atomic_init(&t->stopping, false);
+	PF_ATOMIC_OBJ(&t->stopping);
 	atomic_init(&t->sleep_until, AWAKE);
+	PF_ATOMIC_OBJ(&t->sleep_until);
 	atomic_init(&t->wakeups, 0);
+	PF_ATOMIC_OBJ(&t->wakeups);
 	atomic_init(&t->arms, NULL);
+	PF_ATOMIC_OBJ(&t->arms);
 	atomic_init(&t->cancels, NULL);
+	PF_ATOMIC_OBJ(&t->cancels);
 	t->now = ns_to_ms_floor(now_ns);
 	for (unsigned i = 0; i < PF__TIMER_LEVELS; i++)
 		t->occ[i] = 0;
@@ -617,6 +625,7 @@ pf__timer_node_init(pf__timer_node *n)
 	n->stack_next = NULL;
 	n->where = NOWHERE;
 	atomic_init(&n->state, NODE_IDLE);
+	PF_ATOMIC_OBJ(&n->state);
 }
 
 /* Wakes the thread if it sleeps until after ms (INT64_MAX - 1: if it
@@ -649,8 +658,9 @@ push(_Atomic(pf__timer_node *) *stack, pf__timer_node *n)
 		n->stack_next = head;
 	/* Seq_cst: publishes n's fields (release, paired with the drain's
 	 * acquire exchange) and comes before the read of sleep_until. */
-	while (!atomic_compare_exchange_weak_explicit(stack, &head, n,
-	    memory_order_seq_cst, memory_order_relaxed));
+	while ((PF_HB_BEFORE(stack),
+	    !atomic_compare_exchange_weak_explicit(stack, &head, n,
+		memory_order_seq_cst, memory_order_relaxed)));
 	return head == NULL;
 }
 

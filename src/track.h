@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "annotate.h"
 #include "common.h"
 #include "pool.h"
 #include "pumped.h"
@@ -49,14 +50,17 @@ pf__spin_lock(pf__spin *l)
 {
 	/* Acquire: pairs with the release in pf__spin_unlock(). */
 	if (PF_LIKELY(!atomic_exchange_explicit(&l->held, true,
-		memory_order_acquire)))
+		memory_order_acquire))) {
+		PF_HB_AFTER(l); /* the previous holder's PF_HB_BEFORE */
 		return;
+	}
 	pf__spin_lock_slow(l);
 }
 
 static inline void
 pf__spin_unlock(pf__spin *l)
 {
+	PF_HB_BEFORE(l); /* for the next holder's PF_HB_AFTER */
 	atomic_store_explicit(&l->held, false, memory_order_release);
 }
 
@@ -173,8 +177,8 @@ struct pf_ctx {
 static inline pf__cold *
 pf__cold_of(const pf_ctx *c)
 {
-	return atomic_load_explicit(&((pf_ctx *)c)->cold,
-	    memory_order_acquire);
+	return PF_ACQUIRED(&c->cold, atomic_load_explicit(
+	    &((pf_ctx *)c)->cold, memory_order_acquire));
 }
 
 /* The cold block, made if needed; NULL when out of memory. */

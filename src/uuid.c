@@ -30,6 +30,8 @@
 #define _GNU_SOURCE
 #endif
 
+#include "config.h"
+
 #include "uuid.h"
 
 #include <fcntl.h>

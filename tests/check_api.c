@@ -24,6 +24,7 @@
 
 #include <pumped.h>
 
+#include "annotate.h"
 #include "stress.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -50,6 +51,8 @@ pause_us(long us)
 static bool
 await_at_least(atomic_int *a, int want)
 {
+	/* The flags it waits on are C11 atomics (src/annotate.h). */
+	PF_ATOMIC_OBJ(a);
 	for (long t = 0; t < BOUND_US; t += STEP_US) {
 		if (atomic_load_explicit(a, memory_order_acquire) >= want)
 			return true;
@@ -1130,6 +1133,7 @@ blocker(pf_ctx *ctx, const void *input, void *output)
 {
 	(void)output;
 	struct blocker_probe *p = (struct blocker_probe *)input;
+	PF_ATOMIC_OBJ(&p->gate); /* a C11 atomic: see src/annotate.h */
 	atomic_store_explicit(&p->started, 1, memory_order_release);
 	for (long t = 0; t < BOUND_US; t += STEP_US) {
 		if (atomic_load_explicit(&p->gate, memory_order_acquire) ||

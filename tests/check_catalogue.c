@@ -54,6 +54,7 @@
 
 #include "pumped.h"
 #include "stress.h"
+#include "annotate.h"
 #include "timer.h"
 #include "track.h"
 
@@ -133,6 +134,7 @@ static bool
 wait_flag(_Atomic int *flag, long ms)
 {
 	int64_t end = now_ms() + ms;
+	PF_ATOMIC_OBJ(flag); /* a C11 atomic: see src/annotate.h */
 	while (atomic_load_explicit(flag, memory_order_acquire) == 0) {
 		if (now_ms() > end)
 			return false;

@@ -23,6 +23,7 @@
 
 #include <pumped.h>
 
+#include "annotate.h"
 #include "stress.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -278,6 +279,8 @@ START_TEST(child_flow_sees_later_parent_set)
 	pf_scope *s = new_scope(2, NULL, 0);
 	pf_ctx *parent = new_standalone(s, NULL, 0);
 	struct live_probe p = { 0, -1, -1 };
+	PF_ATOMIC_OBJ(&p.go); /* the test's flags: see src/annotate.h */
+	PF_ATOMIC_OBJ(&p.found);
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_ctx_exec(parent, &live_flow, &p, NULL, &e), 0);
 	ck_assert_int_eq(pf_ctx_set(parent, &plain_tag, &(int){ 77 }), 0);
@@ -417,6 +420,8 @@ START_TEST(parent_set_races_children_get)
 {
 	pf_scope *s = new_scope(2, NULL, 0);
 	struct race race = { 0 };
+	PF_ATOMIC_OBJ(&race.stop); /* the test's flags: see src/annotate.h */
+	PF_ATOMIC_OBJ(&race.started);
 	race.parent = new_standalone(s, NULL, 0);
 	race.last = (uint64_t)pf_test_scale(50000) + 1;
 	wide w;
@@ -511,6 +516,7 @@ START_TEST(threads_share_standalone_context)
 	pf_scope *s = new_scope(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	atomic_int go = 0;
+	PF_ATOMIC_OBJ(&go); /* the test's flag: see src/annotate.h */
 	pthread_t th[SHARERS];
 	struct sharer sh[SHARERS];
 	long iters = pf_test_scale(20000);

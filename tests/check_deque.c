@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "deque.h"
 #include "pumped.h"
 #include "stress.h"
@@ -278,6 +279,7 @@ START_TEST(every_item_taken_once)
 	s.seen = calloc((size_t)s.n, sizeof(*s.seen));
 	ck_assert_ptr_nonnull(s.seen);
 	atomic_init(&s.done, false);
+	PF_ATOMIC_OBJ(&s.done); /* a C11 atomic: see src/annotate.h */
 	/* Capacity 2 so that the race also covers many growths. */
 	ck_assert_int_eq(pf__deque_init(&s.d, 2), 0);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "annotate.h"
 #include "clock.h"
 #include "park.h"
 #include "pool.h"
@@ -42,6 +43,7 @@ job_complete(job *j)
 {
 	/* Acq_rel: publishes the task's effects to the joiner that reads
 	 * JOB_DONE, and reads the parker the joiner stored. */
+	PF_HB_BEFORE(&j->waiter); /* src/annotate.h */
 	pf__parker *p = atomic_exchange_explicit(&j->waiter, JOB_DONE,
 	    memory_order_acq_rel);
 	if (p != NULL && p != JOB_DONE)
@@ -66,6 +68,7 @@ job_init(job *j, pf__pool *p, void (*body)(job *))
 	atomic_init(&j->task.next, NULL);
 	j->pool = p;
 	atomic_init(&j->waiter, NULL);
+	PF_ATOMIC_OBJ(&j->waiter);
 	j->body = body;
 	j->counter = NULL;
 	j->depth = 0;
@@ -74,8 +77,9 @@ job_init(job *j, pf__pool *p, void (*body)(job *))
 static bool
 job_done(void *arg)
 {
-	return atomic_load_explicit(&((job *)arg)->waiter,
-		   memory_order_acquire) == JOB_DONE;
+	return PF_ACQUIRED(&((job *)arg)->waiter,
+		   atomic_load_explicit(&((job *)arg)->waiter,
+		   memory_order_acquire)) == JOB_DONE;
 }
 
 /* Registers me as j's waiter; false when j already ran. */
@@ -85,6 +89,7 @@ job_register(job *j, pf__parker *me)
 	pf__parker *old = atomic_exchange_explicit(&j->waiter, me,
 	    memory_order_acq_rel);
 	if (old == JOB_DONE) {
+		PF_HB_AFTER(&j->waiter);
 		atomic_store_explicit(&j->waiter, JOB_DONE, memory_order_release);
 		return false;
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "pumped.h"
 #include "slab.h"
 #include "stress.h"
@@ -307,6 +308,7 @@ late_free(void *arg)
 	/* Acquire: pairs with the release store of go by the test thread. */
 	while (!atomic_load_explicit(&f->go, memory_order_acquire))
 		sched_yield();
+	PF_HB_AFTER(&f->go); /* src/annotate.h */
 	for (size_t i = 0; i < f->n; i++) {
 		/* Still ours to write: under ASan a freed chunk would trap. */
 		memset(f->objs[i], 0xa5, f->size);
@@ -333,6 +335,7 @@ START_TEST(destroy_then_remote_free_last)
 		pf__slab_free(s, p[i]);
 	struct late_freer early = {.objs = p + n / 2, .n = n / 4, .size = size};
 	atomic_init(&early.go, true);
+	PF_ATOMIC_OBJ(&early.go);
 	ck_assert_int_eq(
 	    pthread_create(&early.tid, NULL, late_free, &early), 0);
 	ck_assert_int_eq(pthread_join(early.tid, NULL), 0);
@@ -343,6 +346,7 @@ START_TEST(destroy_then_remote_free_last)
 	struct late_freer late = {
 	    .objs = p + n / 2 + n / 4, .n = n - n / 2 - n / 4, .size = size};
 	atomic_init(&late.go, true);
+	PF_ATOMIC_OBJ(&late.go);
 	ck_assert_int_eq(pthread_create(&late.tid, NULL, late_free, &late), 0);
 	ck_assert_int_eq(pthread_join(late.tid, NULL), 0);
 	free(p);
@@ -380,12 +384,14 @@ START_TEST(destroy_races_last_remote_free)
 		ck_assert_uint_ge(nkeep, 2);
 		struct late_freer f = {.objs = keep, .n = nkeep, .size = size};
 		atomic_init(&f.go, false);
+		PF_ATOMIC_OBJ(&f.go);
 		ck_assert_int_eq(
 		    pthread_create(&f.tid, NULL, late_free, &f), 0);
 		/*
 		 * Release: lets the freer start as destroy begins; pairs with
 		 * its acquire load of go.
 		 */
+		PF_HB_BEFORE(&f.go);
 		atomic_store_explicit(&f.go, true, memory_order_release);
 		pf__slab_destroy(s);
 		ck_assert_int_eq(pthread_join(f.tid, NULL), 0);
@@ -425,13 +431,15 @@ ring_put(struct ring *r, uint64_t *p)
 	 * Acquire: pairs with the release store of head in ring_get(), so
 	 * the consumer is done with the slot before it is reused.
 	 */
-	if (t - atomic_load_explicit(&r->head, memory_order_acquire) == RING)
+	if (t - PF_ACQUIRED(&r->head, atomic_load_explicit(&r->head,
+		    memory_order_acquire)) == RING)
 		return false;
 	r->slot[t % RING] = p;
 	/*
 	 * Release: publishes the slot and the object's contents; pairs with
 	 * the acquire load of tail in ring_get().
 	 */
+	PF_HB_BEFORE(&r->tail);
 	atomic_store_explicit(&r->tail, t + 1, memory_order_release);
 	return true;
 }
@@ -442,10 +450,12 @@ ring_get(struct ring *r)
 	/* Relaxed: only the consumer writes head. */
 	size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	/* Acquire: pairs with the release store of tail in ring_put(). */
-	if (atomic_load_explicit(&r->tail, memory_order_acquire) == h)
+	if (PF_ACQUIRED(&r->tail, atomic_load_explicit(&r->tail,
+		memory_order_acquire)) == h)
 		return NULL;
 	uint64_t *p = r->slot[h % RING];
 	/* Release: pairs with the acquire load of head in ring_put(). */
+	PF_HB_BEFORE(&r->head);
 	atomic_store_explicit(&r->head, h + 1, memory_order_release);
 	return p;
 }
@@ -484,6 +494,10 @@ START_TEST(stress_owner_allocs_while_others_free)
 	pf__slab *s = make_slab(STRESS_SIZE);
 	struct stress_freer *f = calloc(2, sizeof(*f));
 	ck_assert_ptr_nonnull(f);
+	for (int t = 0; t < 2; t++) {
+		PF_ATOMIC_OBJ(&f[t].ring.head);
+		PF_ATOMIC_OBJ(&f[t].ring.tail);
+	}
 	for (int t = 0; t < 2; t++)
 		ck_assert_int_eq(
 		    pthread_create(&f[t].tid, NULL, stress_free, &f[t]), 0);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "annotate.h"
 #include "pumped.h"
 #include "stress.h"
 
@@ -438,6 +439,7 @@ static void
 stress_run(unsigned threads)
 {
 	memset(&R, 0, sizeof(R));
+	PF_ATOMIC_OBJ(&R.stop); /* a C11 atomic: see src/annotate.h */
 	pthread_mutex_init(&R.ring_mu, NULL);
 	R.n = pf_test_scale(100000);
 	R.slots = calloc((size_t)R.n, sizeof(slot));
