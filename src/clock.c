@@ -53,19 +53,39 @@ pf__clock_mono_ns(void)
 /* ------------------------------------------------------------------ raw */
 
 /*
- * Calibration.  Base point (raw0, mono0) and the wall-minus-monotonic
- * offset are fixed once; only the slope (ns per tick, as the bits of a
- * double) is refined, always measured from the base point, so every
- * refinement uses a longer baseline than the one before.  Readers load the
- * slope relaxed: any published value is a valid approximation, and the
- * base fields are written before the once-flag publishes them.
+ * Calibration: a piecewise-linear map from raw ticks to CLOCK_MONOTONIC.
+ * Segment i maps raw >= seg[i].raw (up to the next segment's start) as
+ * seg[i].mono + (raw - seg[i].raw) * seg[i].ns_per_tick.  The first comes
+ * from a 1 ms measurement at first use; each refinement (after 1 s, then
+ * each time the process has run as long again) appends one, and segments
+ * never change once published, so a timestamp converts to the same value
+ * whenever it is read.  A new segment starts where the map already is
+ * (continuous and monotonic), slightly ahead of now (2^22 ticks, a couple
+ * of ms) so that no timestamp taken before it is published falls in it,
+ * and with a rate that reaches the measured time by the next refinement
+ * (slewing, as NTP does, instead of stepping).  The base point (raw0,
+ * mono0) and the wall-minus-monotonic offset are fixed once.
  */
+#define MAX_SEGS 48
+#define SEG_AHEAD (INT64_C(1) << 22)
+
+typedef struct clock_seg {
+	int64_t raw, mono;
+	double ns_per_tick;
+} clock_seg;
+
 static struct {
 	pthread_once_t once;
 	bool tsc;
 	int64_t raw0, mono0, wall_offset;
-	_Atomic(uint64_t) slope_bits;
-	_Atomic(int64_t) refined_at; /* mono ns of the last refinement */
+	clock_seg seg[MAX_SEGS];
+	/* Published segments: release store by the refiner, acquire loads
+	 * by converters; the segments below it are immutable. */
+	atomic_uint nseg;
+	/* Mono ns at which the next refinement is due (relaxed hint), and
+	 * the refiner's flag (one at a time). */
+	_Atomic(int64_t) refine_at;
+	atomic_bool refining;
 	/* Set last by calibrate(), so the hot path can skip pthread_once
 	 * (a call through the PLT) with one load. */
 	atomic_bool ready;
@@ -106,22 +126,31 @@ read_tsc(void)
 }
 #endif
 
+/* The published segments; *n gets their count (at least 1). */
+static const clock_seg *
+segments(unsigned *n)
+{
+	*n = PF_ACQUIRED(&cal.nseg,
+	    atomic_load_explicit(&cal.nseg, memory_order_acquire));
+	return cal.seg;
+}
+
+/* The tick rate now: the newest segment's. */
 static double
 slope(void)
 {
-	uint64_t bits = atomic_load_explicit(&cal.slope_bits,
-	    memory_order_relaxed);
-	double d;
-	memcpy(&d, &bits, sizeof(d));
-	return d;
+	unsigned n;
+	const clock_seg *seg = segments(&n);
+	return seg[n - 1].ns_per_tick;
 }
 
 static void
-set_slope(double d)
+publish_seg(unsigned i, int64_t raw, int64_t mono, double ns_per_tick)
 {
-	uint64_t bits;
-	memcpy(&bits, &d, sizeof(d));
-	atomic_store_explicit(&cal.slope_bits, bits, memory_order_relaxed);
+	cal.seg[i] = (clock_seg){ raw, mono, ns_per_tick };
+	/* Release: the segment's fields before the count that shows it. */
+	PF_HB_BEFORE(&cal.nseg);
+	atomic_store_explicit(&cal.nseg, i + 1, memory_order_release);
 }
 
 /*
@@ -152,7 +181,7 @@ calibrate(void)
 	cal.wall_offset = pf__clock_wall_ns() - pf__clock_mono_ns();
 	cal.tsc = invariant_tsc();
 	if (!cal.tsc) {
-		set_slope(1.0);
+		publish_seg(0, 0, 0, 1.0);
 		return;
 	}
 	read_pair(&cal.raw0, &cal.mono0);
@@ -163,18 +192,21 @@ calibrate(void)
 	if (raw1 <= cal.raw0) {
 		/* A TSC that does not advance is unusable. */
 		cal.tsc = false;
-		set_slope(1.0);
+		publish_seg(0, 0, 0, 1.0);
 		return;
 	}
-	set_slope((double)(mono1 - cal.mono0) / (double)(raw1 - cal.raw0));
-	atomic_store_explicit(&cal.refined_at, mono1, memory_order_relaxed);
+	publish_seg(0, cal.raw0, cal.mono0,
+	    (double)(mono1 - cal.mono0) / (double)(raw1 - cal.raw0));
+	atomic_store_explicit(&cal.refine_at, mono1 + 1000000000,
+	    memory_order_relaxed);
 }
 
 static void
 calibrate_once(void)
 {
-	PF_ATOMIC_OBJ(&cal.slope_bits); /* refined while others read it */
-	PF_ATOMIC_OBJ(&cal.refined_at);
+	PF_ATOMIC_OBJ(&cal.nseg);
+	PF_ATOMIC_OBJ(&cal.refine_at);
+	PF_ATOMIC_OBJ(&cal.refining);
 	PF_ATOMIC_OBJ(&cal.ready);
 	calibrate();
 	/* Release: publishes the calibration to the acquire load below. */
@@ -209,7 +241,14 @@ pf__clock_raw_to_mono(int64_t raw)
 	ensure_calibrated();
 	if (!cal.tsc)
 		return raw;
-	return cal.mono0 + (int64_t)((double)(raw - cal.raw0) * slope());
+	unsigned n;
+	const clock_seg *seg = segments(&n);
+	/* Most reads are of recent timestamps: search from the newest. */
+	unsigned i = n - 1;
+	while (i > 0 && raw < seg[i].raw)
+		i--;
+	return seg[i].mono + (int64_t)((double)(raw - seg[i].raw) *
+	    seg[i].ns_per_tick);
 }
 
 int64_t
@@ -243,24 +282,73 @@ pf__clock_raw_to_wall(int64_t raw)
 	return pf__clock_raw_to_mono(raw) + cal.wall_offset;
 }
 
+/* Appends a segment (see the calibration comment); the caller is the one
+ * refiner.  False when the map is full. */
+static bool
+refine_now(void)
+{
+	unsigned n;
+	const clock_seg *seg = segments(&n);
+	if (n == MAX_SEGS)
+		return false;
+	int64_t raw, mono;
+	read_pair(&raw, &mono);
+	if (raw <= cal.raw0)
+		return false;
+	/* The rate over the whole run so far. */
+	double rate = (double)(mono - cal.mono0) / (double)(raw - cal.raw0);
+	const clock_seg *last = &seg[n - 1];
+	int64_t start = raw + SEG_AHEAD;
+	/* Where the map is at start (continuity), and where it should be. */
+	int64_t at = last->mono +
+	    (int64_t)((double)(start - last->raw) * last->ns_per_tick);
+	int64_t truth = mono + (int64_t)((double)SEG_AHEAD * rate);
+	/* Close the gap by the next refinement, as long a run again. */
+	double period = (double)(mono - cal.mono0);
+	if (period < 1e9)
+		period = 1e9;
+	double s = rate + (double)(truth - at) / (period / rate);
+	/* Slew, never step or stall: within 10% of the measured rate. */
+	if (s > rate * 1.1)
+		s = rate * 1.1;
+	if (s < rate * 0.9)
+		s = rate * 0.9;
+	publish_seg(n, start, at, s);
+	atomic_store_explicit(&cal.refine_at, mono + (int64_t)period,
+	    memory_order_relaxed);
+	return true;
+}
+
 void
 pf__clock_refine(void)
 {
 	ensure_calibrated();
 	if (!cal.tsc)
 		return;
-	int64_t last = atomic_load_explicit(&cal.refined_at,
-	    memory_order_relaxed);
-	int64_t now = pf__clock_mono_ns();
-	if (now - last < 1000000000)
+	/* Relaxed: a hint; the flag below decides who refines. */
+	if (pf__clock_mono_ns() < atomic_load_explicit(&cal.refine_at,
+		memory_order_relaxed))
 		return;
-	/* Only the thread that wins the CAS refines; relaxed, as the slope
-	 * is an approximation whichever refinement lands last. */
-	if (!atomic_compare_exchange_strong_explicit(&cal.refined_at, &last,
-		now, memory_order_relaxed, memory_order_relaxed))
+	if (atomic_exchange_explicit(&cal.refining, true,
+		memory_order_acquire))
 		return;
-	int64_t raw;
-	read_pair(&raw, &now);
-	if (raw > cal.raw0)
-		set_slope((double)(now - cal.mono0) / (double)(raw - cal.raw0));
+	/* Re-checked by the one refiner. */
+	if (pf__clock_mono_ns() >= atomic_load_explicit(&cal.refine_at,
+		memory_order_relaxed))
+		(void)refine_now();
+	atomic_store_explicit(&cal.refining, false, memory_order_release);
 }
+
+#ifdef PF_TESTING
+bool
+pf__clock_refine_for_test(void)
+{
+	ensure_calibrated();
+	if (!cal.tsc || atomic_exchange_explicit(&cal.refining, true,
+		memory_order_acquire))
+		return false;
+	bool done = refine_now();
+	atomic_store_explicit(&cal.refining, false, memory_order_release);
+	return done;
+}
+#endif

@@ -6,6 +6,7 @@
 #ifndef PF_CLOCK_H
 #define PF_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Nanoseconds since the Unix epoch (CLOCK_REALTIME). */
@@ -20,8 +21,8 @@ int64_t pf__clock_mono_ns(void);
  * CLOCK_MONOTONIC nanoseconds.  Raw values are never 0 and convert to
  * nanoseconds only when someone reads them.  The tick rate is calibrated
  * against CLOCK_MONOTONIC on first use (about 1 ms) and refined later
- * against an ever longer baseline, so conversions grow more exact as the
- * process runs.  Any thread.
+ * against an ever longer baseline, without changing how an existing value
+ * converts (clock.c: a piecewise-linear map).  Any thread.
  */
 int64_t pf__clock_raw(void);
 /* raw -> CLOCK_MONOTONIC ns and -> ns since the Unix epoch.  0 -> 0. */
@@ -36,8 +37,15 @@ int64_t pf__clock_raw_to_wall(int64_t raw);
  * with the distance from the calibration point.
  */
 int64_t pf__clock_raw_to_mono_near(int64_t raw);
-/* Refines the tick rate when the last refinement is over a second old.
- * Cheap to call often (one load and a compare when nothing is due). */
+/* Refines the map when a refinement is due (1 s after the first use, then
+ * each time the process has run as long again).  Cheap to call often (a
+ * clock read, one load and a compare when nothing is due).  A timestamp
+ * converts to the same value before and after. */
 void pf__clock_refine(void);
+#ifdef PF_TESTING
+/* Tests only: refines now, whatever the time; false when it could not
+ * (no TSC, a refinement in progress, or the map is full). */
+bool pf__clock_refine_for_test(void);
+#endif
 
 #endif /* PF_CLOCK_H */

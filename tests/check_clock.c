@@ -1,5 +1,6 @@
 /*
- * check_clock.c: the two clocks read sane values.
+ * check_clock.c: the two clocks read sane values; the raw (TSC) clock's
+ * map to CLOCK_MONOTONIC is stable, monotonic and close.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,6 +44,75 @@ START_TEST(wall_matches_time)
 }
 END_TEST
 
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* A timestamp converts to the same value whenever it is read: refining
+ * the map (here forced, ten times) never changes an existing value. */
+START_TEST(raw_conversion_is_stable_across_refinements)
+{
+	enum { N = 10 };
+	int64_t raw[N], mono[N];
+	for (int i = 0; i < N; i++) {
+		raw[i] = pf__clock_raw();
+		mono[i] = pf__clock_raw_to_mono(raw[i]);
+		sleep_ms(2);
+		(void)pf__clock_refine_for_test();
+		for (int j = 0; j <= i; j++)
+			ck_assert_int_eq(pf__clock_raw_to_mono(raw[j]),
+			    mono[j]);
+	}
+}
+END_TEST
+
+/* The map is monotonic, across segment boundaries too. */
+START_TEST(raw_conversion_is_monotonic)
+{
+	int64_t prev_raw = pf__clock_raw();
+	int64_t prev = pf__clock_raw_to_mono(prev_raw);
+	for (int i = 0; i < 200000; i++) {
+		if (i % 20000 == 0)
+			(void)pf__clock_refine_for_test();
+		int64_t raw = pf__clock_raw();
+		if (raw < prev_raw)
+			continue; /* another CPU's TSC, a few ticks behind */
+		int64_t now = pf__clock_raw_to_mono(raw);
+		ck_assert_int_ge(now, prev);
+		prev = now;
+		prev_raw = raw;
+	}
+}
+END_TEST
+
+/* And it stays close to CLOCK_MONOTONIC: within 5% of the time elapsed
+ * since the first conversion (the first calibration takes 1 ms; a
+ * preemption inside it can skew it that much), and after a refinement it
+ * slews back. */
+START_TEST(raw_conversion_tracks_monotonic)
+{
+	int64_t r0 = pf__clock_raw();
+	int64_t m0 = pf__clock_mono_ns();
+	for (int i = 0; i < 5; i++) {
+		sleep_ms(20);
+		(void)pf__clock_refine_for_test();
+		int64_t r = pf__clock_raw();
+		int64_t m = pf__clock_mono_ns();
+		int64_t d_raw = pf__clock_raw_to_mono(r) -
+		    pf__clock_raw_to_mono(r0);
+		int64_t d_mono = m - m0;
+		int64_t err = d_raw > d_mono ? d_raw - d_mono : d_mono - d_raw;
+		ck_assert_msg(err <= d_mono / 20 + 1000000,
+		    "raw clock off by %lld ns over %lld ns", (long long)err,
+		    (long long)d_mono);
+	}
+}
+END_TEST
+
 static Suite *
 clock_suite(void)
 {
@@ -53,6 +123,12 @@ clock_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("wall");
 	tcase_add_test(tc, wall_matches_time);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("raw");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, raw_conversion_is_stable_across_refinements);
+	tcase_add_test(tc, raw_conversion_is_monotonic);
+	tcase_add_test(tc, raw_conversion_tracks_monotonic);
 	suite_add_tcase(s, tc);
 	return s;
 }
