@@ -654,13 +654,16 @@ push(_Atomic(pf__timer_node *) *stack, pf__timer_node *n)
 	/* Relaxed: only a first guess for the CAS. */
 	pf__timer_node *head = atomic_load_explicit(stack,
 	    memory_order_relaxed);
-	do
+	for (;;) {
 		n->stack_next = head;
-	/* Seq_cst: publishes n's fields (release, paired with the drain's
-	 * acquire exchange) and comes before the read of sleep_until. */
-	while ((PF_HB_BEFORE(stack),
-	    !atomic_compare_exchange_weak_explicit(stack, &head, n,
-		memory_order_seq_cst, memory_order_relaxed)));
+		/* Seq_cst: publishes n's fields (release, paired with the
+		 * drain's acquire exchange) and comes before the read of
+		 * sleep_until. */
+		PF_HB_BEFORE(stack);
+		if (atomic_compare_exchange_weak_explicit(stack, &head, n,
+			memory_order_seq_cst, memory_order_relaxed))
+			break;
+	}
 	return head == NULL;
 }
 
