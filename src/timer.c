@@ -628,7 +628,7 @@ pf__timer_node_init(pf__timer_node *n)
 	PF_ATOMIC_OBJ(&n->state);
 }
 
-/* Wakes the thread if it sleeps until after ms (INT64_MAX - 1: if it
+/* Wakes the thread if it sleeps until after ms (INT64_MIN + 1: if it
  * sleeps at all, not ticking). */
 static void
 wake_if_later(pf__timers *t, int64_t ms)
@@ -701,7 +701,7 @@ pf__timer_cancel(pf__timers *t, pf__timer_node *n)
 	/* Staged: the drain of the arms stack finds it cancelled.  In the
 	 * wheel: tell the thread, so that it unlinks and drops it soon. */
 	if (st == NODE_WHEEL && push(&t->cancels, n))
-		wake_if_later(t, INT64_MAX - 1);
+		wake_if_later(t, INT64_MIN + 1);
 }
 
 #ifdef PF_TESTING

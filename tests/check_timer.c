@@ -206,6 +206,31 @@ START_TEST(cancel_before_expiry_prevents_fire)
 }
 END_TEST
 
+/* A cancel while the thread sleeps until a far deadline wakes it: the
+ * drop (which gives the owner's record back) comes at once, not at the
+ * deadline. */
+START_TEST(cancel_wakes_a_long_sleep)
+{
+	pf__timers *t;
+	ck_assert_int_eq(pf__timers_start(&t), 0);
+	reset_records();
+	rec r;
+	rec_init(&r, 0);
+	arm_in(t, &r, 60000 * MS);
+	/* Long enough for the thread to take the arm and go back to sleep
+	 * until the far deadline (it ticks for a ms after traffic). */
+	sleep_ms(50);
+	long woken = pf__timers_wakeups_for_test(t);
+	int64_t t0 = pf__clock_mono_ns();
+	pf__timer_cancel(t, &r.node);
+	ck_assert(wait_dropped(1, 2000));
+	ck_assert_int_lt(pf__clock_mono_ns() - t0, 1000 * MS);
+	ck_assert_int_eq(pf__timers_wakeups_for_test(t), woken + 1);
+	pf__timers_stop(t);
+	ck_assert_int_eq(atomic_load(&r.fired), 0);
+}
+END_TEST
+
 /* A cancel of a staged arm (not yet taken into the wheel) drops it too. */
 START_TEST(cancel_right_after_arm_drops_once)
 {
@@ -932,6 +957,7 @@ timer_suite(void)
 	tc = tcase_create("cancel");
 	tcase_add_test(tc, cancel_before_expiry_prevents_fire);
 	tcase_add_test(tc, cancel_right_after_arm_drops_once);
+	tcase_add_test(tc, cancel_wakes_a_long_sleep);
 	tcase_add_test(tc, cancel_after_fire_does_nothing);
 	tcase_add_test(tc, cancel_never_armed_does_nothing);
 	tcase_add_test(tc, stop_delivers_pending_drops);
