@@ -299,8 +299,11 @@ mark_due(pf__timer_link *due, pf__timer_node *n)
 	uint8_t wheel = NODE_WHEEL;
 	n->where = NOWHERE;
 	/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
-	if (atomic_compare_exchange_strong_explicit(&n->state, &wheel,
-		NODE_FIRING, memory_order_acq_rel, memory_order_acquire))
+	PF_HB_BEFORE(&n->state);
+	bool won = atomic_compare_exchange_strong_explicit(&n->state, &wheel,
+	    NODE_FIRING, memory_order_acq_rel, memory_order_acquire);
+	PF_HB_AFTER(&n->state);
+	if (won)
 		list_push_tail(due, &n->link);
 }
 
@@ -381,10 +384,14 @@ drain(pf__timers *t, pf__timer_node **drops)
 		fifo = n->stack_next;
 		taken++;
 		uint8_t staged = NODE_STAGED;
-		/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
-		if (atomic_compare_exchange_strong_explicit(&n->state, &staged,
-			NODE_WHEEL, memory_order_acq_rel,
-			memory_order_acquire)) {
+		/* Acq_rel: pairs with the cancel's CAS (one of us wins, and
+		 * either way the loser's later writes to n come after). */
+		PF_HB_BEFORE(&n->state);
+		bool won = atomic_compare_exchange_strong_explicit(&n->state,
+		    &staged, NODE_WHEEL, memory_order_acq_rel,
+		    memory_order_acquire);
+		PF_HB_AFTER(&n->state);
+		if (won) {
 			wheel_insert(t, n);
 		} else {
 			/* Cancelled while staged: never in the wheel. */
@@ -692,12 +699,15 @@ pf__timer_cancel(pf__timers *t, pf__timer_node *n)
 		if (st != NODE_STAGED && st != NODE_WHEEL)
 			return; /* idle, cancelled before, or firing: nothing */
 		/* Acq_rel: pairs with the thread's CAS out of the same
-		 * state (one of us wins). */
+		 * state (one of us wins; the thread's writes to n, such as
+		 * stack_next, come before ours). */
+		PF_HB_BEFORE(&n->state);
 		if (atomic_compare_exchange_weak_explicit(&n->state, &st,
 			NODE_CANCELLED, memory_order_acq_rel,
 			memory_order_relaxed))
 			break;
 	}
+	PF_HB_AFTER(&n->state);
 	/* Staged: the drain of the arms stack finds it cancelled.  In the
 	 * wheel: tell the thread, so that it unlinks and drops it soon. */
 	if (st == NODE_WHEEL && push(&t->cancels, n))
