@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "annotate.h"
 #include "clock.h"
 #include "common.h"
 #include "pumped.h"
@@ -64,6 +65,7 @@ record_drop(rec *r)
 {
 	atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
 	/* Release: pairs with the acquire load in wait_dropped(). */
+	PF_HB_BEFORE(&dropped_total); /* src/annotate.h, for helgrind */
 	atomic_fetch_add_explicit(&dropped_total, 1, memory_order_release);
 }
 
@@ -92,6 +94,7 @@ record_fire(pf__timer_node *n, bool fired)
 	if (pos < (int)PF_ARRAY_SIZE(order))
 		order[pos] = r->id;
 	atomic_fetch_add_explicit(&r->fired, 1, memory_order_relaxed);
+	PF_HB_BEFORE(&fired_total);
 	atomic_fetch_add_explicit(&fired_total, 1, memory_order_release);
 }
 
@@ -114,6 +117,7 @@ wait_dropped(long want, long timeout_ms)
 			return false;
 		sleep_ms(1);
 	}
+	PF_HB_AFTER(&dropped_total);
 	return true;
 }
 
@@ -129,6 +133,7 @@ wait_fired(long want, long timeout_ms)
 			return false;
 		sleep_ms(1);
 	}
+	PF_HB_AFTER(&fired_total);
 	return true;
 }
 
@@ -369,6 +374,7 @@ free_self(pf__timer_node *n, bool fired)
 	ck_assert(fired);
 	pf__free(PF_CONTAINER_OF(n, rec, node));
 	/* Release: pairs with the acquire load in the test below. */
+	PF_HB_BEFORE(&freed);
 	atomic_fetch_add_explicit(&freed, 1, memory_order_release);
 }
 
@@ -407,6 +413,7 @@ periodic_fire(pf__timer_node *n, bool fired)
 	ck_assert(fired);
 	periodic *p = PF_CONTAINER_OF(n, periodic, node);
 	/* Release: pairs with the acquire load on the test thread. */
+	PF_HB_BEFORE(&p->runs);
 	int runs =
 	    atomic_fetch_add_explicit(&p->runs, 1, memory_order_release) + 1;
 	if (runs < 5)
