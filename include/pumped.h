@@ -26,10 +26,11 @@
  * Threads: handlers run on the scope's worker threads, except that a
  * thread that is not a worker and calls pf_exec_wait (no deadline) on an
  * execution nobody has started runs it itself (nested at most 16 deep);
- * fn steps run on the thread that calls pf_ctx_exec_fn.  A status callback runs on the thread
- * making the transition: `pending` on the thread that creates the
- * execution (before pf_scope_exec / pf_ctx_exec returns), `running` and a
- * handler's terminal status on the worker, `cancelled` of an execution
+ * fn steps run on the thread that calls pf_ctx_exec_fn.  A status
+ * callback runs on the thread making the transition: `pending` on the
+ * thread that creates the execution (before pf_scope_exec / pf_ctx_exec
+ * returns), `running` and a handler's terminal status on the thread
+ * running the handler, `cancelled` of an execution
  * aborted while pending on the aborting thread (the timer thread for a
  * timeout).  Signal listeners run on the aborting thread.
  *
