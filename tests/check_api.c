@@ -181,9 +181,11 @@ g_fail_now(pf_ctx *ctx, const void *input, void *output)
 	(void)ctx;
 	(void)output;
 	struct group_probe *p = (struct group_probe *)input;
-	int code = atomic_fetch_add_explicit(&p->fails_done, 0,
-	    memory_order_relaxed) == 0 ? E_FAIL2 : E_FAIL3;
-	atomic_fetch_add_explicit(&p->fails_done, 1, memory_order_release);
+	/* One RMW decides: two calls running at once (on two workers, or
+	 * one on the waiting thread) must get different codes. */
+	PF_HB_BEFORE(&p->fails_done);
+	int code = atomic_fetch_add_explicit(&p->fails_done, 1,
+	    memory_order_acq_rel) == 0 ? E_FAIL2 : E_FAIL3;
 	return code;
 }
 
