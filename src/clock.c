@@ -332,7 +332,9 @@ pf__clock_refine(void)
 	if (atomic_exchange_explicit(&cal.refining, true,
 		memory_order_acquire))
 		return;
-	/* Re-checked by the one refiner. */
+	/* Acquire/release on the flag: one refiner at a time, and each sees
+	 * the segments the previous one appended.  Re-checked by the one
+	 * refiner. */
 	if (pf__clock_mono_ns() >= atomic_load_explicit(&cal.refine_at,
 		memory_order_relaxed))
 		(void)refine_now();
@@ -344,6 +346,7 @@ bool
 pf__clock_refine_for_test(void)
 {
 	ensure_calibrated();
+	/* The refiner's flag, as in pf__clock_refine(). */
 	if (!cal.tsc || atomic_exchange_explicit(&cal.refining, true,
 		memory_order_acquire))
 		return false;

@@ -424,6 +424,8 @@ pf__ctx_abort(pf_ctx *c, int reason)
 static bool
 unfinished(pf_ctx *c)
 {
+	/* Acquire: pairs with pf__ctx_end_at()'s release store, and with
+	 * the terminal status CAS in settle(). */
 	if (c->kind != PF__CTX_FLOW)
 		return PF_ACQUIRED(&c->completed_at,
 			   atomic_load_explicit(&c->completed_at,
@@ -967,6 +969,7 @@ close_journal(pf_ctx *c)
 static bool
 life_is_over(pf_ctx *c)
 {
+	/* Seq_cst: the journal handshake's load (diagram above). */
 	if (c->kind != PF__CTX_FLOW)
 		return atomic_load_explicit(&c->life_over, memory_order_seq_cst);
 	uint32_t st = atomic_load_explicit(&((pf_exec *)c)->state,
@@ -977,6 +980,7 @@ life_is_over(pf_ctx *c)
 void
 pf__ctx_end_life(pf_ctx *c)
 {
+	/* Seq_cst store then load: the handshake's end-of-life side. */
 	if (c->kind != PF__CTX_FLOW)
 		atomic_store_explicit(&c->life_over, true, memory_order_seq_cst);
 	if (atomic_load_explicit(&c->journal_used, memory_order_seq_cst))

@@ -550,6 +550,8 @@ static bool
 waiter_register(pf_exec *e, pf__waiter *w)
 {
 	pf__spin_lock(&e->ctx.lock);
+	/* Acq_rel RMW on the status word: either settle()'s DONE RMW sees
+	 * WAITERS and wakes us, or we see DONE (and its result). */
 	uint32_t old = atomic_fetch_or_explicit(&e->state, PF__F_WAITERS,
 	    memory_order_acq_rel);
 	PF_HB_AFTER(&e->state);

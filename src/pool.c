@@ -346,6 +346,7 @@ pf__pool_block_begin(pf__worker *w)
 void
 pf__pool_block_end(pf__worker *w)
 {
+	/* Acq_rel, as the increment in pf__pool_block_begin(). */
 	atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_acq_rel);
 }
 
@@ -421,6 +422,7 @@ worker_main(void *arg)
 		}
 		if (maybe)
 			continue;
+		/* Acquire: pairs with the seq_cst store in stop_and_join(). */
 		if (atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 		    !work_visible(p))
 			break;

@@ -192,6 +192,8 @@ int
 pf__scope_enter(pf_scope *s)
 {
 	stripe_add(s, 1);
+	/* Seq_cst: after the stripe's increment (the StoreLoad argument
+	 * above stripe_add()). */
 	if (atomic_load_explicit(&s->state, memory_order_seq_cst) ==
 	    SCOPE_OPEN)
 		return 0;
@@ -203,6 +205,8 @@ void
 pf__scope_exec_finished(pf_scope *s)
 {
 	stripe_add(s, -1);
+	/* Seq_cst: a finisher that sees the scope still open needs no
+	 * broadcast (dispose re-sums on a 1 ms timed wait anyway). */
 	if (atomic_load_explicit(&s->state, memory_order_seq_cst) !=
 	    SCOPE_OPEN) {
 		pthread_mutex_lock(&s->lock);
@@ -215,6 +219,9 @@ static long
 unfinished_sum(pf_scope *s)
 {
 	long sum = 0;
+	/* Seq_cst (acquire at least): after dispose's state store, and
+	 * pairing with the workers' release stores and the seq_cst RMWs of
+	 * stripe_add(). */
 	for (unsigned i = 0; i < s->n_stripes; i++)
 		sum += PF_ACQUIRED(&s->unfinished[i].n,
 		    atomic_load_explicit(&s->unfinished[i].n,

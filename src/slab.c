@@ -182,6 +182,8 @@ chunk_of(const void *p)
  * across the droppers.  TSan does not model fences, so under TSan the RMW
  * itself carries the acquire.
  */
+/* A reference-count drop: release on every decrement, an acquire fence on
+ * the last, so every dropper's writes happen before the one who frees. */
 static inline bool
 drop(_Atomic long *cnt, long n)
 {

@@ -400,6 +400,7 @@ drain(pf__timers *t, pf__timer_node **drops)
 			*drops = n;
 		}
 	}
+	/* Acquire: pairs with the cancellers' pushes, as for the arms. */
 	pf__timer_node *c = PF_ACQUIRED(&t->cancels,
 	    atomic_exchange_explicit(&t->cancels, NULL, memory_order_acquire));
 	while (c != NULL) {
@@ -495,6 +496,7 @@ static void *
 timer_main(void *arg)
 {
 	pf__timers *t = arg;
+	/* Acquire: pairs with the seq_cst store in pf__timers_stop(). */
 	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
 		uint64_t next;
 		long fired;
@@ -512,6 +514,9 @@ timer_main(void *arg)
 		bool tick = done > 0;
 		if (tick && until > now_ms + 1)
 			until = now_ms + 1;
+		/* Seq_cst: the store-load handshake with the pushers (top of
+		 * the file); stop's flag is re-read for the same reason, and
+		 * its unpark leaves a token anyway. */
 		atomic_store_explicit(&t->sleep_until, tick ? AWAKE : until,
 		    memory_order_seq_cst);
 		if (stacks_empty(t) &&
@@ -614,6 +619,7 @@ pf__timers_stop(pf__timers *t)
 			pf__timer_node *n = node_of(h->next);
 			list_unlink(&n->link);
 			n->where = NOWHERE;
+			/* Release: the owner re-arms or frees it after. */
 			atomic_store_explicit(&n->state, NODE_IDLE,
 			    memory_order_release);
 		}
