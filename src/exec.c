@@ -611,22 +611,6 @@ past(int64_t deadline_ns)
 /* How deep an outside thread nests executions it runs itself while
  * waiting (sleeping_wait); deeper waits sleep. */
 #define MAX_INLINE_RUNS 16
-/* The executions this outside thread runs itself now, innermost first. */
-struct inline_run {
-	pf_scope *scope;
-	unsigned depth;
-	struct inline_run *outer;
-};
-static _Thread_local struct inline_run *tls_inline PF_TLS_MODEL;
-
-bool
-pf__exec_running_inline(const pf_scope *s)
-{
-	for (struct inline_run *r = tls_inline; r != NULL; r = r->outer)
-		if (r->scope == s)
-			return true;
-	return false;
-}
 
 static void
 sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
@@ -637,15 +621,14 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 	 * stack is the caller's, of a size we do not know.  Not for a wait
 	 * with a deadline: the handler may run past it, and it may wait for
 	 * something this thread would do once its wait gave up. */
-	unsigned depth = tls_inline != NULL ? tls_inline->depth + 1 : 1;
-	if (may_run && deadline_ns < 0 && depth <= MAX_INLINE_RUNS) {
+	if (may_run && deadline_ns < 0 &&
+	    pf__running_waiter_runs() < MAX_INLINE_RUNS) {
 		uint32_t old = leave_pending(e, PF_RUNNING);
 		if (old != UINT32_MAX) {
-			struct inline_run r = { e->ctx.scope, depth,
-				tls_inline };
-			tls_inline = &r;
+			pf__running r;
+			pf__running_enter(&r, e->ctx.scope, true);
 			run_claimed(e, NULL, old);
-			tls_inline = r.outer;
+			pf__running_leave(&r);
 			return;
 		}
 	}

@@ -35,9 +35,39 @@ PF_EXTERN const pf_tag pf_flow_is_parallel_tag = { "flow.isParallel",
 
 enum { SCOPE_OPEN, SCOPE_DISPOSING, SCOPE_DISPOSED };
 
-/* The scope whose fn step runs on this thread (innermost), so that a
- * dispose from inside it is refused like one from a handler. */
-static _Thread_local pf_scope *tls_fn_scope PF_TLS_MODEL;
+/* This thread's chain of pf__running frames (track.h). */
+static _Thread_local pf__running *tls_running PF_TLS_MODEL;
+
+void
+pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run)
+{
+	r->scope = s;
+	r->outer = tls_running;
+	r->waiter_runs = (r->outer != NULL ? r->outer->waiter_runs : 0) +
+	    (waiter_run ? 1 : 0);
+	tls_running = r;
+}
+
+void
+pf__running_leave(pf__running *r)
+{
+	tls_running = r->outer;
+}
+
+unsigned
+pf__running_waiter_runs(void)
+{
+	return tls_running != NULL ? tls_running->waiter_runs : 0;
+}
+
+static bool
+running_in(const pf_scope *s)
+{
+	for (const pf__running *r = tls_running; r != NULL; r = r->outer)
+		if (r->scope == s)
+			return true;
+	return false;
+}
 
 /* Spare workers allowed beyond the base count (PUMPED_MAX_SPARE). */
 #define DEFAULT_MAX_SPARE 256
@@ -322,8 +352,7 @@ pf_scope_dispose(pf_scope *s)
 {
 	/* From one of the scope's own handlers or fn steps it would wait
 	 * for itself. */
-	if (s == NULL || pf__pool_current(s->pool) != NULL ||
-	    tls_fn_scope == s || pf__exec_running_inline(s))
+	if (s == NULL || pf__pool_current(s->pool) != NULL || running_in(s))
 		return PF_EINVAL;
 	int open = SCOPE_OPEN;
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,
@@ -693,10 +722,10 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 		.context = child,
 		.name = child->name,
 	};
-	pf_scope *outer = tls_fn_scope;
-	tls_fn_scope = parent->scope;
+	pf__running r;
+	pf__running_enter(&r, parent->scope, false);
 	rc = pf__ext_run(parent->scope, &op, call_fn, &call);
-	tls_fn_scope = outer;
+	pf__running_leave(&r);
 	if (rc != 0)
 		pf__ctx_record_error(child, rc);
 	pf__ctx_end_at(child, pf__clock_raw());

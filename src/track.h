@@ -335,13 +335,26 @@ int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     pf_exec **out);
 int pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns);
 void pf__exec_free(pf_exec *e);
-/* Whether this thread (not a worker) runs one of s's executions itself,
- * as a waiter (API.md Semantics 5): then it must not dispose s. */
-bool pf__exec_running_inline(const pf_scope *s);
 /* Frees a list of subscribers (the cold block's, at the end of life). */
 void pf__subs_free(pf__sub *s);
 
 /* scope.c */
+/*
+ * The work this thread runs for a scope as a caller rather than as one of
+ * the scope's workers, innermost first: fn steps, and executions a waiter
+ * runs itself (API.md Semantics 5).  pf_scope_dispose refuses from inside
+ * any of them (it would wait for itself); waiter_runs bounds how deep
+ * waiters nest such runs.  A per-thread chain of frames on the stack.
+ */
+typedef struct pf__running {
+	pf_scope *scope;
+	unsigned waiter_runs; /* executions run by waiters, this frame's too */
+	struct pf__running *outer;
+} pf__running;
+void pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run);
+void pf__running_leave(pf__running *r);
+/* Executions this thread runs as a waiter now, nested. */
+unsigned pf__running_waiter_runs(void);
 int pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
     void *arg);
 /* Counts one more unfinished execution unless the scope is closing:

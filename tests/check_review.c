@@ -324,6 +324,47 @@ START_TEST(skipped_handler_completes_with_zeroed_output)
 }
 END_TEST
 
+/* Review of session 2: the dispose refusal for "work of s running on this
+ * thread" kept one slot for fn steps, so a dispose of A from an fn step of
+ * B nested in an fn step of A went ahead and waited for itself (a hang).
+ * The chain of pf__running frames covers every level. */
+static pf_scope *nest_a;
+static int nest_rc = 12345;
+
+static int
+inner_step(pf_ctx *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	nest_rc = pf_scope_dispose(nest_a);
+	return 0;
+}
+
+static int
+outer_step(pf_ctx *c, void *arg)
+{
+	(void)c;
+	return pf_ctx_exec_fn((pf_ctx *)arg, "inner", inner_step, NULL);
+}
+
+START_TEST(dispose_from_nested_fn_step_of_another_scope_is_refused)
+{
+	pf_scope_options o = { .threads = 1 };
+	pf_scope *b;
+	ck_assert_int_eq(pf_scope_create(&nest_a, &o), 0);
+	ck_assert_int_eq(pf_scope_create(&b, &o), 0);
+	pf_ctx *ca, *cb;
+	ck_assert_int_eq(pf_scope_create_execution(nest_a, NULL, &ca), 0);
+	ck_assert_int_eq(pf_scope_create_execution(b, NULL, &cb), 0);
+	ck_assert_int_eq(pf_ctx_exec_fn(ca, "outer", outer_step, cb), 0);
+	ck_assert_int_eq(nest_rc, PF_EINVAL);
+	pf_ctx_release(ca);
+	pf_ctx_release(cb);
+	ck_assert_int_eq(pf_scope_dispose(b), 0);
+	ck_assert_int_eq(pf_scope_dispose(nest_a), 0);
+}
+END_TEST
+
 static Suite *
 review_suite(void)
 {
@@ -346,6 +387,12 @@ review_suite(void)
 	tc = tcase_create("cross_scope_wait");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, worker_waiting_on_another_scope_does_not_deadlock);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("nested_dispose_refusal");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc,
+	    dispose_from_nested_fn_step_of_another_scope_is_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("extension_skips_handler");
