@@ -732,8 +732,10 @@ handles(long n)
 	return g_handles;
 }
 
+/* n root executions of f from this thread, then each waited and
+ * released: the time of the whole, in ns. */
 static int64_t
-time_wide(pf_scope *s, long n, uint64_t timeout_ms)
+time_roots(pf_scope *s, const pf_flow *f, long n, uint64_t timeout_ms)
 {
 	pf_exec **h = handles(n);
 	pf_exec_options o;
@@ -742,17 +744,23 @@ time_wide(pf_scope *s, long n, uint64_t timeout_ms)
 	const pf_exec_options *op = timeout_ms ? &o : NULL;
 	int64_t t0 = now_ns();
 	for (long i = 0; i < n; i++) {
-		int rc = pf_scope_exec(s, &nop_flow, NULL, op, &h[i]);
+		int rc = pf_scope_exec(s, f, NULL, op, &h[i]);
 		if (rc != 0)
-			die("wide: pf_scope_exec", rc);
+			die("pf_scope_exec", rc);
 	}
 	for (long i = 0; i < n; i++) {
 		int rc = pf_exec_wait(h[i], NULL);
 		if (rc != 0)
-			die("wide: pf_exec_wait", rc);
+			die("pf_exec_wait", rc);
 		pf_exec_release(h[i]);
 	}
 	return now_ns() - t0;
+}
+
+static int64_t
+time_wide(pf_scope *s, long n, uint64_t timeout_ms)
+{
+	return time_roots(s, &nop_flow, n, timeout_ms);
 }
 
 static void
@@ -1057,25 +1065,6 @@ coarse_handler(pf_ctx *c, const void *in, void *out)
 }
 static const pf_flow coarse_flow = { "coarse", coarse_handler, 0, 0 };
 
-static int64_t
-time_coarse(pf_scope *s, long n)
-{
-	pf_exec **h = handles(n);
-	int64_t t0 = now_ns();
-	for (long i = 0; i < n; i++) {
-		int rc = pf_scope_exec(s, &coarse_flow, NULL, NULL, &h[i]);
-		if (rc != 0)
-			die("coarse: pf_scope_exec", rc);
-	}
-	for (long i = 0; i < n; i++) {
-		int rc = pf_exec_wait(h[i], NULL);
-		if (rc != 0)
-			die("coarse: pf_exec_wait", rc);
-		pf_exec_release(h[i]);
-	}
-	return now_ns() - t0;
-}
-
 static void
 wl_coarse(long n)
 {
@@ -1087,9 +1076,11 @@ wl_coarse(long n)
 	print_title("coarse", n, "executions of ~2 ms CPU each");
 	pf_scope *s1 = scope_create(1), *sn = scope_create(T);
 	for (int r = 0; r < g_opt.runs; r++) {
-		series_add(&one, (double)time_coarse(s1, n) / (double)n);
+		series_add(&one,
+		    (double)time_roots(s1, &coarse_flow, n, 0) / (double)n);
 		settle();
-		series_add(&many, (double)time_coarse(sn, n) / (double)n);
+		series_add(&many,
+		    (double)time_roots(sn, &coarse_flow, n, 0) / (double)n);
 		settle();
 	}
 	pf_scope_dispose(s1);
