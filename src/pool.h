@@ -63,7 +63,8 @@ struct pf__worker {
 	char *stack_limit; /* helping stops below this address */
 	pthread_t thread;
 	void *user; /* the tracking layer's per-worker state */
-	/* Statistics, written by the owner (relaxed), summed on read. */
+	/* Statistics, written by the owner (relaxed), summed on read; kept
+	 * in PF_TESTING builds only (0 elsewhere). */
 	_Atomic(uint64_t) n_run, n_steal, n_park;
 };
 
@@ -138,6 +139,7 @@ void pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 void pf__pool_block_begin(pf__worker *w);
 void pf__pool_block_end(pf__worker *w);
 
+/* run, steal and park are counted in PF_TESTING builds only. */
 typedef struct pf__pool_stats {
 	uint64_t run, steal, park;
 	unsigned workers; /* started, spares included */
