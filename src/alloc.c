@@ -86,14 +86,6 @@ pf__calloc(size_t n, size_t size)
 }
 
 void *
-pf__realloc(void *p, size_t size)
-{
-	/* A failed realloc leaves p allocated, exactly like the real one. */
-	FAIL_IF_INJECTED();
-	return realloc(p, size);
-}
-
-void *
 pf__aligned_alloc(size_t alignment, size_t size)
 {
 	/*

@@ -14,7 +14,6 @@
 
 void *pf__malloc(size_t size);
 void *pf__calloc(size_t n, size_t size);
-void *pf__realloc(void *p, size_t size);
 /* alignment: a power of two >= sizeof(void *); size: any. Free with pf__free. */
 void *pf__aligned_alloc(size_t alignment, size_t size);
 void pf__free(void *p);
