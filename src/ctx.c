@@ -181,8 +181,6 @@ pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
 	k->journal_closed = false;
 	atomic_init(&k->id_state, 0);
 	PF_ATOMIC_OBJ(&k->id_state);
-	atomic_init(&k->timer_armed, false);
-	PF_ATOMIC_OBJ(&k->timer_armed);
 	k->fd = -1;
 	k->tags = NULL;
 	k->journal = NULL;
@@ -460,8 +458,6 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
 	pf__cold *k = pf__cold_of(c); /* made by the caller beforehand */
 	pf__ctx_retain(c);
-	/* Relaxed: see pf__ctx_cancel_timeout(). */
-	atomic_store_explicit(&k->timer_armed, true, memory_order_relaxed);
 	pf__timer_arm(c->scope->timers, &k->timer, created + ms * 1000000,
 	    timer_fired);
 }
@@ -469,18 +465,14 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 void
 pf__ctx_cancel_timeout(pf_ctx *c)
 {
-	/* Relaxed: the flag only saves a cancel when no timer was armed, and
-	 * makes the cancel happen once; it was set before the record was
-	 * published (queue push or handle), which orders it. */
+	/* No cold block: no timer.  A cancel of a node never armed, already
+	 * cancelled or fired does nothing and does not touch the wheel
+	 * (which dispose may have stopped by then); otherwise the timer
+	 * thread gives the timer's reference back (timer_fired), whether the
+	 * deadline or this cancel came first. */
 	pf__cold *k = pf__cold_of(c);
-	if (k == NULL ||
-	    !atomic_load_explicit(&k->timer_armed, memory_order_relaxed) ||
-	    !atomic_exchange_explicit(&k->timer_armed, false,
-		memory_order_relaxed))
-		return;
-	/* The timer thread gives the timer's reference back (timer_fired),
-	 * whether the deadline or this cancel came first. */
-	pf__timer_cancel(c->scope->timers, &k->timer);
+	if (k != NULL)
+		pf__timer_cancel(c->scope->timers, &k->timer);
 }
 
 void

@@ -106,9 +106,6 @@ typedef struct pf__cold {
 	bool journal_closed;
 	/* Id text, formatted on first read: 0 none, 1 formatting, 2 ready. */
 	_Atomic(uint8_t) id_state;
-	/* Relaxed hint: a timer is armed (arm and cancel are ordered by the
-	 * wheel's mutex). */
-	atomic_bool timer_armed;
 	/* eventfd made on first pf_signal_fd; -1 before; closed when the
 	 * record is freed. */
 	int fd;
