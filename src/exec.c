@@ -334,21 +334,21 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	settle(e, st);
 }
 
-void
+bool
 pf__exec_run_here(pf_exec *e, pf__worker *w)
 {
 	uint32_t old = leave_pending(e, PF_RUNNING);
-	if (old != UINT32_MAX)
-		run_claimed(e, w, old);
+	if (old == UINT32_MAX)
+		return false;
+	run_claimed(e, w, old);
+	return true;
 }
 
 static void
 task_run(pf__task *t)
 {
 	pf_exec *e = PF_CONTAINER_OF(t, pf_exec, task);
-	uint32_t old = leave_pending(e, PF_RUNNING);
-	if (old != UINT32_MAX)
-		run_claimed(e, pf__worker_self(), old);
+	(void)pf__exec_run_here(e, pf__worker_self());
 	pf__ctx_release(&e->ctx); /* the queue's reference */
 }
 
@@ -623,14 +623,12 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 	 * something this thread would do once its wait gave up. */
 	if (may_run && deadline_ns < 0 &&
 	    pf__running_waiter_runs() < MAX_INLINE_RUNS) {
-		uint32_t old = leave_pending(e, PF_RUNNING);
-		if (old != UINT32_MAX) {
-			pf__running r;
-			pf__running_enter(&r, e->ctx.scope, true);
-			run_claimed(e, NULL, old);
-			pf__running_leave(&r);
+		pf__running r;
+		pf__running_enter(&r, e->ctx.scope, true);
+		bool ran = pf__exec_run_here(e, NULL);
+		pf__running_leave(&r);
+		if (ran)
 			return;
-		}
 	}
 	int64_t until = 0;
 	for (unsigned i = 1; !is_done(e); i++) {
@@ -682,11 +680,8 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 			    memory_order_relaxed);
 			if (where == wk && pf__pool_help(wk, NULL))
 				continue;
-			uint32_t old = leave_pending(e, PF_RUNNING);
-			if (old != UINT32_MAX) {
-				run_claimed(e, wk, old);
+			if (pf__exec_run_here(e, wk))
 				continue;
-			}
 			if (pf__pool_help(wk, atomic_load_explicit(&e->where,
 				memory_order_relaxed)))
 				continue;

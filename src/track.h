@@ -323,9 +323,10 @@ int pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 void pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
     bool queue);
 /* Claims a pending execution and runs it on this thread (worker w, or
- * NULL); does nothing if it started or finished.  With pf__exec_start's
- * queue false, the caller must call it (nobody else would run it). */
-void pf__exec_run_here(pf_exec *e, pf__worker *w);
+ * NULL): true; false, doing nothing, if it started or finished.  With
+ * pf__exec_start's queue false, the caller must call it (nobody else
+ * would run it).  The one place an execution is claimed and run. */
+bool pf__exec_run_here(pf_exec *e, pf__worker *w);
 void pf__exec_discard(pf_exec *e);
 int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
