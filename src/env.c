@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,10 @@
 #define AFFINITY_MAX_CPUS ((size_t)1 << 16)
 /* Lines of interest are short; longer ones are skipped, not truncated. */
 #define LINE_MAX_LEN 4096
+/* Variables that can warn; the library reads three. */
+#define WARN_SLOTS 16
+/* Bytes of a bad value quoted in a warning; the rest is cut. */
+#define WARN_VALUE_MAX 64
 
 static bool
 is_blank(char c)
@@ -71,12 +76,103 @@ pf__env_parse_uint(
 	return true;
 }
 
+/*
+ * Names of the variables that have warned, filled from the front and never
+ * emptied (outside tests).  A name is claimed by a compare-and-swap on the
+ * first empty slot, so of any threads finding the same variable invalid at
+ * once exactly one claims it: a slot never changes once set, hence a name
+ * can only ever sit in the first slot a scan finds empty or holding it.
+ */
+static _Atomic(const char *) warned[WARN_SLOTS];
+
+/* True for the first caller with this name, false for all later ones. */
+static bool
+claim_warning(const char *name)
+{
+	for (size_t i = 0; i < WARN_SLOTS; i++) {
+		const char *cur =
+		    atomic_load_explicit(&warned[i], memory_order_acquire);
+		if (cur == NULL &&
+		    atomic_compare_exchange_strong_explicit(&warned[i], &cur,
+		        name, memory_order_acq_rel, memory_order_acquire))
+			return true;
+		/* cur now holds the slot's name, ours or another's. */
+		if (strcmp(cur, name) == 0)
+			return false;
+	}
+	return true; /* more variables than slots: warn rather than hide */
+}
+
+#ifdef PF_TESTING
+void
+pf__env_reset_warnings(void)
+{
+	for (size_t i = 0; i < WARN_SLOTS; i++)
+		atomic_store_explicit(&warned[i], NULL, memory_order_release);
+}
+#endif
+
+/*
+ * One line, written with a single stdio call so that threads do not
+ * interleave within it.  The value is the environment's, so anything may be
+ * in it: bytes outside printable ASCII become '?' (no terminal escapes, no
+ * line breaks) and only its first WARN_VALUE_MAX bytes are quoted.
+ */
+static void
+warn_invalid(const char *name, const char *value, unsigned long min,
+    unsigned long max, unsigned long used)
+{
+	if (!claim_warning(name))
+		return;
+	char shown[WARN_VALUE_MAX + 1];
+	size_t n = 0;
+	for (; n < WARN_VALUE_MAX && value[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)value[n];
+		shown[n] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	shown[n] = '\0';
+	char line[WARN_VALUE_MAX + 256];
+	int len = snprintf(line, sizeof(line),
+	    "libpumped: %s=\"%s\"%s is not an integer in [%lu, %lu]; "
+	    "using %lu\n",
+	    name, shown, value[n] != '\0' ? "..." : "", min, max, used);
+	if (len < 0)
+		return;
+	/* Cut or not, it stays one line. */
+	if ((size_t)len >= sizeof(line))
+		line[sizeof(line) - 2] = '\n';
+	fputs(line, stderr);
+}
+
+/*
+ * getenv(name) parsed into *out.  Returns false when unset or invalid;
+ * *bad is then the invalid value, or NULL when unset.
+ */
+static bool
+env_lookup(const char *name, unsigned long min, unsigned long max,
+    unsigned long *out, const char **bad)
+{
+	const char *s = getenv(name);
+	*bad = NULL;
+	if (s == NULL)
+		return false;
+	if (pf__env_parse_uint(s, min, max, out))
+		return true;
+	*bad = s;
+	return false;
+}
+
 unsigned long
 pf__env_uint(
     const char *name, unsigned long min, unsigned long max, unsigned long def)
 {
 	unsigned long v;
-	return pf__env_parse_uint(getenv(name), min, max, &v) ? v : def;
+	const char *bad;
+	if (env_lookup(name, min, max, &v, &bad))
+		return v;
+	if (bad != NULL)
+		warn_invalid(name, bad, min, max, def);
+	return def;
 }
 
 unsigned
@@ -385,9 +481,10 @@ pf__cgroup_cpu_limit(
 unsigned
 pf__default_threads(void)
 {
-	unsigned long env =
-	    pf__env_uint("PUMPED_NUM_THREADS", 1, PF__MAX_THREADS, 0);
-	if (env != 0)
+	static const char name[] = "PUMPED_NUM_THREADS";
+	unsigned long env;
+	const char *bad;
+	if (env_lookup(name, 1, PF__MAX_THREADS, &env, &bad))
 		return (unsigned)env;
 	unsigned n = pf__affinity_cpus();
 	unsigned cg = pf__cgroup_cpu_limit(
@@ -396,5 +493,10 @@ pf__default_threads(void)
 		n = cg;
 	if (n > PF__MAX_THREADS)
 		n = PF__MAX_THREADS;
-	return n > 0 ? n : 1;
+	if (n == 0)
+		n = 1;
+	/* The warning names the count computed, so it comes last. */
+	if (bad != NULL)
+		warn_invalid(name, bad, 1, PF__MAX_THREADS, n);
+	return n;
 }

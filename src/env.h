@@ -24,7 +24,16 @@
 bool pf__env_parse_uint(const char *s, unsigned long min, unsigned long max,
     unsigned long *out);
 
-/* getenv(name) parsed as above; def when unset or invalid. */
+/*
+ * getenv(name) parsed as above; def when unset or invalid.  A value that is
+ * set but invalid (empty and blank included) prints one warning line to
+ * stderr naming the variable, the value (non-printable bytes as '?', cut
+ * after 64 bytes) and the value used, e.g.
+ *   libpumped: PUMPED_STACK_KB="abc" is not an integer in [64, 1048576];
+ *   using 8192
+ * (one line), at most once per process per variable, whatever the threads.
+ * name must have static storage duration (a string literal): it is kept.
+ */
 unsigned long pf__env_uint(const char *name, unsigned long min,
     unsigned long max, unsigned long def);
 
@@ -44,8 +53,17 @@ unsigned pf__affinity_cpus(void);
 
 /*
  * The default thread count: PUMPED_NUM_THREADS when valid (1..PF__MAX_THREADS),
- * else min(affinity, cgroup limit), at least 1.
+ * else min(affinity, cgroup limit), at least 1.  An invalid value (0
+ * included) warns as pf__env_uint does, naming the count computed.
  */
 unsigned pf__default_threads(void);
+
+#ifdef PF_TESTING
+/*
+ * Forgets which variables have warned, so the next invalid value of each
+ * warns again.  Not safe against concurrent reads of variables.
+ */
+void pf__env_reset_warnings(void);
+#endif
 
 #endif /* PF_ENV_H */

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +59,93 @@ START_TEST(parse_uint_table)
 }
 END_TEST
 
-/* ---- PUMPED_NUM_THREADS ---- */
+/* ---- stderr capture ---- */
+
+/*
+ * fd 2 goes to a temporary file for the test (each test runs in its own
+ * forked process, so the runner's stderr is untouched).
+ */
+static FILE *capture_file;
+static int saved_stderr = -1;
+static char captured_buf[16384];
 
 static void
-unset_threads(void)
+capture_start(void)
+{
+	fflush(stderr);
+	capture_file = tmpfile();
+	ck_assert_ptr_nonnull(capture_file);
+	saved_stderr = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved_stderr, 0);
+	ck_assert_int_ge(dup2(fileno(capture_file), STDERR_FILENO), 0);
+}
+
+static void
+capture_stop(void)
+{
+	if (saved_stderr < 0)
+		return;
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+	fclose(capture_file);
+	capture_file = NULL;
+}
+
+/* Everything written to stderr since capture_start, NUL-terminated. */
+static const char *
+captured(void)
+{
+	fflush(stderr);
+	ssize_t n = pread(
+	    fileno(capture_file), captured_buf, sizeof(captured_buf) - 1, 0);
+	ck_assert_int_ge(n, 0);
+	captured_buf[n] = '\0';
+	return captured_buf;
+}
+
+static size_t
+count_lines(const char *s)
+{
+	size_t n = 0;
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* The line pf__env_uint and pf__default_threads print for a bad value. */
+static const char *
+expected_line(const char *name, const char *value, unsigned long min,
+    unsigned long max, unsigned long used)
+{
+	static char line[512];
+	snprintf(line, sizeof(line),
+	    "libpumped: %s=\"%s\" is not an integer in [%lu, %lu]; using %lu\n",
+	    name, value, min, max, used);
+	return line;
+}
+
+/* ---- PUMPED_NUM_THREADS ---- */
+
+/* Every tuning variable unset, no variable warned yet, stderr captured. */
+static void
+warn_setup(void)
 {
 	unsetenv("PUMPED_NUM_THREADS");
+	unsetenv("PUMPED_MAX_SPARE");
+	unsetenv("PUMPED_STACK_KB");
+	pf__env_reset_warnings();
+	capture_start();
+}
+
+static void
+warn_teardown(void)
+{
+	capture_stop();
+	unsetenv("PUMPED_NUM_THREADS");
+	unsetenv("PUMPED_MAX_SPARE");
+	unsetenv("PUMPED_STACK_KB");
 }
 
 START_TEST(num_threads_valid)
@@ -86,6 +168,237 @@ START_TEST(num_threads_invalid_falls_back)
 		setenv("PUMPED_NUM_THREADS", bad[i], 1);
 		ck_assert_msg(pf__default_threads() == def, "\"%s\"", bad[i]);
 	}
+	/* Only the first bad value warned. */
+	ck_assert_str_eq(captured(),
+	    expected_line("PUMPED_NUM_THREADS", "0", 1, PF__MAX_THREADS, def));
+}
+END_TEST
+
+/* ---- warnings for invalid tuning variables ---- */
+
+/* The values the issue lists, and more; all invalid for [1, 1024]. */
+static const char *const bad_threads[] = {"0", "-1", "abc", "2abc", "3.5",
+    "100000", "", "   ", "+3", "1025", "1 2", "0x10"};
+
+START_TEST(warn_num_threads_bad_value)
+{
+	const char *bad = bad_threads[_i];
+	unsigned def = pf__default_threads();
+	ck_assert_str_eq(captured(), "");
+
+	ck_assert_int_eq(setenv("PUMPED_NUM_THREADS", bad, 1), 0);
+	ck_assert_uint_eq(pf__default_threads(), def);
+	const char *want =
+	    expected_line("PUMPED_NUM_THREADS", bad, 1, PF__MAX_THREADS, def);
+	ck_assert_str_eq(captured(), want);
+	ck_assert_uint_eq(count_lines(captured()), 1);
+
+	/* A second read, of the same value or another bad one: no more. */
+	ck_assert_uint_eq(pf__default_threads(), def);
+	ck_assert_int_eq(setenv("PUMPED_NUM_THREADS", "-7", 1), 0);
+	ck_assert_uint_eq(pf__default_threads(), def);
+	ck_assert_str_eq(captured(), want);
+}
+END_TEST
+
+/* The scope's variables, with the limits and defaults scope.c uses. */
+static const struct scope_var_case {
+	const char *name, *value;
+	unsigned long min, max, def;
+} scope_var_cases[] = {
+    {"PUMPED_MAX_SPARE", "-1", 0, PF__MAX_THREADS, 256},
+    {"PUMPED_MAX_SPARE", "1025", 0, PF__MAX_THREADS, 256},
+    {"PUMPED_MAX_SPARE", "", 0, PF__MAX_THREADS, 256},
+    {"PUMPED_MAX_SPARE", "3.5", 0, PF__MAX_THREADS, 256},
+    {"PUMPED_STACK_KB", "32", 64, 1u << 20, 8192},
+    {"PUMPED_STACK_KB", "abc", 64, 1u << 20, 8192},
+    {"PUMPED_STACK_KB", "2abc", 64, 1u << 20, 8192},
+    {"PUMPED_STACK_KB", "99999999999999999999999", 64, 1u << 20, 8192},
+};
+
+START_TEST(warn_scope_var_bad_value)
+{
+	const struct scope_var_case *c = &scope_var_cases[_i];
+	ck_assert_int_eq(setenv(c->name, c->value, 1), 0);
+	ck_assert_uint_eq(
+	    pf__env_uint(c->name, c->min, c->max, c->def), c->def);
+	const char *want =
+	    expected_line(c->name, c->value, c->min, c->max, c->def);
+	ck_assert_str_eq(captured(), want);
+	ck_assert_uint_eq(
+	    pf__env_uint(c->name, c->min, c->max, c->def), c->def);
+	ck_assert_str_eq(captured(), want);
+}
+END_TEST
+
+START_TEST(warn_once_per_variable)
+{
+	unsigned def = pf__default_threads();
+	char want[1536];
+	setenv("PUMPED_NUM_THREADS", "abc", 1);
+	setenv("PUMPED_MAX_SPARE", "-1", 1);
+	setenv("PUMPED_STACK_KB", "1", 1);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_uint_eq(pf__default_threads(), def);
+		ck_assert_uint_eq(
+		    pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+		ck_assert_uint_eq(
+		    pf__env_uint("PUMPED_STACK_KB", 64, 1u << 20, 8192), 8192);
+	}
+	snprintf(want, sizeof(want), "%s",
+	    expected_line(
+	        "PUMPED_NUM_THREADS", "abc", 1, PF__MAX_THREADS, def));
+	strcat(want, expected_line("PUMPED_MAX_SPARE", "-1", 0, 1024, 256));
+	strcat(want, expected_line("PUMPED_STACK_KB", "1", 64, 1u << 20, 8192));
+	ck_assert_str_eq(captured(), want);
+
+	/* A valid value in between does not re-arm the warning. */
+	setenv("PUMPED_MAX_SPARE", "4", 1);
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 4);
+	setenv("PUMPED_MAX_SPARE", "x", 1);
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+	ck_assert_str_eq(captured(), want);
+
+	/* The test hook forgets them: each warns once more. */
+	pf__env_reset_warnings();
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+	strcat(want, expected_line("PUMPED_MAX_SPARE", "x", 0, 1024, 256));
+	ck_assert_str_eq(captured(), want);
+}
+END_TEST
+
+START_TEST(warn_valid_is_silent)
+{
+	static const char *good[] = {"1", "4", " 4 ", "\t7\n", "007", "1024"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		setenv("PUMPED_NUM_THREADS", good[i], 1);
+		setenv("PUMPED_MAX_SPARE", good[i], 1);
+		ck_assert_uint_eq(
+		    pf__default_threads(), strtoul(good[i], NULL, 10));
+		ck_assert_uint_eq(
+		    pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256),
+		    strtoul(good[i], NULL, 10));
+	}
+	setenv("PUMPED_MAX_SPARE", "0", 1);
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 0);
+	setenv("PUMPED_STACK_KB", "64", 1);
+	ck_assert_uint_eq(
+	    pf__env_uint("PUMPED_STACK_KB", 64, 1u << 20, 8192), 64);
+	ck_assert_str_eq(captured(), "");
+
+	/* Valid reads did not use up the warning. */
+	setenv("PUMPED_NUM_THREADS", "0", 1);
+	unsigned def = pf__default_threads();
+	ck_assert_str_eq(captured(),
+	    expected_line("PUMPED_NUM_THREADS", "0", 1, PF__MAX_THREADS, def));
+}
+END_TEST
+
+START_TEST(warn_unset_is_silent)
+{
+	for (int i = 0; i < 3; i++) {
+		ck_assert_uint_ge(pf__default_threads(), 1);
+		ck_assert_uint_eq(
+		    pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+		ck_assert_uint_eq(
+		    pf__env_uint("PUMPED_STACK_KB", 64, 1u << 20, 8192), 8192);
+	}
+	ck_assert_str_eq(captured(), "");
+}
+END_TEST
+
+START_TEST(warn_value_sanitised)
+{
+	/* Terminal escapes, line breaks and high bytes become '?'. */
+	setenv("PUMPED_MAX_SPARE", "\x1b[2J\r\nevil\x7f\xff\"", 1);
+	ck_assert_uint_eq(pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256), 256);
+	ck_assert_str_eq(captured(),
+	    expected_line("PUMPED_MAX_SPARE", "?[2J??evil??\"", 0, 1024, 256));
+
+	/* A long value is cut after 64 bytes, marked by "...". */
+	char big[5001];
+	memset(big, '7', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	setenv("PUMPED_STACK_KB", big, 1);
+	ck_assert_uint_eq(
+	    pf__env_uint("PUMPED_STACK_KB", 64, 1u << 20, 8192), 8192);
+	const char *out = captured();
+	ck_assert_uint_eq(count_lines(out), 2);
+	const char *second = strchr(out, '\n') + 1;
+	char want[256];
+	snprintf(want, sizeof(want),
+	    "libpumped: PUMPED_STACK_KB=\"%.64s\"... is not an integer in "
+	    "[64, 1048576]; using 8192\n",
+	    big);
+	ck_assert_str_eq(second, want);
+
+	/* Exactly 64 bytes is shown whole. */
+	char exact[65];
+	memcpy(exact, big, 64);
+	exact[64] = '\0';
+	setenv("PUMPED_NUM_THREADS", exact, 1);
+	unsigned def = pf__default_threads();
+	out = captured();
+	ck_assert_uint_eq(count_lines(out), 3);
+	second = strchr(out, '\n') + 1;
+	ck_assert_str_eq(
+	    strchr(second, '\n') + 1, expected_line("PUMPED_NUM_THREADS", exact,
+	                                  1, PF__MAX_THREADS, def));
+
+	/* Nothing but printable ASCII and the line ends. */
+	for (const unsigned char *p = (const unsigned char *)captured();
+	     *p != '\0'; p++)
+		ck_assert_msg(
+		    *p == '\n' || (*p >= 0x20 && *p < 0x7f), "byte 0x%02x", *p);
+}
+END_TEST
+
+#define WARN_THREADS 16
+#define WARN_READS 200
+
+static pthread_barrier_t warn_barrier;
+
+static void *
+warn_reader(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&warn_barrier);
+	for (int i = 0; i < WARN_READS; i++) {
+		pf__env_uint("PUMPED_MAX_SPARE", 0, 1024, 256);
+		pf__env_uint("PUMPED_STACK_KB", 64, 1u << 20, 8192);
+		if (i % 50 == 0)
+			pf__default_threads();
+	}
+	return NULL;
+}
+
+START_TEST(warn_concurrent_once)
+{
+	unsigned def = pf__default_threads();
+	setenv("PUMPED_NUM_THREADS", "3.5", 1);
+	setenv("PUMPED_MAX_SPARE", "many", 1);
+	setenv("PUMPED_STACK_KB", "0", 1);
+	pthread_t t[WARN_THREADS];
+	ck_assert_int_eq(
+	    pthread_barrier_init(&warn_barrier, NULL, WARN_THREADS), 0);
+	for (int i = 0; i < WARN_THREADS; i++)
+		ck_assert_int_eq(
+		    pthread_create(&t[i], NULL, warn_reader, NULL), 0);
+	for (int i = 0; i < WARN_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&warn_barrier);
+
+	/* One line per variable, in whatever order the threads got there. */
+	const char *out = captured();
+	ck_assert_uint_eq(count_lines(out), 3);
+	const char *want =
+	    expected_line("PUMPED_NUM_THREADS", "3.5", 1, PF__MAX_THREADS, def);
+	ck_assert_msg(strstr(out, want) != NULL, "missing %s", want);
+	want = expected_line("PUMPED_MAX_SPARE", "many", 0, 1024, 256);
+	ck_assert_msg(strstr(out, want) != NULL, "missing %s", want);
+	want = expected_line("PUMPED_STACK_KB", "0", 64, 1u << 20, 8192);
+	ck_assert_msg(strstr(out, want) != NULL, "missing %s", want);
 }
 END_TEST
 
@@ -384,10 +697,23 @@ env_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("num_threads");
-	tcase_add_checked_fixture(tc, unset_threads, unset_threads);
+	tcase_add_checked_fixture(tc, warn_setup, warn_teardown);
 	tcase_add_test(tc, num_threads_valid);
 	tcase_add_test(tc, num_threads_invalid_falls_back);
 	tcase_add_test(tc, default_within_affinity);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("warnings");
+	tcase_add_checked_fixture(tc, warn_setup, warn_teardown);
+	tcase_add_loop_test(tc, warn_num_threads_bad_value, 0,
+	    (int)(sizeof(bad_threads) / sizeof(bad_threads[0])));
+	tcase_add_loop_test(tc, warn_scope_var_bad_value, 0,
+	    (int)(sizeof(scope_var_cases) / sizeof(scope_var_cases[0])));
+	tcase_add_test(tc, warn_once_per_variable);
+	tcase_add_test(tc, warn_valid_is_silent);
+	tcase_add_test(tc, warn_unset_is_silent);
+	tcase_add_test(tc, warn_value_sanitised);
+	tcase_add_test(tc, warn_concurrent_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cgroup_v2");
