@@ -396,11 +396,20 @@ typedef struct pf_call {
 	const pf_exec_options *opts; /* may be NULL */
 	int result;                  /* filled in */
 	pf_status status;            /* filled in */
+	/* Filled in: NULL when the call completed, else its error message
+	 * (its pf_ctx_fail text, one it inherited from its own failed
+	 * children, or the code's pf_strerror text); valid while the calling
+	 * context lives. */
+	const char *message;
 } pf_call;
 
 typedef struct pf_parallel_stats {
 	size_t total, succeeded, failed;
+	size_t cancelled; /* of `failed`, those that ended cancelled */
 } pf_parallel_stats;
+
+/* Defined since pf_call.message and pf_parallel_stats.cancelled exist. */
+#define PF_HAVE_CALL_MESSAGE 1
 
 /* Runs all calls as children of c; 0 when all succeed, else the first
  * failure's code after aborting the others and waiting for them. */

@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ struct pf__tag_entry {
 
 struct pf__message {
 	pf__message *next;
+	int code; /* inherited messages: the code they came with */
 	char text[];
 };
 
@@ -185,6 +187,7 @@ pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
 	k->tags = NULL;
 	k->journal = NULL;
 	k->messages = NULL;
+	k->inherited = NULL;
 	k->error_message = NULL;
 	k->metadata = NULL;
 	k->subs = NULL;
@@ -209,6 +212,7 @@ cold_free(pf__cold *k)
 		n = m->next;
 		pf__free(m);
 	}
+	pf__free(k->inherited);
 	pf__subs_free(k->subs);
 	if (k->key != NULL)
 		pf__free((char *)k->key);
@@ -260,6 +264,29 @@ pf__ctx_try_retain(pf_ctx *c)
 
 static void scope_free(pf_scope *s);
 
+#ifdef PF_DEBUG
+/* The count of a freed record (see destroy()), and the smallest count
+ * taken for a poisoned one: the slab's poison bytes read 0x6b6b6b6b. */
+#define REFS_POISON 0xdeadbeefu
+#define REFS_POISONED_MIN 0x6b6b6b6bu
+
+/* Debug builds catch a release of a record with no reference left: a
+ * double release, or one after the record was freed (API.md Semantics
+ * 12), as long as its memory was not reused meanwhile. */
+static void
+check_released(uint32_t old)
+{
+	if (PF_UNLIKELY(old == 0 || old >= REFS_POISONED_MIN)) {
+		fprintf(stderr, "libpumped: release of a handle with no "
+				"reference left (released twice, or after "
+				"its record was freed)\n");
+		abort();
+	}
+}
+#else
+#define check_released(old) ((void)(old))
+#endif
+
 /* Frees one record whose count reached 0; returns its parent, whose
  * reference the caller must drop. */
 static pf_ctx *
@@ -283,6 +310,11 @@ destroy(pf_ctx *c)
 		cold_free(k);
 	if (c->name_owned)
 		pf__free((char *)c->name);
+#ifdef PF_DEBUG
+	/* A later release of this record reads a poisoned count (heap
+	 * memory keeps it; slab memory is poisoned past the guard). */
+	atomic_store_explicit(&c->refs, REFS_POISON, memory_order_relaxed);
+#endif
 	if (c->kind == PF__CTX_FLOW)
 		pf__exec_free((pf_exec *)c);
 	else if (c->kind == PF__CTX_ROOT)
@@ -301,12 +333,16 @@ pf__ctx_release(pf_ctx *c)
 		 * decrements before the last one frees it. */
 		PF_HB_BEFORE(&c->refs);
 #ifdef PF_UNDER_TSAN
-		if (atomic_fetch_sub_explicit(&c->refs, 1,
-			memory_order_acq_rel) != 1)
+		uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1,
+		    memory_order_acq_rel);
+		check_released(old);
+		if (old != 1)
 			return;
 #else
-		if (atomic_fetch_sub_explicit(&c->refs, 1,
-			memory_order_release) != 1)
+		uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1,
+		    memory_order_release);
+		check_released(old);
+		if (old != 1)
 			return;
 		atomic_thread_fence(memory_order_acquire);
 #endif
@@ -358,9 +394,16 @@ abort_one(pf_ctx *c, int reason)
 	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
 		reason, memory_order_acq_rel, memory_order_acquire))
 		return false;
+	/* A pending execution is claimed before any listener runs: a
+	 * listener may take long, and no worker may start the handler
+	 * meanwhile (API.md Semantics 3).  It is published cancelled after
+	 * them, so that it is not finished (and dispose still waits) while
+	 * they run on its record. */
+	bool cancel = c->kind == PF__CTX_FLOW &&
+	    pf__exec_claim_cancel((pf_exec *)c);
 	fire_signal(c);
-	if (c->kind == PF__CTX_FLOW)
-		pf__exec_on_abort((pf_exec *)c, reason);
+	if (cancel)
+		pf__exec_cancel_claimed((pf_exec *)c, reason);
 	else if (c->kind == PF__CTX_STANDALONE)
 		/* An aborted context has nothing left to time out; this also
 		 * clears every standalone timer before dispose stops the
@@ -497,6 +540,29 @@ pf__ctx_end_at(pf_ctx *c, int64_t now)
 
 /* ------------------------------------------------------------- errors */
 
+/* A message of len bytes (plus the NUL), not yet linked anywhere. */
+static pf__message *
+message_new(size_t len)
+{
+	pf__message *m = pf__malloc(sizeof(*m) + len + 1);
+	if (m != NULL)
+		m->code = 0;
+	return m;
+}
+
+/* Links m into k's messages (under c's lock) and returns its text.
+ * Messages are kept until the record is freed, so a pointer handed out by
+ * pf_ctx_error or in a pf_call stays valid as long as the context. */
+static const char *
+message_keep(pf_ctx *c, pf__cold *k, pf__message *m)
+{
+	pf__spin_lock(&c->lock);
+	m->next = k->messages;
+	k->messages = m;
+	pf__spin_unlock(&c->lock);
+	return m->text;
+}
+
 static const char *
 keep_message(pf_ctx *c, const char *fmt, va_list ap)
 {
@@ -509,17 +575,58 @@ keep_message(pf_ctx *c, const char *fmt, va_list ap)
 	pf__cold *k = pf__ctx_cold(c);
 	if (k == NULL)
 		return NULL;
-	pf__message *m = pf__malloc(sizeof(*m) + (size_t)len + 1);
+	pf__message *m = message_new((size_t)len);
 	if (m == NULL)
 		return NULL;
 	vsnprintf(m->text, (size_t)len + 1, fmt, ap);
-	/* Messages are kept until the record is freed, so a pointer handed
-	 * out by pf_ctx_error stays valid as long as the context. */
+	return message_keep(c, k, m);
+}
+
+const char *
+pf__ctx_keep_text(pf_ctx *c, const char *text)
+{
+	pf__cold *k = pf__ctx_cold(c);
+	size_t len = strlen(text);
+	pf__message *m = k != NULL ? message_new(len) : NULL;
+	if (m == NULL)
+		return NULL;
+	memcpy(m->text, text, len + 1);
+	return message_keep(c, k, m);
+}
+
+const char *
+pf__ctx_own_message(pf_ctx *c)
+{
+	pf__cold *k = pf__cold_of(c);
+	if (k == NULL)
+		return NULL;
 	pf__spin_lock(&c->lock);
-	m->next = k->messages;
-	k->messages = m;
+	const char *msg = k->error_message;
 	pf__spin_unlock(&c->lock);
-	return m->text;
+	return msg;
+}
+
+void
+pf__ctx_pass_message(pf_ctx *c)
+{
+	pf_ctx *p = c->parent;
+	/* Only c's runner writes its error now, so the text stays put.  The
+	 * scope's root handles no failure: nothing to pass up to. */
+	const char *msg = pf__ctx_own_message(c);
+	if (msg == NULL || p == NULL || p->kind == PF__CTX_ROOT)
+		return;
+	pf__cold *k = pf__ctx_cold(p);
+	size_t len = strlen(msg);
+	pf__message *m = k != NULL ? message_new(len) : NULL;
+	if (m == NULL)
+		return; /* the parent falls back to the code's text */
+	memcpy(m->text, msg, len + 1);
+	m->code = atomic_load_explicit(&c->error, memory_order_relaxed);
+	pf__spin_lock(&p->lock);
+	pf__message *old = k->inherited;
+	k->inherited = m;
+	pf__spin_unlock(&p->lock);
+	pf__free(old);
 }
 
 void
@@ -530,13 +637,23 @@ pf__ctx_record_error(pf_ctx *c, int code)
 	if (code == 0 && atomic_load_explicit(&c->error, memory_order_relaxed) == 0)
 		return;
 	pf__spin_lock(&c->lock);
-	/* The same code as pf_ctx_fail set keeps its message; any other
-	 * code has its pf_strerror text. */
+	/* The same code as pf_ctx_fail set keeps its message.  Any other
+	 * code takes the message of the last failure under c with that code
+	 * (moved to the kept messages, so it outlives later failures), else
+	 * its pf_strerror text. */
 	if (atomic_load_explicit(&c->error, memory_order_relaxed) != code) {
 		atomic_store_explicit(&c->error, code, memory_order_relaxed);
 		pf__cold *k = pf__cold_of(c);
-		if (k != NULL)
+		if (k != NULL) {
+			pf__message *m = k->inherited;
 			k->error_message = NULL;
+			if (m != NULL && m->code == code && code != 0) {
+				k->inherited = NULL;
+				m->next = k->messages;
+				k->messages = m;
+				k->error_message = m->text;
+			}
+		}
 	}
 	pf__spin_unlock(&c->lock);
 }
@@ -831,14 +948,20 @@ set_value(pf_ctx *c, const pf_tag *t, const void *value)
 	return 0;
 }
 
+/* Whether t is a tag whose values the library can hold. */
+static bool
+tag_ok(const pf_tag *t)
+{
+	return t != NULL && t->size != 0 && t->size <= PF__MAX_DATA;
+}
+
 int
 pf__ctx_seed_tags(pf_ctx *c, const pf_tag_value *tags, size_t n)
 {
 	if (n != 0 && tags == NULL)
 		return PF_EINVAL;
 	for (size_t i = 0; i < n; i++) {
-		if (tags[i].tag == NULL || tags[i].tag->size == 0 ||
-		    tags[i].value == NULL)
+		if (!tag_ok(tags[i].tag) || tags[i].value == NULL)
 			return PF_EINVAL;
 		int rc = set_value(c, tags[i].tag, tags[i].value);
 		if (rc != 0)
@@ -850,7 +973,7 @@ pf__ctx_seed_tags(pf_ctx *c, const pf_tag_value *tags, size_t n)
 int
 pf_ctx_set(pf_ctx *c, const pf_tag *t, const void *value)
 {
-	if (c == NULL || t == NULL || value == NULL || t->size == 0)
+	if (c == NULL || !tag_ok(t) || value == NULL)
 		return PF_EINVAL;
 	return set_value(c, t, value);
 }
@@ -888,7 +1011,7 @@ lookup(const pf_ctx *from, const pf_tag *t, void *out)
 int
 pf_ctx_get(const pf_ctx *c, const pf_tag *t, void *out)
 {
-	if (c == NULL || t == NULL || out == NULL || t->size == 0)
+	if (c == NULL || !tag_ok(t) || out == NULL)
 		return PF_EINVAL;
 	return lookup(c, t, out) ? 0 : PF_ENOENT;
 }
@@ -896,7 +1019,7 @@ pf_ctx_get(const pf_ctx *c, const pf_tag *t, void *out)
 bool
 pf_ctx_find(const pf_ctx *c, const pf_tag *t, void *out)
 {
-	if (c == NULL || t == NULL || t->size == 0)
+	if (c == NULL || !tag_ok(t))
 		return false;
 	return lookup(c, t, out);
 }
@@ -1047,7 +1170,9 @@ fire_signal(pf_ctx *c)
 		pf__spin_unlock(&c->lock);
 		struct firing_frame frame = { l, tls_firing };
 		tls_firing = &frame;
+		pf__in_callback++;
 		l->_fn(s, l->_data);
+		pf__in_callback--;
 		tls_firing = frame.outer;
 		pf__spin_lock(&c->lock);
 		/* After this, remove_listener stops waiting and the caller may
@@ -1136,7 +1261,9 @@ pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
 		l->_state = L_IDLE;
 		l->_next = l->_prev = NULL;
 		pf__spin_unlock(&c->lock);
+		pf__in_callback++;
 		fn(s, data);
+		pf__in_callback--;
 		return 0;
 	}
 	l->_state = L_QUEUED;

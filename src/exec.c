@@ -44,8 +44,8 @@
 #include "track.h"
 
 /* A dynamic subscriber.  All fields are protected by the context's lock.
- * busy counts deliveries in flight (the callback runs without the lock);
- * a subscriber removed meanwhile is freed by the last of them. */
+ * busy counts calls of fn running now (it runs without the lock); a
+ * subscriber removed meanwhile is freed by the last of them. */
 struct pf__sub {
 	pf__sub *next;
 	pf_status_fn fn;
@@ -56,10 +56,42 @@ struct pf__sub {
 	bool awaited; /* off_status waits for busy and frees it itself */
 };
 
-/* The execution whose subscribers this thread is calling, so that
- * pf_exec_off_status from inside such a callback does not wait for
- * itself. */
-static _Thread_local pf_exec *tls_delivering PF_TLS_MODEL;
+_Thread_local unsigned pf__in_callback PF_TLS_MODEL;
+
+/* The subscribers this thread is calling now, innermost first (a callback
+ * may abort another execution, whose subscribers then run inside it), so
+ * that pf_exec_off_status from inside one of them does not wait for it. */
+struct sub_frame {
+	const pf__sub *sub;
+	struct sub_frame *outer;
+};
+static _Thread_local struct sub_frame *tls_subs PF_TLS_MODEL;
+
+static bool
+calling_here(const pf__sub *s)
+{
+	for (const struct sub_frame *f = tls_subs; f != NULL; f = f->outer)
+		if (f->sub == s)
+			return true;
+	return false;
+}
+
+/* The executions whose handlers run on this thread's stack now, innermost
+ * first: waiting on one of them would wait for itself. */
+struct run_frame {
+	const pf_exec *e;
+	struct run_frame *outer;
+};
+static _Thread_local struct run_frame *tls_runs PF_TLS_MODEL;
+
+static bool
+running_here(const pf_exec *e)
+{
+	for (const struct run_frame *f = tls_runs; f != NULL; f = f->outer)
+		if (f->e == e)
+			return true;
+	return false;
+}
 
 struct pf__waiter {
 	pf__waiter *next, *prev;
@@ -86,48 +118,53 @@ is_done(const pf_exec *e)
 
 /* ------------------------------------------------------------ callbacks */
 
-/* Delivers status st to subscribers that have not seen it, in batches
- * copied out under the lock so that callbacks run without it. */
+/*
+ * Delivers status st to the subscribers that have not seen it, one at a
+ * time: each is picked (and marked busy) under the lock and called without
+ * it, so a subscriber removed before its turn is never called, and one
+ * removed during its call is waited for (or, from inside that call, freed
+ * here).  The list may change during a call: the search restarts from the
+ * head, and `seen` says who was told.
+ */
 static void
 deliver_subs(pf_exec *e, uint32_t st)
 {
-	pf_exec *outer = tls_delivering;
-	tls_delivering = e;
 	for (;;) {
-		pf__sub *batch[16];
-		size_t n = 0;
 		pf__spin_lock(&e->ctx.lock);
 		/* SUBS is set only after the cold block was made. */
-		for (pf__sub *s = pf__cold_of(&e->ctx)->subs;
-		     s != NULL && n < 16; s = s->next) {
-			if (s->seen < st) {
-				s->seen = st;
-				s->busy++;
-				batch[n++] = s;
-			}
+		pf__sub *s = pf__cold_of(&e->ctx)->subs;
+		while (s != NULL && s->seen >= st)
+			s = s->next;
+		if (s == NULL) {
+			pf__spin_unlock(&e->ctx.lock);
+			return;
 		}
+		s->seen = st;
+		s->busy++;
 		pf__spin_unlock(&e->ctx.lock);
 		/* Without the lock: a callback may abort, subscribe, ... */
-		for (size_t i = 0; i < n; i++)
-			batch[i]->fn(e, (pf_status)st, batch[i]->data);
+		struct sub_frame frame = { s, tls_subs };
+		tls_subs = &frame;
+		pf__in_callback++;
+		s->fn(e, (pf_status)st, s->data);
+		pf__in_callback--;
+		tls_subs = frame.outer;
 		pf__spin_lock(&e->ctx.lock);
-		for (size_t i = 0; i < n; i++) {
-			if (--batch[i]->busy == 0 && batch[i]->removed &&
-			    !batch[i]->awaited)
-				pf__free(batch[i]);
-		}
+		bool gone = --s->busy == 0 && s->removed && !s->awaited;
 		pf__spin_unlock(&e->ctx.lock);
-		if (n < 16)
-			break;
+		if (gone)
+			pf__free(s);
 	}
-	tls_delivering = outer;
 }
 
 static inline void
 deliver(pf_exec *e, uint32_t st, uint32_t flags)
 {
-	if (e->on_status != NULL)
+	if (e->on_status != NULL) {
+		pf__in_callback++;
 		e->on_status(e, (pf_status)st, e->on_status_data);
+		pf__in_callback--;
+	}
 	if (flags & PF__F_SUBS)
 		deliver_subs(e, st);
 }
@@ -233,6 +270,10 @@ settle(pf_exec *e, uint32_t st)
 	 * itself aborted find the failure word already set.) */
 	if (e->group != NULL && !e->group->settled && st != PF_COMPLETED)
 		group_failed(e);
+	/* Before DONE too: the parent's handler, once its wait returns,
+	 * finds the message it may take (API.md Semantics 1). */
+	if (st != PF_COMPLETED)
+		pf__ctx_pass_message(&e->ctx);
 	/* Relaxed: only a first guess; the CAS below validates it. */
 	uint32_t old = atomic_load_explicit(&e->state, memory_order_relaxed);
 	uint32_t done;
@@ -262,12 +303,15 @@ settle(pf_exec *e, uint32_t st)
 	pf__scope_exec_finished(s);
 }
 
-void
-pf__exec_on_abort(pf_exec *e, int reason)
+bool
+pf__exec_claim_cancel(pf_exec *e)
 {
-	uint32_t old = leave_pending(e, PF__ST_CANCELLING);
-	if (old == UINT32_MAX)
-		return; /* running or finished: the handler sees the abort */
+	return leave_pending(e, PF__ST_CANCELLING) != UINT32_MAX;
+}
+
+void
+pf__exec_cancel_claimed(pf_exec *e, int reason)
+{
 	e->result = reason;
 	pf__ctx_record_error(&e->ctx, reason);
 	pf__ctx_end_at(&e->ctx, pf__clock_raw());
@@ -294,6 +338,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 		now = e->ctx.created_at;
 	atomic_store_explicit(&e->ctx.started_at, now,
 	    memory_order_release);
+	struct run_frame frame = { e, tls_runs };
+	tls_runs = &frame;
 	deliver(e, PF_RUNNING, old);
 	pf_scope *s = e->ctx.scope;
 	int rc;
@@ -328,6 +374,7 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	} else {
 		st = PF_FAILED;
 	}
+	tls_runs = frame.outer;
 	e->result = rc;
 	pf__ctx_record_error(&e->ctx, rc);
 	pf__ctx_end_at(&e->ctx, pf__clock_raw());
@@ -393,9 +440,8 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out)
 {
-	int rc = pf__scope_enter(s);
-	if (rc != 0)
-		return rc;
+	/* Sizes are checked at the API (PF__MAX_DATA), so none of this
+	 * arithmetic can overflow. */
 	size_t in_size = (f->input_size + 15) & ~(size_t)15;
 	size_t size = sizeof(pf_exec) + in_size + f->output_size;
 	/* Options that need the cold block: it comes in the same allocation,
@@ -406,6 +452,9 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	    ~(alignof(pf__cold) - 1);
 	if (cold)
 		size = cold_at + sizeof(pf__cold);
+	int rc = pf__scope_enter(s);
+	if (rc != 0)
+		return rc;
 	bool from_slab;
 	pf_exec *e = pf__record_alloc(size, &from_slab);
 	if (e == NULL) {
@@ -492,14 +541,29 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
     bool queue)
 {
 	pf_scope *s = e->ctx.scope;
+	/*
+	 * Once linked, e can be aborted and finish at any moment (dispose's
+	 * abort, a timeout, its parent's abort), and dispose may then tear
+	 * down the pool and the timer wheel that this call still uses.  A
+	 * worker of the scope is safe (dispose joins it before freeing them);
+	 * any other thread counts its call as unfinished work meanwhile.  The
+	 * count cannot be refused: e's own count, not yet released, keeps
+	 * dispose waiting until this one is added.
+	 */
+	bool outside = pf__pool_current(s->pool) == NULL;
+	if (outside)
+		pf__scope_hold(s);
 	/* The creation's reference and the queue's, in one store: nobody
 	 * else can see the record yet. */
 	atomic_store_explicit(&e->ctx.refs, queue ? 2 : 1,
 	    memory_order_relaxed);
 	/* pending is delivered before anyone else can see the execution, so
 	 * it is always the first status a callback sees. */
-	if (e->on_status != NULL)
+	if (e->on_status != NULL) {
+		pf__in_callback++;
 		e->on_status(e, PF_PENDING, e->on_status_data);
+		pf__in_callback--;
+	}
 	/* Armed before it is linked: if the link finds the parent aborted,
 	 * the cancellation that follows also cancels the timer.  Not armed
 	 * if the pending callback itself aborted the execution: it finished,
@@ -530,6 +594,8 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 		*out = e;
 	else
 		pf__ctx_release(&e->ctx);
+	if (outside)
+		pf__scope_exec_finished(s);
 }
 
 int
@@ -611,25 +677,72 @@ past(int64_t deadline_ns)
 /* How deep an outside thread nests executions it runs itself while
  * waiting (sleeping_wait); deeper waits sleep. */
 #define MAX_INLINE_RUNS 16
+/* How often a thread asleep in a wait looks whether the awaited work can
+ * still run (pf__pool_starved): rare, and only while it sleeps. */
+#define STARVE_CHECK_NS 20000000
 
+/* Whether e is pending in a pool where nothing can run it any more: the
+ * wait fails (PF_EAGAIN) rather than sleep forever (API.md Semantics 5). */
+static bool
+hopeless(const pf_exec *e)
+{
+	return status_of(atomic_load_explicit(&((pf_exec *)e)->state,
+		   memory_order_relaxed)) == PF_PENDING &&
+	    pf__pool_starved(e->ctx.scope->pool);
+}
+
+/* Parks on p until w is signaled, the deadline passes or e is hopeless. */
+static void
+park_signaled(pf_exec *e, pf__waiter *w, pf__parker *p, int64_t deadline_ns)
+{
+	while (!waiter_signaled(w) && !past(deadline_ns) && !hopeless(e)) {
+		int64_t until = pf__clock_mono_ns() + STARVE_CHECK_NS;
+		if (deadline_ns >= 0 && deadline_ns < until)
+			until = deadline_ns;
+		(void)pf__parker_park_until(p, until);
+	}
+}
+
+/*
+ * Runs e here if nobody started it: true if it did.  A thread that is not
+ * a worker of e's pool counts as one of the scope's threads while it runs
+ * handlers (API.md Semantics 5), so it needs a run slot, unless an outer
+ * inline run on this thread holds one.  Bounded nesting: a handler run
+ * this way may wait in turn, on the caller's stack.  Not for a wait with a
+ * deadline: the handler may run past it, and it may wait for something
+ * this thread would do once its wait gave up.
+ */
+static bool
+run_inline(pf_exec *e, int64_t deadline_ns)
+{
+	pf_scope *s = e->ctx.scope;
+	if (deadline_ns >= 0 || pf__running_waiter_runs() >= MAX_INLINE_RUNS ||
+	    !pf__thread_can_nest())
+		return false;
+	bool held = pf__running_holds_slot(s);
+	if (!held && !pf__pool_slot_take(s->pool))
+		return false;
+	pf__running r;
+	pf__running_enter(&r, s, true, !held);
+	bool ran = pf__exec_run_here(e, NULL);
+	pf__running_leave(&r);
+	if (!held)
+		pf__pool_slot_give(s->pool);
+	return ran;
+}
+
+/*
+ * The wait of a thread that is not a worker of e's pool: run e itself if it
+ * has not started (may_run: threads that are no pool's workers), else poll
+ * a little and sleep.  While it sleeps it gives back the run slots its
+ * inline runs hold, and takes them back before it returns to their
+ * handlers.
+ */
 static void
 sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 {
-	/* Not started yet: run it here (API.md, Semantics 5), rather than
-	 * wait for a worker to wake up, run it and wake us in turn.  Bounded
-	 * nesting: a handler run this way may wait in turn, and this thread's
-	 * stack is the caller's, of a size we do not know.  Not for a wait
-	 * with a deadline: the handler may run past it, and it may wait for
-	 * something this thread would do once its wait gave up. */
-	if (may_run && deadline_ns < 0 &&
-	    pf__running_waiter_runs() < MAX_INLINE_RUNS) {
-		pf__running r;
-		pf__running_enter(&r, e->ctx.scope, true);
-		bool ran = pf__exec_run_here(e, NULL);
-		pf__running_leave(&r);
-		if (ran)
-			return;
-	}
+	if (may_run && run_inline(e, deadline_ns))
+		return;
 	int64_t until = 0;
 	for (unsigned i = 1; !is_done(e); i++) {
 		pf__cpu_relax();
@@ -649,20 +762,31 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 	PF_ATOMIC_OBJ(&w.signaled);
 	if (!waiter_register(e, &w))
 		return;
-	while (!waiter_signaled(&w) && !past(deadline_ns)) {
-		if (deadline_ns < 0)
-			pf__parker_park(w.parker);
-		else
-			(void)pf__parker_park_until(w.parker, deadline_ns);
+	pf__running_slots_give();
+	for (;;) {
+		park_signaled(e, &w, w.parker, deadline_ns);
+		/* Hopeless: a thread that may run it tries once more (every
+		 * worker blocked gave its slot up). */
+		if (waiter_signaled(&w) || past(deadline_ns) || !may_run ||
+		    !hopeless(e))
+			break;
+		pf__running_slots_resume();
+		bool ran = run_inline(e, deadline_ns);
+		pf__running_slots_give();
+		if (ran || !hopeless(e))
+			continue;
+		break;
 	}
 	waiter_unregister(e, &w);
+	pf__running_slots_resume();
 }
 
 /*
  * A worker's wait: run the awaited execution inline if it has not started,
  * else run other work (the runner's deque first), and sleep only when
- * there is none.  When the stack budget for nesting is spent, block
- * without helping; the pool compensates with a spare worker.
+ * there is none, giving its run slot up meanwhile.  When the stack budget
+ * for nesting is spent, block without helping; the pool compensates with a
+ * spare worker, and when it cannot, a wait on work nobody can run fails.
  */
 static void
 helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
@@ -697,17 +821,17 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 			break;
 		if (!pf__worker_can_help(wk)) {
 			pf__pool_block_begin(wk);
-			while (!waiter_signaled(&w) && !past(deadline_ns)) {
-				if (deadline_ns < 0)
-					pf__parker_park(&wk->parker);
-				else
-					(void)pf__parker_park_until(
-					    &wk->parker, deadline_ns);
-			}
+			park_signaled(e, &w, &wk->parker, deadline_ns);
 			pf__pool_block_end(wk);
 			break;
 		}
+		/* Idle in a wait: the slot goes to whoever can use it, and
+		 * comes back (with priority) before the handler goes on. */
+		wk->has_slot = false;
+		pf__pool_slot_give(wk->pool);
 		pf__pool_idle_park(wk, waiter_signaled, &w, deadline_ns);
+		pf__pool_slot_resume(wk->pool);
+		wk->has_slot = true;
 	}
 	if (registered)
 		waiter_unregister(e, &w);
@@ -728,6 +852,10 @@ pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
 	if (!is_done(e)) {
 		if (deadline_ns == 0)
 			return PF_EAGAIN;
+		/* Its handler is on this thread's stack, below us: it cannot
+		 * finish before we return. */
+		if (running_here(e))
+			return PF_EINVAL;
 		pf__worker *w = pf__pool_current(e->ctx.scope->pool);
 		pf__worker *other = w == NULL ? pf__worker_self() : NULL;
 		if (w != NULL) {
@@ -804,7 +932,9 @@ pf_exec_throw_if_aborted(const pf_exec *e)
 int
 pf_exec_wait(pf_exec *e, void *output)
 {
-	if (e == NULL)
+	/* Inside a status callback or signal listener a wait may block the
+	 * very transition it waits for (API.md Semantics 2). */
+	if (e == NULL || pf__in_callback != 0)
 		return PF_EINVAL;
 	return pf__exec_wait(e, output, -1);
 }
@@ -816,6 +946,8 @@ pf_exec_wait_for(pf_exec *e, void *output, uint64_t timeout_ms)
 		return PF_EINVAL;
 	if (timeout_ms == 0)
 		return pf__exec_wait(e, output, 0);
+	if (pf__in_callback != 0)
+		return PF_EINVAL; /* as pf_exec_wait; polling stays allowed */
 	uint64_t cap = (uint64_t)INT64_MAX / 2000000;
 	int64_t ms = (int64_t)(timeout_ms < cap ? timeout_ms : cap);
 	return pf__exec_wait(e, output, pf__clock_mono_ns() + ms * 1000000);
@@ -853,7 +985,9 @@ pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data)
 	if (st >= PF_COMPLETED) {
 		pf__spin_unlock(&e->ctx.lock);
 		pf__free(s);
+		pf__in_callback++;
 		fn(e, (pf_status)st, data);
+		pf__in_callback--;
 		return 0;
 	}
 	s->seen = st;
@@ -887,10 +1021,10 @@ pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data)
 		*link = s->next;
 		s->removed = true;
 		/* Once this returns the callback is not running and will not
-		 * run: wait for a delivery in flight on another thread, then
-		 * free s here.  One in flight on this thread is the caller
-		 * itself: the delivery frees s when it is done. */
-		if (s->busy != 0 && tls_delivering == e) {
+		 * run: wait for a call in flight on another thread, then free
+		 * s here.  A call in flight on this thread is our caller (or
+		 * encloses it): the delivery frees s when it returns. */
+		if (s->busy != 0 && calling_here(s)) {
 			pf__spin_unlock(&e->ctx.lock);
 			return 0;
 		}

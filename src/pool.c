@@ -25,15 +25,33 @@
  * started worker is so blocked, nothing would run queued work, so the
  * pool starts one more worker, up to threads + max_spare.  Spares stay
  * until the pool is destroyed; an idle spare parks like any worker.
+ *
+ * Run slots (pool.h).  `slots` counts free slots; a taker decrements it by
+ * CAS only while it stays above `resumers` (fresh takers leave free slots
+ * to threads resuming a handler), a resumer whenever it is positive.  A
+ * worker without a slot parks like an idle one and must be woken when a
+ * slot frees while work is queued; the parking protocol above extends to
+ * it, the giver's side being:
+ *
+ *   parker (pf__pool_idle_park)          giver (pf__pool_slot_give)
+ *   idle := 1; sleepers += 1             slots += 1 (seq_cst RMW)
+ *   fence(seq_cst)                       fence(seq_cst)
+ *   work visible and a slot free? -> no  load sleepers, work visible?
+ *   park                                 if so: claim an idle worker, unpark
+ *
+ * Slots are counts only: they publish no data, so they need no ordering
+ * beyond these fences.
  */
 #include "config.h"
 
 #include "pool.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "annotate.h"
@@ -215,6 +233,67 @@ wake_one(pf__pool *p)
 	}
 }
 
+/* Whether a fresh taker would get a slot now (a hint; the CAS decides). */
+static bool
+slot_free(const pf__pool *p)
+{
+	/* Relaxed: callers that must not miss a slot fence before this. */
+	return atomic_load_explicit(&p->slots, memory_order_relaxed) >
+	    atomic_load_explicit(&p->resumers, memory_order_relaxed);
+}
+
+bool
+pf__pool_slot_take(pf__pool *p)
+{
+	/* Relaxed: a count that publishes nothing (see the top of the file). */
+	int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
+	while (n > atomic_load_explicit(&p->resumers, memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(&p->slots, &n, n - 1,
+			memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
+void
+pf__pool_slot_resume(pf__pool *p)
+{
+	/* Announced first: busy workers hand their slot over at their next
+	 * task boundary, and fresh takers stop taking. */
+	atomic_fetch_add_explicit(&p->resumers, 1, memory_order_relaxed);
+	for (unsigned i = 0;; i++) {
+		int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
+		while (n > 0)
+			if (atomic_compare_exchange_weak_explicit(&p->slots, &n,
+				n - 1, memory_order_relaxed,
+				memory_order_relaxed))
+				goto taken;
+		/* Rare (every slot is busy while this thread was blocked):
+		 * back off from spinning to yielding to short sleeps. */
+		if (i < 64) {
+			pf__cpu_relax();
+		} else if (i < 128) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, i < 256 ? 20000 : 200000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+taken:
+	atomic_fetch_sub_explicit(&p->resumers, 1, memory_order_relaxed);
+}
+
+void
+pf__pool_slot_give(pf__pool *p)
+{
+	atomic_fetch_add_explicit(&p->slots, 1, memory_order_seq_cst);
+	/* StoreLoad, pairs with the fence in pf__pool_idle_park(): see the
+	 * top of this file. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) > 0 &&
+	    work_visible(p))
+		wake_one(p);
+}
+
 /*
  * Called after publishing work: the submitter's half of the protocol.  No
  * wake-up while an idle worker is still searching: it will find the task,
@@ -294,7 +373,9 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	/* StoreLoad, pairs with the fence in notify(): see the diagram at
 	 * the top of this file. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!work_visible(p) &&
+	/* Queued work keeps w awake only if w can run it: with its slot, or
+	 * with one it can take. */
+	if (!(work_visible(p) && (w->has_slot || slot_free(p))) &&
 	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 	    !(ready != NULL && ready(arg))) {
 		count(&w->n_park);
@@ -328,9 +409,24 @@ spawn_spare(pf__pool *p)
 	/* Re-check under the lock: another blocker may have spawned one. */
 	if (n < p->max_workers &&
 	    atomic_load_explicit(&p->blocked, memory_order_acquire) >= n &&
-	    !atomic_load_explicit(&p->stopping, memory_order_acquire))
-		(void)start_worker(p, n); /* on failure we stay as we are */
+	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
+	    start_worker(p, n) != 0)
+		/* We stay as we are; waits on work nobody can run now fail
+		 * (pf__pool_starved). */
+		atomic_store_explicit(&p->spawn_failed, true,
+		    memory_order_relaxed);
 	pthread_mutex_unlock(&p->spawn_lock);
+}
+
+bool
+pf__pool_starved(const pf__pool *p)
+{
+	unsigned n = live_workers(p);
+	/* Acquire, as the other readers of blocked; spawn_failed is a
+	 * sticky flag (relaxed). */
+	return atomic_load_explicit(&p->blocked, memory_order_acquire) >= n &&
+	    (n >= p->max_workers ||
+		atomic_load_explicit(&p->spawn_failed, memory_order_relaxed));
 }
 
 void
@@ -343,10 +439,15 @@ pf__pool_block_begin(pf__worker *w)
 			 memory_order_acq_rel) + 1;
 	if (b >= live_workers(p))
 		spawn_spare(p);
-	/* Queued work (ours above all) must not wait for us: make sure an
-	 * idle worker looks at it. */
-	if (work_visible(p))
+	/* Our slot goes to whoever runs the queued work meanwhile (ours
+	 * above all, which must not wait for us): the give wakes an idle
+	 * worker when work is queued. */
+	if (w->has_slot) {
+		w->has_slot = false;
+		pf__pool_slot_give(p);
+	} else if (work_visible(p)) {
 		notify(p);
+	}
 }
 
 void
@@ -354,6 +455,49 @@ pf__pool_block_end(pf__worker *w)
 {
 	/* Acq_rel, as the increment in pf__pool_block_begin(). */
 	atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_acq_rel);
+	pf__pool_slot_resume(w->pool);
+	w->has_slot = true;
+}
+
+/* Owner only: hands w's slot over when a resumer waits for one. */
+static bool
+yield_slot(pf__worker *w)
+{
+	/* Relaxed: a hint read at each task boundary; a resumer missed now
+	 * is seen at the next one, or gets a slot some worker gives back. */
+	if (atomic_load_explicit(&w->pool->resumers, memory_order_relaxed) == 0)
+		return false;
+	w->has_slot = false;
+	pf__pool_slot_give(w->pool);
+	return true;
+}
+
+/* Stack bounds of threads that are not workers, found on first use. */
+static _Thread_local char *tls_stack_limit PF_TLS_MODEL;
+static _Thread_local bool tls_stack_known PF_TLS_MODEL;
+
+bool
+pf__thread_can_nest(void)
+{
+	pf__worker *w = tls_worker;
+	if (w != NULL)
+		return pf__worker_can_help(w);
+	if (!tls_stack_known) {
+		tls_stack_known = true;
+		pthread_attr_t attr;
+		void *lo;
+		size_t size;
+		if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+			/* The same budget as a worker's: down to a quarter
+			 * of the stack from its bottom. */
+			if (pthread_attr_getstack(&attr, &lo, &size) == 0 &&
+			    size > 0)
+				tls_stack_limit = (char *)lo + size / 4;
+			pthread_attr_destroy(&attr);
+		}
+	}
+	return tls_stack_limit == NULL ||
+	    (char *)__builtin_frame_address(0) > tls_stack_limit;
 }
 
 static bool
@@ -378,6 +522,17 @@ worker_main(void *arg)
 		p->on_start(w, p->hook_arg);
 	bool woken = false;
 	for (;;) {
+		/* Tasks run only with a run slot (see pool.h).  Without one,
+		 * w waits like an idle worker: a giver wakes it when a slot
+		 * frees while work is queued. */
+		if (!w->has_slot && !(w->has_slot = pf__pool_slot_take(p))) {
+			if (atomic_load_explicit(&p->stopping,
+				memory_order_acquire) && !work_visible(p))
+				break;
+			pf__pool_idle_park(w, stop_requested, p, -1);
+			woken = true;
+			continue;
+		}
 		bool maybe = false;
 		pf__task *t = find_task(w, NULL, &maybe);
 		/* Just woken with work waiting: pass the wake-up on while more
@@ -400,6 +555,9 @@ worker_main(void *arg)
 		int64_t until = 0;
 		for (unsigned i = 1; t == NULL && spin; i++) {
 			pf__cpu_relax();
+			if (atomic_load_explicit(&p->resumers,
+				memory_order_relaxed) != 0)
+				break; /* our slot is wanted: give it below */
 			/* Read the clock only every 16 rounds: it costs more
 			 * than a round on some virtual machines.  Yield there
 			 * too: a thread just woken on this CPU (a waiter the
@@ -424,9 +582,10 @@ worker_main(void *arg)
 			notify(p);
 		if (t != NULL) {
 			run_task(w, t);
+			(void)yield_slot(w);
 			continue;
 		}
-		if (maybe)
+		if (yield_slot(w) || maybe)
 			continue;
 		/* Acquire: pairs with the seq_cst store in stop_and_join(). */
 		if (atomic_load_explicit(&p->stopping, memory_order_acquire) &&
@@ -435,6 +594,8 @@ worker_main(void *arg)
 		/* Going idle: a good moment to refine the TSC calibration
 		 * (rate-limited to once a second) off the hot path. */
 		pf__clock_refine();
+		w->has_slot = false;
+		pf__pool_slot_give(p);
 		pf__pool_idle_park(w, stop_requested, p, -1);
 		woken = true;
 	}
@@ -541,6 +702,10 @@ pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 	atomic_init(&p->blocked, 0);
 	atomic_init(&p->stopping, false);
 	PF_ATOMIC_OBJ(&p->stopping);
+	atomic_init(&p->spawn_failed, false);
+	PF_ATOMIC_OBJ(&p->spawn_failed);
+	atomic_init(&p->slots, (int)cfg->threads);
+	atomic_init(&p->resumers, 0);
 	p->workers = pf__calloc(p->max_workers, sizeof(*p->workers));
 	if (p->workers == NULL) {
 		pf__free(p);

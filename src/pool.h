@@ -16,6 +16,18 @@
  * and _end, and when every worker is so blocked the pool starts a spare
  * worker (at most max_spare) so queued work still runs.
  *
+ * Run slots bound parallelism (API.md Semantics 5): the pool has `threads`
+ * slots, and a thread runs tasks only while it holds one.  A worker takes
+ * one when it finds work after being idle and gives it back when it
+ * parks, blocks in a wait that cannot help, or idles in a helping wait;
+ * a thread that is not a worker (an outside waiter that runs the awaited
+ * execution itself) takes one around that run.  Spare workers and outside
+ * threads therefore never add parallelism: they only use slots that
+ * blocked threads gave up.  A thread that gave up its slot in the middle
+ * of a handler takes one back as a resumer (pf__pool_slot_resume): fresh
+ * takers leave free slots to resumers, and busy workers hand theirs over
+ * at the next task boundary, so a resumer never waits on new work.
+ *
  * Concurrency contract: every function may be called from any thread
  * unless its comment names the owner; pf__pool_create and pf__pool_destroy
  * are not concurrent with anything on the same pool.
@@ -61,6 +73,7 @@ struct pf__worker {
 	unsigned index;
 	uint64_t rng;
 	char *stack_limit; /* helping stops below this address */
+	bool has_slot;     /* holds one of the pool's run slots */
 	pthread_t thread;
 	void *user; /* the tracking layer's per-worker state */
 	/* Statistics, written by the owner (relaxed), summed on read; kept
@@ -84,6 +97,12 @@ struct pf__pool {
 	/* Workers blocked in a wait that cannot help. */
 	PF_CACHE_ALIGNED atomic_uint blocked;
 	atomic_bool stopping;
+	/* A spare could not be started (thread creation failed). */
+	atomic_bool spawn_failed;
+	/* Run slots free, and threads waiting to take one back in the middle
+	 * of a handler (see the top of this file). */
+	PF_CACHE_ALIGNED atomic_int slots;
+	atomic_int resumers;
 	pthread_mutex_t spawn_lock;
 	size_t stack_size;
 	void (*on_start)(pf__worker *w, void *arg);
@@ -132,12 +151,39 @@ void pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
     int64_t deadline_ns);
 
 /*
- * Owner only: bracket a wait during which w runs nothing.  When every
- * started worker is inside such a bracket a spare worker is started (up to
- * max_spare), so queued work never waits for a blocked pool.
+ * Owner only: bracket a wait during which w runs nothing.  w gives up its
+ * run slot for the wait (and takes one back, as a resumer, at the end).
+ * When every started worker is inside such a bracket a spare worker is
+ * started (up to max_spare), so queued work never waits for a blocked pool.
  */
 void pf__pool_block_begin(pf__worker *w);
 void pf__pool_block_end(pf__worker *w);
+
+/*
+ * Whether nothing can run p's queued work any more: every started worker
+ * is blocked in a wait that cannot help and no spare can be started.  A
+ * wait on a pending execution of p then fails instead of sleeping forever.
+ */
+bool pf__pool_starved(const pf__pool *p);
+
+/*
+ * Run slots, for threads that are not workers of p (and for w's own slot
+ * around a helping wait's idle park).  slot_take takes a free slot left
+ * by no resumer: false when none.  slot_resume takes one back in the middle
+ * of a handler, waiting (and asking busy workers for one) until it can.
+ * slot_give returns one and wakes an idle worker if work is queued.
+ */
+bool pf__pool_slot_take(pf__pool *p);
+void pf__pool_slot_resume(pf__pool *p);
+void pf__pool_slot_give(pf__pool *p);
+
+/*
+ * Whether the calling thread's stack has room to nest more work: a
+ * worker's helping budget (pf__worker_can_help), or for any other thread
+ * three quarters of its stack as pthread_getattr_np reports it (no limit
+ * when it cannot tell).
+ */
+bool pf__thread_can_nest(void);
 
 /* run, steal and park are counted in PF_TESTING builds only. */
 typedef struct pf__pool_stats {

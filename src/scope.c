@@ -39,9 +39,10 @@ enum { SCOPE_OPEN, SCOPE_DISPOSING, SCOPE_DISPOSED };
 static _Thread_local pf__running *tls_running PF_TLS_MODEL;
 
 void
-pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run)
+pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run, bool slot)
 {
 	r->scope = s;
+	r->slot = slot;
 	r->outer = tls_running;
 	r->waiter_runs = (r->outer != NULL ? r->outer->waiter_runs : 0) +
 	    (waiter_run ? 1 : 0);
@@ -58,6 +59,31 @@ unsigned
 pf__running_waiter_runs(void)
 {
 	return tls_running != NULL ? tls_running->waiter_runs : 0;
+}
+
+bool
+pf__running_holds_slot(const pf_scope *s)
+{
+	for (const pf__running *r = tls_running; r != NULL; r = r->outer)
+		if (r->scope == s && r->slot)
+			return true;
+	return false;
+}
+
+void
+pf__running_slots_give(void)
+{
+	for (const pf__running *r = tls_running; r != NULL; r = r->outer)
+		if (r->slot)
+			pf__pool_slot_give(r->scope->pool);
+}
+
+void
+pf__running_slots_resume(void)
+{
+	for (const pf__running *r = tls_running; r != NULL; r = r->outer)
+		if (r->slot)
+			pf__pool_slot_resume(r->scope->pool);
 }
 
 static bool
@@ -232,6 +258,12 @@ pf__scope_enter(pf_scope *s)
 }
 
 void
+pf__scope_hold(pf_scope *s)
+{
+	stripe_add(s, 1);
+}
+
+void
 pf__scope_exec_finished(pf_scope *s)
 {
 	stripe_add(s, -1);
@@ -351,8 +383,10 @@ int
 pf_scope_dispose(pf_scope *s)
 {
 	/* From one of the scope's own handlers or fn steps it would wait
-	 * for itself. */
-	if (s == NULL || pf__pool_current(s->pool) != NULL || running_in(s))
+	 * for itself; from a status callback or signal listener it may wait
+	 * for the very transition (or timer) that runs it. */
+	if (s == NULL || pf__pool_current(s->pool) != NULL || running_in(s) ||
+	    pf__in_callback != 0)
 		return PF_EINVAL;
 	int open = SCOPE_OPEN;
 	if (!atomic_compare_exchange_strong_explicit(&s->state, &open,
@@ -405,11 +439,16 @@ pf_scope_use(pf_scope *s, const pf_extension *ext)
 
 /* ---------------------------------------------------------- executions */
 
+/* The checks of every call that starts a flow execution.  Starting work
+ * from a status callback or signal listener is refused (API.md Semantics
+ * 2). */
 static int
 check_flow(const pf_flow *f, const void *input, const pf_exec_options *opts)
 {
 	if (f == NULL || f->handler == NULL ||
-	    (f->input_size > 0 && input == NULL))
+	    (f->input_size > 0 && input == NULL) ||
+	    f->input_size > PF__MAX_DATA || f->output_size > PF__MAX_DATA ||
+	    pf__in_callback != 0)
 		return PF_EINVAL;
 	if (opts != NULL && opts->n_tags != 0 && opts->tags == NULL)
 		return PF_EINVAL;
@@ -466,8 +505,8 @@ check_parent(pf_ctx *parent)
  * closed (its life ended: run unjournaled), or a negative code.
  */
 static int
-journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
-    pf__journal_entry **slot)
+journal_claim(pf_ctx *parent, const pf_flow *f, const char *key,
+    pf_exec **found, pf__journal_entry **slot)
 {
 	size_t len = strlen(key);
 	pf__journal_entry *fresh = NULL;
@@ -498,6 +537,13 @@ journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
 			pf__free(j);
 			continue;
 		}
+		if (j != NULL && j->flow != f) {
+			/* The key belongs to another flow's call: its result
+			 * is not this flow's (API.md Semantics 9). */
+			pf__spin_unlock(&parent->lock);
+			pf__free(fresh);
+			return PF_EINVAL;
+		}
 		if (j != NULL) {
 			pf__ctx_retain(&j->exec->ctx);
 			*found = j->exec;
@@ -508,6 +554,7 @@ journal_claim(pf_ctx *parent, const char *key, pf_exec **found,
 		if (fresh != NULL) {
 			fresh->next = NULL;
 			fresh->exec = NULL;
+			fresh->flow = f;
 			*link = fresh;
 			pf__spin_unlock(&parent->lock);
 			*slot = fresh;
@@ -569,7 +616,7 @@ child_prepare(pf_ctx *parent, const pf_flow *f, const void *input,
 	c->hit = false;
 	c->slot = NULL;
 	if (opts != NULL && opts->key != NULL) {
-		rc = journal_claim(parent, opts->key, &c->e, &c->slot);
+		rc = journal_claim(parent, f, opts->key, &c->e, &c->slot);
 		if (rc < 0)
 			return rc;
 		if (rc == 1) {
@@ -697,11 +744,15 @@ new_context(pf_scope *s, pf_ctx *parent, uint8_t kind, const char *name,
 int
 pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 {
-	if (fn == NULL)
+	if (fn == NULL || pf__in_callback != 0)
 		return PF_EINVAL;
 	int rc = check_parent(parent);
 	if (rc != 0)
 		return rc;
+	/* Steps nest on the caller's stack: refused once its budget for
+	 * nesting is spent, as helping is (API.md Semantics 5). */
+	if (!pf__thread_can_nest())
+		return PF_EAGAIN;
 	/* Counted as unfinished while it runs, so that dispose does not
 	 * dispose the extensions under its wrap on an outside thread. */
 	pf_scope *s = parent->scope;
@@ -723,11 +774,13 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 		.name = child->name,
 	};
 	pf__running r;
-	pf__running_enter(&r, parent->scope, false);
+	pf__running_enter(&r, parent->scope, false, false);
 	rc = pf__ext_run(parent->scope, &op, call_fn, &call);
 	pf__running_leave(&r);
-	if (rc != 0)
+	if (rc != 0) {
 		pf__ctx_record_error(child, rc);
+		pf__ctx_pass_message(child);
+	}
 	pf__ctx_end_at(child, pf__clock_raw());
 	pf__ctx_end_life(child);
 	pf__ctx_release(child);
@@ -779,7 +832,7 @@ order_cmp(const void *a, const void *b)
  * Sorting also puts a group's calls with equal keys side by side: all but
  * the first share the first's execution.
  */
-static void
+static int
 plan_order(struct par *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
@@ -794,7 +847,28 @@ plan_order(struct par *p)
 		    strcmp(o->key, p->order[k - 1].key) == 0;
 		p->alias[o->idx] = dup ? (p->alias[p->order[k - 1].idx] < p->n ?
 		    p->alias[p->order[k - 1].idx] : p->order[k - 1].idx) : p->n;
+		/* One key, two flows: as for two separate calls (API.md
+		 * Semantics 9). */
+		if (dup && p->calls[o->idx].flow !=
+		    p->calls[p->order[k - 1].idx].flow)
+			return PF_EINVAL;
 	}
+	return 0;
+}
+
+/*
+ * A call's message (pf_call.message): NULL when it completed, else its
+ * error's text, copied into the calling context when it is the call's own
+ * (pf_ctx_fail's or inherited), so it lives as long as that context.
+ */
+static const char *
+call_message(pf_ctx *caller, pf_exec *e, int rc)
+{
+	if (rc == 0)
+		return NULL;
+	const char *own = pf__ctx_own_message(&e->ctx);
+	const char *kept = own != NULL ? pf__ctx_keep_text(caller, own) : NULL;
+	return kept != NULL ? kept : pf_strerror(rc);
 }
 
 static int
@@ -802,7 +876,15 @@ run_parallel(void *arg)
 {
 	struct par *p = arg;
 	pf__group *g = &p->group;
-	plan_order(p);
+	int planned = plan_order(p);
+	if (planned != 0) {
+		for (size_t j = 0; j < p->n; j++) {
+			p->calls[j].result = planned;
+			p->calls[j].status = PF_CANCELLED;
+			p->calls[j].message = pf_strerror(planned);
+		}
+		return planned;
+	}
 	/* Prepare every call before starting any: an allocation failure
 	 * then returns PF_ENOMEM with nothing started. */
 	for (size_t k = 0; k < p->n; k++) {
@@ -821,6 +903,7 @@ run_parallel(void *arg)
 			for (size_t j = 0; j < p->n; j++) {
 				p->calls[j].result = rc;
 				p->calls[j].status = PF_CANCELLED;
+				p->calls[j].message = pf_strerror(rc);
 			}
 			return rc;
 		}
@@ -861,16 +944,20 @@ run_parallel(void *arg)
 		pf_exec *e = atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed);
 		pf_call *c = &p->calls[i];
-		c->result = pf_exec_wait(e, c->output);
+		c->result = pf__exec_wait(e, c->output, -1);
 		c->status = pf_exec_status(e);
+		c->message = call_message(p->ctx, e, c->result);
 	}
 	for (size_t i = 0; i < p->n; i++)
 		pf_exec_release(atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed));
 	p->stats.total = p->n;
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
 		if (p->calls[i].status == PF_COMPLETED)
 			p->stats.succeeded++;
+		else if (p->calls[i].status == PF_CANCELLED)
+			p->stats.cancelled++;
+	}
 	p->stats.failed = p->stats.total - p->stats.succeeded;
 	if (p->settled)
 		return 0;
@@ -890,7 +977,10 @@ static int
 parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
     bool settled)
 {
-	if (c == NULL || (n != 0 && calls == NULL))
+	/* Defined whatever happens: all zero until calls ran. */
+	if (stats != NULL)
+		*stats = (pf_parallel_stats){ 0, 0, 0, 0 };
+	if (c == NULL || (n != 0 && calls == NULL) || pf__in_callback != 0)
 		return PF_EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		int rc = check_flow(calls[i].flow, calls[i].input,
@@ -901,11 +991,8 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	int rc = check_parent(c);
 	if (rc != 0)
 		return rc;
-	if (n == 0) {
-		if (stats != NULL)
-			*stats = (pf_parallel_stats){ 0, 0, 0 };
+	if (n == 0)
 		return 0;
-	}
 	/* Counted as unfinished while it runs, so that dispose does not
 	 * dispose the extensions under a group's wrap on an outside thread. */
 	rc = pf__scope_enter(c->scope);
@@ -915,6 +1002,10 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	/* One block for the four per-call arrays (on the stack when small). */
 	size_t per_call = sizeof(*p.group.execs) + sizeof(*p.children) +
 	    sizeof(*p.order) + sizeof(*p.alias);
+	if (n > SIZE_MAX / per_call) {
+		pf__scope_exec_finished(c->scope);
+		return PF_EINVAL;
+	}
 	alignas(16) unsigned char small[8 * (sizeof(void *) +
 	    sizeof(struct child) + sizeof(struct call_order) + sizeof(size_t))];
 	unsigned char *block = n <= 8 ? small : pf__malloc(n * per_call);
@@ -949,8 +1040,8 @@ parallel(pf_ctx *c, pf_call *calls, size_t n, pf_parallel_stats *stats,
 	if (block != small)
 		pf__free(block);
 	pf__scope_exec_finished(c->scope);
-	/* Untouched when nothing started (an allocation failed). */
-	if (stats != NULL && p.stats.total != 0)
+	/* Still zero when nothing started (an allocation failed). */
+	if (stats != NULL)
 		*stats = p.stats;
 	return rc;
 }
@@ -1058,7 +1149,9 @@ pf_strerror(int code)
 	case PF_ENOENT:
 		return "tag not found";
 	case PF_EAGAIN:
-		return "not finished yet";
+		/* Also a wait or step with no thread or stack left to run
+		 * the work, and a thread that could not be created. */
+		return "not finished yet, or no thread available to run it";
 	case PF_ESHUTDOWN:
 		return "scope is disposed or disposing";
 	}

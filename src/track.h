@@ -80,8 +80,16 @@ typedef struct pf__message pf__message;
 struct pf__journal_entry {
 	pf__journal_entry *next;
 	pf_exec *exec; /* NULL while its first caller creates it */
+	const pf_flow *flow; /* a key matches only calls of this flow */
 	char key[];
 };
+
+/*
+ * Bytes of input or output a flow may declare, and of a tag value: far
+ * above any real use, and low enough that record sizes computed from them
+ * cannot overflow.  Larger sizes are refused with PF_EINVAL.
+ */
+#define PF__MAX_DATA ((size_t)1 << 40)
 
 /*
  * The abort signal of a context is the context itself: pf_ctx_signal hands
@@ -112,6 +120,11 @@ typedef struct pf__cold {
 	pf__tag_entry *tags;
 	pf__journal_entry *journal;
 	pf__message *messages;
+	/* The message of the last child, step or group call that failed under
+	 * this context with a message of its own, with its code: taken as the
+	 * context's message when it fails with that code without
+	 * pf_ctx_fail's (API.md Semantics 1).  Replaced by each such failure. */
+	pf__message *inherited;
 	/* pf_ctx_fail's message for the current error; NULL: the code's
 	 * pf_strerror text. */
 	const char *error_message;
@@ -126,6 +139,11 @@ typedef struct pf__cold {
 } pf__cold;
 
 struct pf_ctx {
+	/* First, so that refs is clear of the 16 bytes a slab overwrites
+	 * (free-list link, debug magic) when the record is freed: a release
+	 * of a freed record then reads a poisoned count in debug builds
+	 * (ctx.c).  Immutable. */
+	pf__uuid id;
 	_Atomic(uint32_t) refs;
 	uint8_t kind;          /* enum pf__ctx_kind; immutable */
 	bool from_slab;        /* allocated by pf__record_alloc from a slab */
@@ -166,7 +184,6 @@ struct pf_ctx {
 	int64_t created_at;
 	_Atomic(int64_t) started_at;
 	_Atomic(int64_t) completed_at;
-	pf__uuid id;
 };
 
 /* The cold block, or NULL when none was made yet (acquire: pairs with the
@@ -305,8 +322,24 @@ void pf__ctx_end_life(pf_ctx *c);
 /* Under c->lock: whether keyed children may still be journaled. */
 bool pf__ctx_journal_open(pf_ctx *c);
 
+/* The user callbacks (status callbacks, signal listeners) this thread is
+ * inside now; the calls API.md Semantics 2 forbids there check it. */
+extern _Thread_local unsigned pf__in_callback PF_TLS_MODEL;
+
+/* ctx.c: messages */
+/* Keeps a copy of text in c (freed with c); NULL when out of memory. */
+const char *pf__ctx_keep_text(pf_ctx *c, const char *text);
+/* c failed: if it has a message of its own, its parent inherits it. */
+void pf__ctx_pass_message(pf_ctx *c);
+/* c's own message for its error (pf_ctx_fail's or inherited), or NULL. */
+const char *pf__ctx_own_message(pf_ctx *c);
+
 /* exec.c */
-void pf__exec_on_abort(pf_exec *e, int reason);
+/* An abort of a pending execution in two steps: claim it (no handler can
+ * start after that; false if it started or finished), then, after the
+ * context's listeners ran, publish it cancelled. */
+bool pf__exec_claim_cancel(pf_exec *e);
+void pf__exec_cancel_claimed(pf_exec *e, int reason);
 /*
  * Creation in two phases, so that a group of executions can be built
  * completely (every allocation done) before any of them starts:
@@ -347,17 +380,29 @@ void pf__subs_free(pf__sub *s);
 typedef struct pf__running {
 	pf_scope *scope;
 	unsigned waiter_runs; /* executions run by waiters, this frame's too */
+	bool slot;            /* this frame took one of the scope's run slots */
 	struct pf__running *outer;
 } pf__running;
-void pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run);
+void pf__running_enter(pf__running *r, pf_scope *s, bool waiter_run,
+    bool slot);
 void pf__running_leave(pf__running *r);
 /* Executions this thread runs as a waiter now, nested. */
 unsigned pf__running_waiter_runs(void);
+/* Whether a frame of this thread holds a run slot of s. */
+bool pf__running_holds_slot(const pf_scope *s);
+/* Gives back every run slot this thread's frames hold (before it sleeps
+ * in a wait), and takes them back as a resumer. */
+void pf__running_slots_give(void);
+void pf__running_slots_resume(void);
 int pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
     void *arg);
 /* Counts one more unfinished execution unless the scope is closing:
  * 0 or PF_ESHUTDOWN.  Balanced by pf__scope_exec_finished. */
 int pf__scope_enter(pf_scope *s);
 void pf__scope_exec_finished(pf_scope *s);
+/* Counts one more unfinished piece of work, never refused: only while the
+ * caller's own count (an execution not yet visible) keeps dispose waiting.
+ * Balanced by pf__scope_exec_finished. */
+void pf__scope_hold(pf_scope *s);
 
 #endif /* PF_TRACK_H */

@@ -3502,7 +3502,8 @@ bug13_handler(pf_ctx *c, const int *in, bug13_out *out)
 	out->rc[0] = count_flow_run(c, &x, &out->v[0], &o1);
 	out->rc[1] = count_flow_run(c, &y, &out->v[1], &o2); /* replay */
 	out->rc[2] = count_flow_run(c, &y, &out->v[2], &o3); /* distinct */
-	/* Another flow with the same key: at most once per parent and key. */
+	/* Another flow with the same key: refused, nothing runs (API.md
+	 * Semantics 9). */
 	out->rc[3] = double_flow_run(c, &y, &out->v[3], &o1);
 	/* A cancelled entry is dropped, so the next call runs anew. */
 	pf_exec_options kc = { .key = "cancel-me" };
@@ -3537,8 +3538,8 @@ START_TEST(test_bug13_journal_key_by_content)
 	ck_assert_int_eq(out.rc[2], 0);
 	ck_assert_int_eq(out.v[2], 2);
 	ck_assert_int_eq(atomic_load(&probe_calls), 2);
-	ck_assert_int_eq(out.rc[3], 0);
-	ck_assert_int_eq(out.v[3], 1);
+	ck_assert_int_eq(out.rc[3], PF_EINVAL);
+	ck_assert_int_eq(out.v[3], 0);
 	ck_assert_int_eq(out.rc[4], PF_ECANCELED);
 	ck_assert_int_eq(out.rc[5], 0);
 	ck_assert_int_eq(out.v[5], 1);

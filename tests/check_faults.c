@@ -604,10 +604,10 @@ finish_parallel(struct fx *f, pf_ctx *where, int rc)
 				flag(f, "parallel succeeded without results");
 		return;
 	}
-	/* Stats are left alone when nothing started; when some calls were
+	/* Stats are zero when nothing started; when some calls were
 	 * started and then aborted they are filled in and add up.  Only a
 	 * call that completed has its output written. */
-	if (f->stats.total != 99 &&
+	if (f->stats.total != 0 &&
 	    (f->stats.total != NCALLS ||
 		f->stats.succeeded + f->stats.failed != NCALLS))
 		flag(f, "failed parallel reports inconsistent stats");
