@@ -99,7 +99,8 @@ PF_EXTERN const char *pf_status_name(pf_status s);
 
 /* Library codes are negative errno values (Linux numbering). */
 #define PF_ENOENT (-2)       /* tag not found                              */
-#define PF_EAGAIN (-11)      /* not finished yet / resource temporarily out */
+#define PF_EAGAIN (-11)      /* not finished yet; or no thread (or stack) left
+                                to run the work: see pf_exec_wait         */
 #define PF_ENOMEM (-12)      /* allocation failed; nothing started         */
 #define PF_EINVAL (-22)      /* bad argument                               */
 #define PF_ESHUTDOWN (-108)  /* the scope is disposed or disposing         */
@@ -115,8 +116,10 @@ PF_EXTERN const char *pf_strerror(int code);
 /* ---------------------------------------------------------------- flows */
 
 /*
- * A flow handler.  Runs on a worker thread.  input: the copy made at exec
- * time (input_size > 0) or the caller's pointer as is (input_size == 0).
+ * A flow handler.  Runs on a worker thread, or on a thread waiting for it
+ * in pf_exec_wait (with that thread's stack and thread-locals).  input:
+ * the copy made at exec time (input_size > 0) or the caller's pointer as
+ * is (input_size == 0).
  * output: a buffer of output_size bytes, private to this execution, copied
  * to the waiter only if the handler returns 0 (NULL when output_size is 0).
  * Return 0 for success, or a failure code (your own at or below PF_EUSER).
@@ -129,6 +132,8 @@ struct pf_flow {
 	size_t input_size;  /* >0: input copied at exec time; 0: pointer passed */
 	size_t output_size; /* bytes the handler writes to output; 0: none     */
 };
+/* Sizes above 2^40 bytes (inputs, outputs, tag values) are refused with
+ * PF_EINVAL. */
 
 /* ----------------------------------------------------------------- tags */
 
@@ -239,11 +244,20 @@ PF_EXTERN int pf_scope_create(pf_scope **out, const pf_scope_options *opts);
  * Refuses new work (PF_ESHUTDOWN), cancels pending executions, aborts
  * running ones (PF_ECANCELED) and standalone contexts, waits until every
  * execution has ended, disposes the extensions, joins the threads.  Handles
- * still held stay valid (query, wait, release).  Call it once, from a
- * thread that is not running one of the scope's handlers (PF_EINVAL then).
+ * still held stay valid (query, wait, release).  Call it once (a second
+ * call may touch freed memory: not detected), from a thread that is not
+ * running one of the scope's handlers or fn steps, nor a status callback or
+ * signal listener (of any scope, the timer thread's included): PF_EINVAL
+ * then.
  */
 PF_EXTERN int pf_scope_dispose(pf_scope *s);
-/* The number of worker threads (not counting spare threads). */
+/*
+ * The number of worker threads (not counting spare threads).  It bounds
+ * parallelism: at no instant do more threads than this run the scope's
+ * handlers, counting threads that run work while they wait (pf_exec_wait)
+ * and not counting threads blocked in a wait that cannot help, which
+ * spare threads replace (PUMPED_MAX_SPARE).
+ */
 PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
 /*
  * Appends an extension (innermost); it applies to operations that start
@@ -253,19 +267,41 @@ PF_EXTERN int pf_scope_use(pf_scope *s, const pf_extension *ext);
 
 /* ----------------------------------------------------------- executions */
 
-/* A status callback: runs on the thread making the transition; must not
- * block, wait, start work or dispose. */
+/*
+ * A status callback: runs on the thread making the transition (a worker,
+ * a waiter, the aborting thread, or the timer thread for a timeout).  It
+ * may read anything and abort anything; it must not block, and waiting
+ * (pf_exec_wait, pf_exec_wait_for with a timeout, the *_run calls),
+ * starting work (pf_scope_exec, pf_ctx_exec, pf_ctx_exec_fn, parallel) and
+ * pf_scope_dispose return PF_EINVAL there.  Polling (pf_exec_try,
+ * pf_exec_wait_for with 0) is allowed.  The same holds in signal
+ * listeners.
+ */
 typedef void (*pf_status_fn)(pf_exec *e, pf_status status, void *data);
 
 typedef struct pf_exec_options {
 	const char *name;          /* NULL: the flow's name                  */
-	uint64_t timeout_ms;       /* 0: none; counted from creation         */
+	/* 0: none.  Counted from creation (time pending counts); at the
+	 * deadline the execution is aborted with PF_ETIMEDOUT.  Cooperative:
+	 * a running handler sees it through its signal and must return; one
+	 * that ignores it and returns 0 ends completed.  Listeners of timeouts
+	 * run on the scope's one timer thread: one that blocks delays every
+	 * other timeout of the scope. */
+	uint64_t timeout_ms;
 	pf_status_fn on_status;    /* sees every transition, pending first   */
 	void *on_status_data;
 	const pf_tag_value *tags;  /* seeded into the new context, copied    */
 	size_t n_tags;
 	void *metadata;            /* never read by the library              */
-	const char *key;           /* journal key (child executions only)    */
+	/* Journal key (child executions only): the first call with a key runs;
+	 * later calls under the same parent context with an equal key (compared
+	 * by content) and the same flow create and run nothing: pf_ctx_exec
+	 * hands back the first execution, pf_ctx_run waits for it and returns
+	 * its result or error (a failure is recorded like a success).  The
+	 * input is not compared.  A key already used by another flow under
+	 * that parent: PF_EINVAL, nothing created.  An entry whose execution
+	 * ended cancelled is dropped: the next call runs anew. */
+	const char *key;
 } pf_exec_options;
 
 /*
@@ -298,9 +334,21 @@ PF_EXTERN int pf_exec_throw_if_aborted(const pf_exec *e);
 /*
  * Waits until the execution finished and its terminal status callbacks
  * returned; copies the output (when output is not NULL and it completed).
- * Returns 0 or the execution's error.  On a worker it runs other work
- * meanwhile; elsewhere it runs the execution itself if nobody has started
- * it, else sleeps.  Any thread, including handlers.
+ * Returns 0 or the execution's error.  Any thread, including handlers.
+ *
+ * On a worker it runs other work meanwhile (the awaited execution first).
+ * Elsewhere it runs the execution itself if nobody has started it and one
+ * of the scope's thread slots is free (pf_scope_threads), else sleeps: the
+ * handler then runs on the waiting thread, with its stack and
+ * thread-locals.  A handler that waits while holding a lock that other
+ * flows take can deadlock through this helping.
+ *
+ * PF_EINVAL: waiting on an execution whose handler runs on this thread's
+ * stack (its own, or one it is nested in), or from a status callback or
+ * signal listener.  PF_EAGAIN: the wait can neither help (its stack budget
+ * is spent) nor get a spare thread, and nothing else can run the awaited
+ * execution: the wait fails instead of blocking forever, so the chain
+ * unwinds (the awaited execution itself goes on when a thread frees up).
  */
 PF_EXTERN int pf_exec_wait(pf_exec *e, void *output);
 /* As pf_exec_wait, giving up with PF_EAGAIN after timeout_ms (0: poll).
@@ -316,11 +364,16 @@ PF_EXTERN int pf_exec_try(pf_exec *e, void *output);
  * 0, PF_EINVAL, PF_ENOMEM.
  */
 PF_EXTERN int pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data);
-/* Removes the first subscription equal to (fn, data); PF_ENOENT if none. */
+/* Removes the first subscription equal to (fn, data); PF_ENOENT if none.
+ * Once it returns, that callback is not running and will not run (called
+ * from inside that very callback, or one nested in it, it returns at
+ * once).  Any thread, status callbacks included. */
 PF_EXTERN int pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data);
 /* A new reference to e (returns e). */
 PF_EXTERN pf_exec *pf_exec_retain(pf_exec *e);
-/* Drops a reference; the execution goes on.  NULL is ignored. */
+/* Drops a reference; the execution goes on.  NULL is ignored.  Releasing
+ * a handle twice is undetectable misuse; debug builds (--enable-debug)
+ * abort when they see a record with no reference left. */
 PF_EXTERN void pf_exec_release(pf_exec *e);
 
 /* -------------------------------------------------------------- contexts */
@@ -370,15 +423,21 @@ PF_EXTERN int pf_ctx_abort(pf_ctx *c);
 PF_EXTERN bool pf_ctx_aborted(const pf_ctx *c);
 /* 0, PF_ECANCELED or PF_ETIMEDOUT. */
 PF_EXTERN int pf_ctx_throw_if_aborted(const pf_ctx *c);
-/* Records code and a printf-style message as c's error; returns code.
- * Return it from the handler: `return pf_ctx_fail(c, MY_ERR, "x=%d", x);` */
+/*
+ * Records code and a printf-style message as c's error; returns code.
+ * Return it from the handler: `return pf_ctx_fail(c, MY_ERR, "x=%d", x);`
+ * A handler that returns a child's, step's or parallel group's failure
+ * code without calling it takes the message of the last one that failed
+ * with that code under it, so a message reaches whoever handles it.
+ */
 PF_EXTERN int pf_ctx_fail(pf_ctx *c, int code, const char *fmt, ...)
     PF_PRINTF(3, 4);
 
 /* A child step run inline on the calling thread in a new child context. */
 typedef int (*pf_fn)(pf_ctx *child, void *arg);
 /* Returns exactly what fn returned, or the abort reason / PF_EINVAL /
- * PF_ENOMEM / PF_ESHUTDOWN when it could not run it. */
+ * PF_ENOMEM / PF_ESHUTDOWN when it could not run it, or PF_EAGAIN when
+ * steps nest too deep for the calling thread's stack. */
 PF_EXTERN int pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn,
     void *arg);
 
@@ -445,6 +504,13 @@ typedef struct pf_signal_listener {
  * Calls fn(s, data) once when s is aborted (at once, on this thread, if it
  * already is).  l must stay valid until removed or until the context is
  * released.  0, PF_EINVAL (NULL, or l already added).
+ * fn runs on the aborting thread: the caller of pf_ctx_abort or
+ * pf_exec_abort, a worker (a failing parallel call aborts its siblings),
+ * dispose's caller, or for a timeout the scope's timer thread, where a
+ * listener that blocks delays every other timeout of the scope.  It has
+ * the limits of a status callback (pf_status_fn).  A pending execution
+ * that is aborted is cancelled before its listeners run: its handler
+ * never starts.
  */
 PF_EXTERN int pf_signal_add_listener(pf_signal *s, pf_signal_listener *l,
     void (*fn)(pf_signal *s, void *data), void *data);

@@ -254,19 +254,30 @@ pf__pool_slot_take(pf__pool *p)
 	return false;
 }
 
+/* Takes any free slot, resumers' included: false when none is free. */
+static bool
+slot_take_any(pf__pool *p)
+{
+	int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
+	while (n > 0)
+		if (atomic_compare_exchange_weak_explicit(&p->slots, &n, n - 1,
+			memory_order_relaxed, memory_order_relaxed))
+			return true;
+	return false;
+}
+
 void
 pf__pool_slot_resume(pf__pool *p)
 {
-	/* Announced first: busy workers hand their slot over at their next
-	 * task boundary, and fresh takers stop taking. */
+	/* Usually a slot is free (the waiter gave its own back). */
+	if (slot_take_any(p))
+		return;
+	/* Announced only when none is: busy workers then hand theirs over at
+	 * their next task boundary, and fresh takers stop taking. */
 	atomic_fetch_add_explicit(&p->resumers, 1, memory_order_relaxed);
 	for (unsigned i = 0;; i++) {
-		int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
-		while (n > 0)
-			if (atomic_compare_exchange_weak_explicit(&p->slots, &n,
-				n - 1, memory_order_relaxed,
-				memory_order_relaxed))
-				goto taken;
+		if (slot_take_any(p))
+			goto taken;
 		/* Rare (every slot is busy while this thread was blocked):
 		 * back off from spinning to yielding to short sleeps. */
 		if (i < 64) {
@@ -285,7 +296,13 @@ taken:
 void
 pf__pool_slot_give(pf__pool *p)
 {
-	atomic_fetch_add_explicit(&p->slots, 1, memory_order_seq_cst);
+	int old = atomic_fetch_add_explicit(&p->slots, 1,
+	    memory_order_seq_cst);
+	/* A slot was free already: a worker that parked with work queued
+	 * did so while none was, and the giver that freed the first one
+	 * woke it.  Only that giver pays for the wake-up. */
+	if (old > atomic_load_explicit(&p->resumers, memory_order_relaxed))
+		return;
 	/* StoreLoad, pairs with the fence in pf__pool_idle_park(): see the
 	 * top of this file. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -445,9 +462,9 @@ pf__pool_block_begin(pf__worker *w)
 	if (w->has_slot) {
 		w->has_slot = false;
 		pf__pool_slot_give(p);
-	} else if (work_visible(p)) {
-		notify(p);
 	}
+	if (work_visible(p))
+		notify(p);
 }
 
 void
@@ -464,8 +481,10 @@ static bool
 yield_slot(pf__worker *w)
 {
 	/* Relaxed: a hint read at each task boundary; a resumer missed now
-	 * is seen at the next one, or gets a slot some worker gives back. */
-	if (atomic_load_explicit(&w->pool->resumers, memory_order_relaxed) == 0)
+	 * is seen at the next one, or gets a slot some worker gives back.
+	 * Resumers are announced only while no slot is free. */
+	if (PF_LIKELY(atomic_load_explicit(&w->pool->resumers,
+		memory_order_relaxed) == 0))
 		return false;
 	w->has_slot = false;
 	pf__pool_slot_give(w->pool);
