@@ -736,12 +736,14 @@ run_inline(pf_exec *e, int64_t deadline_ns)
  * has not started (may_run: threads that are no pool's workers), else poll
  * a little and sleep.  While it sleeps it gives back the run slots its
  * inline runs hold, and takes them back before it returns to their
- * handlers.
+ * handlers.  open: the wait counts as unfinished work of e's scope, so
+ * the pool it uses (slots, starvation) outlives it; a wait on a disposing
+ * scope only sleeps (dispose finishes e).
  */
 static void
-sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
+sleeping_wait_in(pf_exec *e, int64_t deadline_ns, bool may_run, bool open)
 {
-	if (may_run && run_inline(e, deadline_ns))
+	if (open && may_run && run_inline(e, deadline_ns))
 		return;
 	int64_t until = 0;
 	for (unsigned i = 1; !is_done(e); i++) {
@@ -764,7 +766,18 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 		return;
 	pf__running_slots_give();
 	for (;;) {
-		park_signaled(e, &w, w.parker, deadline_ns);
+		if (open) {
+			park_signaled(e, &w, w.parker, deadline_ns);
+		} else {
+			while (!waiter_signaled(&w) && !past(deadline_ns)) {
+				if (deadline_ns < 0)
+					pf__parker_park(w.parker);
+				else
+					(void)pf__parker_park_until(w.parker,
+					    deadline_ns);
+			}
+			break;
+		}
 		/* Hopeless: a thread that may run it tries once more (every
 		 * worker blocked gave its slot up). */
 		if (waiter_signaled(&w) || past(deadline_ns) || !may_run ||
@@ -779,6 +792,16 @@ sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
 	}
 	waiter_unregister(e, &w);
 	pf__running_slots_resume();
+}
+
+static void
+sleeping_wait(pf_exec *e, int64_t deadline_ns, bool may_run)
+{
+	pf_scope *s = e->ctx.scope;
+	bool open = pf__scope_enter(s) == 0;
+	sleeping_wait_in(e, deadline_ns, may_run, open);
+	if (open)
+		pf__scope_exec_finished(s);
 }
 
 /*
