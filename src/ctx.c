@@ -486,6 +486,11 @@ timer_fired(pf__timer_node *n, bool fired)
 	 * A cancelled timer only gives its reference back. */
 	if (fired && unfinished(c))
 		pf__ctx_abort(c, PF_ETIMEDOUT);
+	/* A standalone context's timer holds a count of unfinished work
+	 * (pf_scope_create_execution); an execution's own count covers its
+	 * timer. */
+	if (c->kind == PF__CTX_STANDALONE)
+		pf__scope_exec_finished(c->scope);
 	pf__ctx_release(c); /* the timer's reference */
 }
 

@@ -1103,11 +1103,16 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 		}
 	}
 	/* Armed before it is linked: an abort at link time then finds the
-	 * timer and cancels it. */
-	if (opts != NULL && opts->timeout_ms != 0)
+	 * timer and cancels it.  An armed timer keeps the count taken above
+	 * until its callback gives it back (ctx.c, timer_fired): a cancel
+	 * from pf_ctx_end, pf_ctx_release or an abort on any thread then
+	 * always finds the wheel alive, since dispose waits for the count. */
+	bool armed = opts != NULL && opts->timeout_ms != 0;
+	if (armed)
 		pf__ctx_arm_timeout(c, opts->timeout_ms);
 	pf__ctx_link(c);
-	pf__scope_exec_finished(s);
+	if (!armed)
+		pf__scope_exec_finished(s);
 	*out = c;
 	return 0;
 }
