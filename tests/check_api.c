@@ -223,9 +223,9 @@ START_TEST(parallel_all_succeed)
 		in[i] = i + 1;
 		out[i] = -1;
 		calls[i] = (pf_call){ &square_flow, &in[i], &out[i], NULL, 77,
-			PF_PENDING };
+			PF_PENDING, NULL };
 	}
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	ck_assert_int_eq(pf_ctx_parallel(c, calls, N, &st), 0);
 	ck_assert_uint_eq(st.total, N);
 	ck_assert_uint_eq(st.succeeded, N);
@@ -251,12 +251,12 @@ START_TEST(parallel_fail_fast_aborts_running_calls)
 	struct group_probe p = { 0 };
 	int ok_out = -1;
 	pf_call calls[] = {
-		{ &g_ok_flow, &p, &ok_out, NULL, 77, PF_PENDING },
-		{ &g_loop_flow, &p, NULL, NULL, 77, PF_PENDING },
-		{ &g_loop_flow, &p, NULL, NULL, 77, PF_PENDING },
-		{ &g_fail_late_flow, &p, NULL, NULL, 77, PF_PENDING },
+		{ &g_ok_flow, &p, &ok_out, NULL, 77, PF_PENDING, NULL },
+		{ &g_loop_flow, &p, NULL, NULL, 77, PF_PENDING, NULL },
+		{ &g_loop_flow, &p, NULL, NULL, 77, PF_PENDING, NULL },
+		{ &g_fail_late_flow, &p, NULL, NULL, 77, PF_PENDING, NULL },
 	};
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	int rc = pf_ctx_parallel(c, calls, 4, &st);
 	/* Waited for the others: both loopers have returned. */
 	ck_assert_int_eq(atomic_load(&p.loopers_ended), 2);
@@ -292,12 +292,12 @@ START_TEST(parallel_settled_fills_each_call)
 	struct group_probe p = { 0 };
 	int ok_out = -1, slow_out = -1;
 	pf_call calls[] = {
-		{ &g_ok_flow, &p, &ok_out, NULL, 77, PF_PENDING },
-		{ &g_fail_now_flow, &p, NULL, NULL, 77, PF_PENDING },
-		{ &g_slow_flow, &p, &slow_out, NULL, 77, PF_PENDING },
-		{ &g_fail_now_flow, &p, NULL, NULL, 77, PF_PENDING },
+		{ &g_ok_flow, &p, &ok_out, NULL, 77, PF_PENDING, NULL },
+		{ &g_fail_now_flow, &p, NULL, NULL, 77, PF_PENDING, NULL },
+		{ &g_slow_flow, &p, &slow_out, NULL, 77, PF_PENDING, NULL },
+		{ &g_fail_now_flow, &p, NULL, NULL, 77, PF_PENDING, NULL },
 	};
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, calls, 4, &st), 0);
 	ck_assert_uint_eq(st.total, 4);
 	ck_assert_uint_eq(st.succeeded, 2);
@@ -326,19 +326,19 @@ START_TEST(parallel_empty_and_null_stats)
 	pf_scope *s = new_scope(2);
 	pf_ctx *c = new_standalone(s);
 	pf_call none[1];
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	ck_assert_int_eq(pf_ctx_parallel(c, none, 0, &st), 0);
 	ck_assert_uint_eq(st.total, 0);
 	ck_assert_uint_eq(st.succeeded, 0);
 	ck_assert_uint_eq(st.failed, 0);
-	st = (pf_parallel_stats){ 99, 99, 99 };
+	st = (pf_parallel_stats){ 99, 99, 99, 99 };
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, none, 0, &st), 0);
 	ck_assert_uint_eq(st.total, 0);
 	ck_assert_int_eq(pf_ctx_parallel(c, none, 0, NULL), 0);
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, none, 0, NULL), 0);
 
 	int in = 3, out = 0;
-	pf_call one[] = { { &square_flow, &in, &out, NULL, 0, PF_PENDING } };
+	pf_call one[] = { { &square_flow, &in, &out, NULL, 0, PF_PENDING, NULL } };
 	ck_assert_int_eq(pf_ctx_parallel(c, one, 1, NULL), 0);
 	ck_assert_int_eq(out, 9);
 	out = 0;
@@ -347,7 +347,7 @@ START_TEST(parallel_empty_and_null_stats)
 
 	struct group_probe p = { 0 };
 	pf_call bad[] = {
-		{ &g_fail_now_flow, &p, NULL, NULL, 0, PF_PENDING },
+		{ &g_fail_now_flow, &p, NULL, NULL, 0, PF_PENDING, NULL },
 	};
 	ck_assert_int_eq(pf_ctx_parallel(c, bad, 1, NULL), E_FAIL2);
 	ck_assert_int_eq(bad[0].status, PF_FAILED);
@@ -398,7 +398,7 @@ family_root(pf_ctx *ctx, const void *input, void *output)
 	pf_call calls[3];
 	for (int i = 0; i < 3; i++)
 		calls[i] = (pf_call){ &family_child_flow, &sl[i], NULL, NULL, 0,
-			PF_PENDING };
+			PF_PENDING, NULL };
 	f->rc = f->settled ? pf_ctx_parallel_settled(ctx, calls, 3, &f->st) :
 	    pf_ctx_parallel(ctx, calls, 3, &f->st);
 	return 0;
@@ -907,8 +907,8 @@ op_root(pf_ctx *ctx, const void *input, void *output)
 	p->rc_child = pf_ctx_run(ctx, &op_child_flow, &p, NULL, &o);
 	p->rc_step = pf_ctx_exec_fn(ctx, "op_step", op_step, p);
 	pf_call calls[2] = {
-		{ &op_par_flow, NULL, NULL, NULL, 0, PF_PENDING },
-		{ &op_par_flow, NULL, NULL, NULL, 0, PF_PENDING },
+		{ &op_par_flow, NULL, NULL, NULL, 0, PF_PENDING, NULL },
+		{ &op_par_flow, NULL, NULL, NULL, 0, PF_PENDING, NULL },
 	};
 	p->rc_par = pf_ctx_parallel(ctx, calls, 2, NULL);
 	p->rc_settled = pf_ctx_parallel_settled(ctx, calls, 1, NULL);
@@ -1580,7 +1580,7 @@ START_TEST(null_args_ctx)
 	    PF_EINVAL);
 	ck_assert_int_eq(pf_ctx_run(NULL, &noop_flow, NULL, NULL, NULL),
 	    PF_EINVAL);
-	pf_call calls[1] = { { &int_flow, &in, NULL, NULL, 0, PF_PENDING } };
+	pf_call calls[1] = { { &int_flow, &in, NULL, NULL, 0, PF_PENDING, NULL } };
 	ck_assert_int_eq(pf_ctx_parallel(NULL, calls, 1, NULL), PF_EINVAL);
 	ck_assert_int_eq(pf_ctx_parallel_settled(NULL, calls, 1, NULL),
 	    PF_EINVAL);
@@ -1598,13 +1598,13 @@ START_TEST(null_args_ctx)
 	/* One bad call refuses the whole group: nothing started. */
 	atomic_store(&int_runs, 0);
 	pf_call mixed[] = {
-		{ &int_flow, &in, NULL, NULL, 0, PF_PENDING },
-		{ NULL, &in, NULL, NULL, 0, PF_PENDING },
+		{ &int_flow, &in, NULL, NULL, 0, PF_PENDING, NULL },
+		{ NULL, &in, NULL, NULL, 0, PF_PENDING, NULL },
 	};
 	ck_assert_int_eq(pf_ctx_parallel(c, mixed, 2, NULL), PF_EINVAL);
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, mixed, 2, NULL),
 	    PF_EINVAL);
-	mixed[1] = (pf_call){ &int_flow, NULL, NULL, NULL, 0, PF_PENDING };
+	mixed[1] = (pf_call){ &int_flow, NULL, NULL, NULL, 0, PF_PENDING, NULL };
 	ck_assert_int_eq(pf_ctx_parallel(c, mixed, 2, NULL), PF_EINVAL);
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, mixed, 2, NULL),
 	    PF_EINVAL);

@@ -140,7 +140,7 @@ env_open(struct env *v)
 	ck_assert_int_eq(pf_scope_dispose(gone), 0);
 	for (int i = 0; i < 2; i++)
 		v->calls[i] = (pf_call){ &int_flow, &v->in, &v->out, NULL, 0,
-			PF_PENDING };
+			PF_PENDING, NULL };
 	/* The environment's own runs are not the row's. */
 	atomic_store(&runs, 0);
 }
@@ -571,7 +571,7 @@ ROW_FN(parallel_null_ctx)
 ROW_FN(parallel_null_calls) { return pf_ctx_parallel(v->c, NULL, 2, NULL); }
 ROW_FN(parallel_null_calls_n0)
 {
-	pf_parallel_stats st = { 9, 9, 9 };
+	pf_parallel_stats st = { 9, 9, 9, 9 };
 	int rc = pf_ctx_parallel(v->c, NULL, 0, &st);
 	if (rc == 0 && (st.total != 0 || st.succeeded != 0 || st.failed != 0))
 		return 1;

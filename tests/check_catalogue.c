@@ -1374,8 +1374,8 @@ parallel_parent_handler(pf_ctx *c, const int *in, par_out *out)
 {
 	int a = in[0], b = in[0] + 1;
 	pf_call calls[2] = {
-		{ &par_double_flow, &a, &out->v[0], NULL, 0, PF_PENDING },
-		{ &par_double_flow, &b, &out->v[1], NULL, 0, PF_PENDING },
+		{ &par_double_flow, &a, &out->v[0], NULL, 0, PF_PENDING, NULL },
+		{ &par_double_flow, &b, &out->v[1], NULL, 0, PF_PENDING, NULL },
 	};
 	out->rc = pf_ctx_parallel(c, calls, 2, &out->st);
 	for (int i = 0; i < 2; i++) {
@@ -1416,8 +1416,8 @@ START_TEST(test_flow_parallel_settled_success_and_failure)
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	int five = 5, zero = 0, out[2] = { 0, -1 };
 	pf_call calls[2] = {
-		{ &double_flow, &five, &out[0], NULL, 0, PF_PENDING },
-		{ &fail_flow, &zero, &out[1], NULL, 0, PF_PENDING },
+		{ &double_flow, &five, &out[0], NULL, 0, PF_PENDING, NULL },
+		{ &fail_flow, &zero, &out[1], NULL, 0, PF_PENDING, NULL },
 	};
 	pf_parallel_stats st;
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, calls, 2, &st), 0);
@@ -2206,9 +2206,9 @@ static int
 parallel_fns_handler(pf_ctx *c, const pair *in, triple *out)
 {
 	pf_call calls[2] = {
-		{ &multiply_op_flow, &in->a, &out->multiplied, NULL, 0, 0 },
+		{ &multiply_op_flow, &in->a, &out->multiplied, NULL, 0, 0, NULL },
 		{ in->b ? &fail_op_flow : &add_op_flow, &in->a, &out->added,
-		    NULL, 0, 0 },
+		    NULL, 0, 0, NULL },
 	};
 	int rc = pf_ctx_parallel(c, calls, 2, NULL);
 	if (rc != 0)
@@ -2311,7 +2311,7 @@ process_order_handler(pf_ctx *c, const order *in, order_out *out)
 	int stock[4];
 	for (int i = 0; i < in->n_items; i++)
 		calls[i] = (pf_call){ &stock_flow, &in->items[i], &stock[i],
-			NULL, 0, 0 };
+			NULL, 0, 0, NULL };
 	pf_parallel_stats st;
 	rc = pf_ctx_parallel_settled(c, calls, (size_t)in->n_items, &st);
 	if (rc != 0)
@@ -2407,7 +2407,7 @@ run_settled(settled *r, const vin *in, size_t n)
 		r->in[i] = in[i];
 		r->out[i] = -1;
 		r->calls[i] = (pf_call){ &value_flow, &r->in[i], &r->out[i],
-			NULL, 0, PF_PENDING };
+			NULL, 0, PF_PENDING, NULL };
 	}
 	r->rc = pf_ctx_parallel_settled(c, r->calls, n, &r->st);
 	pf_ctx_release(c);
@@ -2679,7 +2679,7 @@ START_TEST(test_settled_empty)
 	pf_scope *s = new_scope(2);
 	pf_ctx *c;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
-	pf_parallel_stats st = { 7, 7, 7 };
+	pf_parallel_stats st = { 7, 7, 7, 7 };
 	ck_assert_int_eq(pf_ctx_parallel_settled(c, NULL, 0, &st), 0);
 	ck_assert_uint_eq(st.total, 0);
 	ck_assert_uint_eq(st.succeeded, 0);
@@ -3332,7 +3332,7 @@ START_TEST(test_bug10_parallel_cancels_siblings_counts_failed)
 	int out[3] = { -1, -1, -1 };
 	pf_call calls[3];
 	for (int i = 0; i < 3; i++)
-		calls[i] = (pf_call){ &pin_flow, &in[i], &out[i], NULL, 0, 0 };
+		calls[i] = (pf_call){ &pin_flow, &in[i], &out[i], NULL, 0, 0, NULL };
 	pf_parallel_stats st;
 	int64_t t0 = now_ms();
 	ck_assert_int_eq(pf_ctx_parallel(c, calls, 3, &st), E_FAIL);
@@ -3353,7 +3353,7 @@ START_TEST(test_bug10_parallel_cancels_siblings_counts_failed)
 	atomic_store(&pin_parallel_seen, 0);
 	pin in2[3] = { { -1, 0 }, { 200, 0 }, { -1, 10000 } };
 	for (int i = 0; i < 3; i++)
-		calls[i] = (pf_call){ &pin_flow, &in2[i], &out[i], NULL, 0, 0 };
+		calls[i] = (pf_call){ &pin_flow, &in2[i], &out[i], NULL, 0, 0, NULL };
 	ck_assert_int_eq(pf_ctx_parallel(c, calls, 3, &st), E_FAIL);
 	ck_assert_int_eq(calls[0].status, PF_COMPLETED);
 	ck_assert_int_eq(calls[1].status, PF_FAILED);

@@ -668,8 +668,8 @@ meta_root(pf_ctx *ctx, const void *input, void *output)
 	read_meta(ctx, &t->root);
 	t->child_rc = pf_ctx_run(ctx, &meta_child_flow, &t->child, NULL, NULL);
 	pf_call calls[2] = {
-		{ &meta_child_flow, &t->par[0], NULL, NULL, 0, PF_PENDING },
-		{ &meta_child_flow, &t->par[1], NULL, NULL, 0, PF_PENDING },
+		{ &meta_child_flow, &t->par[0], NULL, NULL, 0, PF_PENDING, NULL },
+		{ &meta_child_flow, &t->par[1], NULL, NULL, 0, PF_PENDING, NULL },
 	};
 	t->par_rc = pf_ctx_parallel(ctx, calls, 2, NULL);
 	t->fn_rc = pf_ctx_exec_fn(ctx, "meta_step", meta_fn, t);

@@ -571,9 +571,9 @@ prepare_calls(struct fx *f)
 		f->ins[i] = i;
 		f->outs[i] = -1;
 		f->calls[i] = (pf_call){ &child_flow, &f->ins[i], &f->outs[i],
-			&child_opts, 12345, PF_RUNNING };
+			&child_opts, 12345, PF_RUNNING, "garbage" };
 	}
-	f->stats = (pf_parallel_stats){ 99, 99, 99 };
+	f->stats = (pf_parallel_stats){ 99, 99, 99, 99 };
 }
 
 static int
@@ -1219,6 +1219,15 @@ START_TEST(signal_fd_failure_leaves_signal_usable)
 	pf_scope *s;
 	pf_scope_options o = { .threads = 1 };
 	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
+	/* Once an execution ran, the worker has made its slab: nothing else
+	 * allocates on another thread while this test counts. */
+	int one = 1, out = 0;
+	pf_exec *warm;
+	ck_assert_int_eq(pf_scope_exec(s, &plain_flow, &one, NULL, &warm), 0);
+	/* With a timeout an outside wait never runs it itself: the worker
+	 * does. */
+	ck_assert_int_eq(pf_exec_wait_for(warm, &out, 60000), 0);
+	pf_exec_release(warm);
 	pf_ctx *c;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	pf_signal *sig = pf_ctx_signal(c);

@@ -64,7 +64,7 @@ cross_group(void *arg)
 			    rev ? KEYS - 1 - i : i);
 			o[i] = (pf_exec_options){ .key = keys[i] };
 			calls[i] = (pf_call){ &nop_flow, NULL, NULL, &o[i], 0,
-				0 };
+				0, NULL };
 		}
 		pthread_barrier_wait(&cross_bar);
 		if (pf_ctx_parallel(cross_ctx[r], calls, KEYS, NULL) != 0)
@@ -119,8 +119,8 @@ run_group(pf_ctx *c, const void *in, void *out)
 	(void)in;
 	pf_exec_options quick = { .timeout_ms = 20 };
 	pf_call calls[2] = {
-		{ &slow_flow, NULL, NULL, NULL, 0, 0 },
-		{ &slow_flow, NULL, NULL, &quick, 0, 0 },
+		{ &slow_flow, NULL, NULL, NULL, 0, 0, NULL },
+		{ &slow_flow, NULL, NULL, &quick, 0, 0, NULL },
 	};
 	int64_t t0 = mono_ms();
 	int rc = pf_ctx_parallel(c, calls, 2, NULL);

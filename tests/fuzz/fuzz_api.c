@@ -324,9 +324,9 @@ parallel_op(pf_ctx *c, const fin *in, uint8_t arg)
 		ins[i] = ci;
 		opts[i] = rec_opts(ids[i], (arg >> 6) == 3 ? 1 : 0);
 		calls[i] = (pf_call){ &fuzz_flow, &ins[i], &outs[i], &opts[i],
-			12345, PF_PENDING };
+			12345, PF_PENDING, NULL };
 	}
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	int rc = settled ? pf_ctx_parallel_settled(c, calls, n, &st) :
 			   pf_ctx_parallel(c, calls, n, &st);
 	if (rc != 0 && refused_ok(c, rc) &&

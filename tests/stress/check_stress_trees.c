@@ -496,7 +496,7 @@ kids_group(pf_ctx *c, const tree_in *in, int kids, bool settled)
 		opts[n] = slot_opts(id);
 		outs[n] = -1;
 		calls[n] = (pf_call){ &tree_flow, &ins[n], &outs[n], &opts[n],
-			1, PF_PENDING };
+			1, PF_PENDING, NULL };
 		n++;
 	}
 	if (n == 0)
@@ -504,7 +504,7 @@ kids_group(pf_ctx *c, const tree_in *in, int kids, bool settled)
 	/* Counted as live before the call, as start() does. */
 	atomic_fetch_add_explicit(&R.live, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&R.groups, 1, memory_order_relaxed);
-	pf_parallel_stats st = { 99, 99, 99 };
+	pf_parallel_stats st = { 99, 99, 99, 99 };
 	int rc = settled ? pf_ctx_parallel_settled(c, calls, (size_t)n, &st) :
 			   pf_ctx_parallel(c, calls, (size_t)n, &st);
 	int made = 0;
