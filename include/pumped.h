@@ -365,9 +365,12 @@ PF_EXTERN int pf_exec_try(pf_exec *e, void *output);
  */
 PF_EXTERN int pf_exec_on_status(pf_exec *e, pf_status_fn fn, void *data);
 /* Removes the first subscription equal to (fn, data); PF_ENOENT if none.
- * Once it returns, that callback is not running and will not run (called
+ * Once it returns 0, that callback is not running and will not run (called
  * from inside that very callback, or one nested in it, it returns at
- * once).  Any thread, status callbacks included. */
+ * once).  Any thread, status callbacks included; but from inside a status
+ * callback or listener it does not wait for that callback's call in
+ * progress on another thread (the two could wait for each other): it
+ * returns PF_EAGAIN, the callback removed but possibly still running. */
 PF_EXTERN int pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data);
 /* A new reference to e (returns e). */
 PF_EXTERN pf_exec *pf_exec_retain(pf_exec *e);

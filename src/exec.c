@@ -435,6 +435,9 @@ flow_depth(const pf_ctx *parent)
 	return 0;
 }
 
+/* Outputs from this size on are zeroed by the allocator (pf__calloc). */
+#define BIG_OUTPUT ((size_t)64 * 1024)
+
 int
 pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
@@ -455,8 +458,13 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	int rc = pf__scope_enter(s);
 	if (rc != 0)
 		return rc;
-	bool from_slab;
-	pf_exec *e = pf__record_alloc(size, &from_slab);
+	/* A large output comes zeroed from the allocator (fresh pages, no
+	 * memset), so a big buffer costs nothing until the handler writes
+	 * it; small records are zeroed below. */
+	bool from_slab = false;
+	bool zeroed = f->output_size >= BIG_OUTPUT;
+	pf_exec *e = zeroed ? pf__calloc(1, size) :
+	    pf__record_alloc(size, &from_slab);
 	if (e == NULL) {
 		pf__scope_exec_finished(s);
 		return PF_ENOMEM;
@@ -489,7 +497,7 @@ pf__exec_prepare(pf_scope *s, pf_ctx *parent, const pf_flow *f,
 	} else {
 		e->input = input;
 	}
-	if (f->output_size > 0)
+	if (f->output_size > 0 && !zeroed)
 		/* Zeroed: a handler (or an extension that skips it) may
 		 * complete without writing it, and the caller must not get
 		 * uninitialised memory. */
@@ -1050,6 +1058,15 @@ pf_exec_off_status(pf_exec *e, pf_status_fn fn, void *data)
 		if (s->busy != 0 && calling_here(s)) {
 			pf__spin_unlock(&e->ctx.lock);
 			return 0;
+		}
+		/* From inside a callback, waiting for one running on another
+		 * thread could wait forever (that one may be waiting for ours
+		 * in turn): it is removed and will not be called again, but
+		 * its current call may still be running.  That delivery frees
+		 * it. */
+		if (s->busy != 0 && pf__in_callback != 0) {
+			pf__spin_unlock(&e->ctx.lock);
+			return PF_EAGAIN;
 		}
 		s->awaited = true;
 		while (s->busy != 0) {

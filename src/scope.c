@@ -101,6 +101,7 @@ running_in(const pf_scope *s)
 /* ---------------------------------------------------------- extensions */
 
 struct pf_next {
+	const void *thread; /* the thread that may call it (see pf_next_call) */
 	pf_scope *scope;
 	const pf__extlist *list;
 	size_t index;
@@ -113,7 +114,9 @@ struct pf_next {
 int
 pf_next_call(pf_next *next)
 {
-	if (next == NULL || next->called)
+	/* Once, and on the wrap's own thread: from another thread the
+	 * operation would run outside the scope's run slots. */
+	if (next == NULL || next->called || next->thread != &tls_running)
 		return PF_EINVAL;
 	next->called = true;
 	while (next->index < next->list->n) {
@@ -140,7 +143,7 @@ pf__ext_run(pf_scope *s, const pf_operation *op, int (*run)(void *),
 	    atomic_load_explicit(&s->exts, memory_order_acquire));
 	if (l == NULL || l->n == 0)
 		return run(arg);
-	pf_next next = { s, l, 0, op, run, arg, false };
+	pf_next next = { &tls_running, s, l, 0, op, run, arg, false };
 	return pf_next_call(&next);
 }
 

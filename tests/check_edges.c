@@ -45,6 +45,19 @@
 
 #include "stress.h"
 
+/* Sanitizers report freed memory themselves, and map shadow memory for
+ * what the program allocates (its resident size means little). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define EDGES_UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define EDGES_UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef EDGES_UNDER_SANITIZER
+#define EDGES_UNDER_SANITIZER 0
+#endif
+
 /*
  * The huge-size tests may make a correct library ask the allocator for
  * 2^63 bytes and return PF_ENOMEM (the arithmetic does not overflow, so
@@ -1154,16 +1167,163 @@ START_TEST(standalone_timeouts_racing_dispose_are_safe)
 }
 END_TEST
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define EDGES_UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define EDGES_UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef EDGES_UNDER_SANITIZER
-#define EDGES_UNDER_SANITIZER 0
-#endif
+/*
+ * pf_exec_off_status from a status callback, for a subscriber whose call is
+ * running on another thread: waiting for it could wait forever (two such
+ * removals, each waiting for the other's callback, deadlocked both
+ * workers).  It returns PF_EAGAIN at once instead; the subscriber is not
+ * called again.
+ */
+struct cross {
+	pf_exec *x;
+	atomic_int x_running, released, off_rc, sx_calls;
+};
+
+static struct cross g_cross;
+
+static void
+cross_sx(pf_exec *e, pf_status st, void *data)
+{
+	(void)e;
+	(void)data;
+	atomic_fetch_add(&g_cross.sx_calls, 1);
+	if (st != PF_RUNNING)
+		return;
+	atomic_store(&g_cross.x_running, 1);
+	/* Bounded: a library that waits for us hangs only 5 s. */
+	for (int i = 0; i < 50000 && atomic_load(&g_cross.released) == 0; i++) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void
+cross_sy(pf_exec *e, pf_status st, void *data)
+{
+	(void)e;
+	(void)data;
+	if (st != PF_RUNNING)
+		return;
+	for (int i = 0; i < 50000 && atomic_load(&g_cross.x_running) == 0; i++) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&g_cross.off_rc,
+	    pf_exec_off_status(g_cross.x, cross_sx, NULL));
+	atomic_store(&g_cross.released, 1);
+}
+
+START_TEST(off_status_from_callback_does_not_wait_for_other_thread)
+{
+	memset(&g_cross, 0, sizeof(g_cross));
+	atomic_store(&g_cross.off_rc, 1);
+	pf_scope *s = new_scope(2);
+	/* Both workers busy while X and Y are made and subscribed to; once
+	 * freed, each takes one of them (the other is stuck in cross_sx). */
+	struct blocker b1, b2;
+	pf_exec *e1 = start_blocker(s, &b1), *e2 = start_blocker(s, &b2);
+	pf_exec *y = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &noop_flow, NULL, NULL, &g_cross.x),
+	    0);
+	ck_assert_int_eq(pf_exec_on_status(g_cross.x, cross_sx, NULL), 0);
+	ck_assert_int_eq(pf_scope_exec(s, &noop_flow, NULL, NULL, &y), 0);
+	ck_assert_int_eq(pf_exec_on_status(y, cross_sy, NULL), 0);
+	finish_blocker(e1, &b1);
+	finish_blocker(e2, &b2);
+	/* With a timeout an outside wait never runs them itself. */
+	(void)pf_exec_wait_for(g_cross.x, NULL, 20000);
+	(void)pf_exec_wait_for(y, NULL, 20000);
+	if (atomic_load(&g_cross.x_running) != 0) {
+		/* Both ran on the two workers at once: the case at hand. */
+		ck_assert_int_eq(atomic_load(&g_cross.off_rc), PF_EAGAIN);
+		/* Not called again after the removal (running was its last). */
+		ck_assert_int_eq(atomic_load(&g_cross.sx_calls), 1);
+	}
+	pf_exec_release(g_cross.x);
+	pf_exec_release(y);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* A large output is not zeroed by a memset at submission (a 1 GiB output
+ * grew the caller's memory by 1 GiB before anything ran). */
+static int
+big_out_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	((unsigned char *)out)[0] = 1;
+	return 0;
+}
+
+START_TEST(large_output_costs_nothing_until_written)
+{
+	const pf_flow big = { "big-out", big_out_handler, 0, (size_t)1 << 30 };
+	pf_scope *s = new_scope(1);
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	pf_exec *e = NULL;
+	int rc = pf_scope_exec(s, &big, NULL, NULL, &e);
+	ck_assert(rc == 0 || rc == PF_ENOMEM);
+	if (rc == 0) {
+		ck_assert_int_eq(pf_exec_wait(e, NULL), 0);
+		getrusage(RUSAGE_SELF, &r1);
+		/* ru_maxrss is in KiB: far below the 1 GiB buffer. */
+		if (!EDGES_UNDER_SANITIZER)
+			ck_assert_int_lt(r1.ru_maxrss - r0.ru_maxrss,
+			    256 * 1024);
+		pf_exec_release(e);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* pf_next_call from a thread other than the wrap's is refused: it would
+ * run the operation outside the scope's threads. */
+struct foreign_next {
+	pf_next *next;
+	int rc;
+};
+
+static void *
+foreign_next_main(void *arg)
+{
+	struct foreign_next *f = arg;
+	f->rc = pf_next_call(f->next);
+	return NULL;
+}
+
+static atomic_int g_foreign_rc;
+
+static int
+foreign_wrap(pf_scope *s, pf_next *next, const pf_operation *op, void *st)
+{
+	(void)s;
+	(void)op;
+	(void)st;
+	struct foreign_next f = { next, 1 };
+	pthread_t t;
+	if (pthread_create(&t, NULL, foreign_next_main, &f) == 0)
+		pthread_join(t, NULL);
+	atomic_store(&g_foreign_rc, f.rc);
+	return pf_next_call(next);
+}
+
+START_TEST(next_call_from_another_thread_einval)
+{
+	atomic_store(&g_foreign_rc, 1);
+	static const pf_extension ext = { "foreign", NULL, foreign_wrap, NULL,
+		NULL };
+	const pf_extension *exts[] = { &ext };
+	pf_scope_options o = { 1, exts, 1, NULL, 0 };
+	pf_scope *s = NULL;
+	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
+	ck_assert_int_eq(pf_scope_run(s, &noop_flow, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(atomic_load(&g_foreign_rc), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 
 #if defined(PF_DEBUG) && !EDGES_UNDER_SANITIZER
 /* Semantics 12: "debug builds catch a double release".  A finished
@@ -1203,11 +1363,14 @@ edges_suite(void)
 	tcase_add_loop_test(tc, off_status_from_callback_stops_later_subscriber,
 	    0, 2);
 	tcase_add_test(tc, off_status_in_nested_delivery_returns);
+	tcase_add_test(tc, off_status_from_callback_does_not_wait_for_other_thread);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("huge_sizes");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, huge_flow_input_size_refused);
+	tcase_add_test(tc, large_output_costs_nothing_until_written);
+	tcase_add_test(tc, next_call_from_another_thread_einval);
 	tcase_add_test(tc, huge_flow_output_size_refused);
 	tcase_add_test(tc, huge_tag_set_refused);
 	tcase_add_test(tc, huge_tag_in_exec_options_refused);
