@@ -100,9 +100,11 @@ struct pf__pool {
 	/* A spare could not be started (thread creation failed). */
 	atomic_bool spawn_failed;
 	/* Run slots free, and threads waiting to take one back in the middle
-	 * of a handler (see the top of this file). */
+	 * of a handler (see the top of this file).  Separate lines: busy and
+	 * spinning workers read resumers all the time, while outside waiters
+	 * write slots on every inline run. */
 	PF_CACHE_ALIGNED atomic_int slots;
-	atomic_int resumers;
+	PF_CACHE_ALIGNED atomic_int resumers;
 	pthread_mutex_t spawn_lock;
 	size_t stack_size;
 	void (*on_start)(pf__worker *w, void *arg);
