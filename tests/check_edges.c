@@ -1342,6 +1342,17 @@ START_TEST(double_release_aborts_in_debug)
 END_TEST
 #endif
 
+/* pf_strerror(PF_EAGAIN) names both meanings: a wait or step with no
+ * thread left, and pf_scope_create's failed thread creation, are not "not
+ * finished yet". */
+START_TEST(strerror_eagain_names_no_thread_available)
+{
+	const char *t = pf_strerror(PF_EAGAIN);
+	ck_assert_ptr_nonnull(strstr(t, "not finished yet"));
+	ck_assert_ptr_nonnull(strstr(t, "no thread"));
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1369,6 +1380,7 @@ edges_suite(void)
 	tc = tcase_create("huge_sizes");
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, huge_flow_input_size_refused);
+	tcase_add_test(tc, strerror_eagain_names_no_thread_available);
 	tcase_add_test(tc, large_output_costs_nothing_until_written);
 	tcase_add_test(tc, next_call_from_another_thread_einval);
 	tcase_add_test(tc, huge_flow_output_size_refused);
