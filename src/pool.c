@@ -304,9 +304,13 @@ pf__pool_slot_give(pf__pool *p)
 	if (old > atomic_load_explicit(&p->resumers, memory_order_relaxed))
 		return;
 	/* StoreLoad, pairs with the fence in pf__pool_idle_park(): see the
-	 * top of this file. */
+	 * top of this file.  As in notify(), no wake-up while a worker is
+	 * searching: it holds a slot and finds the work (perhaps only the
+	 * stale entry of an execution an outside waiter ran in place), and
+	 * wakes the next worker when more is visible. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->sleepers, memory_order_relaxed) > 0 &&
+	    atomic_load_explicit(&p->spinners, memory_order_relaxed) == 0 &&
 	    work_visible(p))
 		wake_one(p);
 }
@@ -541,17 +545,6 @@ worker_main(void *arg)
 		p->on_start(w, p->hook_arg);
 	bool woken = false;
 	for (;;) {
-		/* Tasks run only with a run slot (see pool.h).  Without one,
-		 * w waits like an idle worker: a giver wakes it when a slot
-		 * frees while work is queued. */
-		if (!w->has_slot && !(w->has_slot = pf__pool_slot_take(p))) {
-			if (atomic_load_explicit(&p->stopping,
-				memory_order_acquire) && !work_visible(p))
-				break;
-			pf__pool_idle_park(w, stop_requested, p, -1);
-			woken = true;
-			continue;
-		}
 		bool maybe = false;
 		pf__task *t = find_task(w, NULL, &maybe);
 		/* Just woken with work waiting: pass the wake-up on while more
@@ -561,22 +554,26 @@ worker_main(void *arg)
 			if (work_visible(p))
 				notify(p);
 		}
+		bool counted = t == NULL;
+		/* Searching needs no run slot: an idle worker gives its slot
+		 * back before it spins, so that an outside waiter may run the
+		 * work it waits for in it meanwhile (see pool.h). */
+		if (counted && w->has_slot) {
+			w->has_slot = false;
+			pf__pool_slot_give(p);
+		}
 		/* At most one idle worker spins; the others park at once, so
 		 * idle spinners never crowd out the threads doing the work
 		 * (or the outside thread waiting for it) on a small machine.
 		 * Relaxed RMWs: the decrement below is ordered before this
 		 * worker's idle announcement by the seq_cst fence in
 		 * pf__pool_idle_park(), which is all notify() relies on. */
-		bool counted = t == NULL;
 		bool spin = counted &&
 		    atomic_fetch_add_explicit(&p->spinners, 1,
 			memory_order_relaxed) == 0;
 		int64_t until = 0;
 		for (unsigned i = 1; t == NULL && spin; i++) {
 			pf__cpu_relax();
-			if (atomic_load_explicit(&p->resumers,
-				memory_order_relaxed) != 0)
-				break; /* our slot is wanted: give it below */
 			/* Read the clock only every 16 rounds: it costs more
 			 * than a round on some virtual machines.  Yield there
 			 * too: a thread just woken on this CPU (a waiter the
@@ -600,11 +597,24 @@ worker_main(void *arg)
 		if (t != NULL && counted && work_visible(p))
 			notify(p);
 		if (t != NULL) {
+			/* Tasks run only in a run slot.  None free: the task
+			 * goes back on our deque (thieves and waiters still
+			 * see it) and we wait like an idle worker, woken by a
+			 * giver when a slot frees while work is queued. */
+			if (!w->has_slot &&
+			    !(w->has_slot = pf__pool_slot_take(p))) {
+				if (pf__deque_push(&w->deque, t) != 0 &&
+				    pf__injector_push(&p->injector, t))
+					notify(p);
+				pf__pool_idle_park(w, stop_requested, p, -1);
+				woken = true;
+				continue;
+			}
 			run_task(w, t);
 			(void)yield_slot(w);
 			continue;
 		}
-		if (yield_slot(w) || maybe)
+		if (maybe)
 			continue;
 		/* Acquire: pairs with the seq_cst store in stop_and_join(). */
 		if (atomic_load_explicit(&p->stopping, memory_order_acquire) &&
@@ -613,8 +623,6 @@ worker_main(void *arg)
 		/* Going idle: a good moment to refine the TSC calibration
 		 * (rate-limited to once a second) off the hot path. */
 		pf__clock_refine();
-		w->has_slot = false;
-		pf__pool_slot_give(p);
 		pf__pool_idle_park(w, stop_requested, p, -1);
 		woken = true;
 	}
