@@ -686,8 +686,12 @@ past(int64_t deadline_ns)
  * waiting (sleeping_wait); deeper waits sleep. */
 #define MAX_INLINE_RUNS 16
 /* How often a thread asleep in a wait looks whether the awaited work can
- * still run (pf__pool_starved): rare, and only while it sleeps. */
+ * still run (pf__pool_starved): rare, and only while it sleeps.  The wait
+ * gives up only when that lasted STARVE_GRACE_NS without a break: a pool
+ * whose workers are all blocked on other scopes' healthy work is starved
+ * only for a while. */
 #define STARVE_CHECK_NS 20000000
+#define STARVE_GRACE_NS 1000000000
 
 /* Whether e is pending in a pool where nothing can run it any more: the
  * wait fails (PF_EAGAIN) rather than sleep forever (API.md Semantics 5). */
@@ -699,12 +703,26 @@ hopeless(const pf_exec *e)
 	    pf__pool_starved(e->ctx.scope->pool);
 }
 
-/* Parks on p until w is signaled, the deadline passes or e is hopeless. */
+/*
+ * Parks on p until w is signaled or the deadline passes, or (a wait with
+ * no deadline) e stayed hopeless for STARVE_GRACE_NS.  A wait with a
+ * deadline ends there anyway.
+ */
 static void
 park_signaled(pf_exec *e, pf__waiter *w, pf__parker *p, int64_t deadline_ns)
 {
-	while (!waiter_signaled(w) && !past(deadline_ns) && !hopeless(e)) {
-		int64_t until = pf__clock_mono_ns() + STARVE_CHECK_NS;
+	int64_t since = -1;
+	while (!waiter_signaled(w) && !past(deadline_ns)) {
+		int64_t now = pf__clock_mono_ns();
+		if (deadline_ns < 0 && hopeless(e)) {
+			if (since < 0)
+				since = now;
+			else if (now - since >= STARVE_GRACE_NS)
+				return;
+		} else {
+			since = -1;
+		}
+		int64_t until = now + STARVE_CHECK_NS;
 		if (deadline_ns >= 0 && deadline_ns < until)
 			until = deadline_ns;
 		(void)pf__parker_park_until(p, until);
@@ -721,11 +739,17 @@ park_signaled(pf_exec *e, pf__waiter *w, pf__parker *p, int64_t deadline_ns)
  * this thread would do once its wait gave up.
  */
 static bool
+inline_possible(int64_t deadline_ns)
+{
+	return deadline_ns < 0 && pf__running_waiter_runs() < MAX_INLINE_RUNS &&
+	    pf__thread_can_nest();
+}
+
+static bool
 run_inline(pf_exec *e, int64_t deadline_ns)
 {
 	pf_scope *s = e->ctx.scope;
-	if (deadline_ns >= 0 || pf__running_waiter_runs() >= MAX_INLINE_RUNS ||
-	    !pf__thread_can_nest())
+	if (!inline_possible(deadline_ns))
 		return false;
 	bool held = pf__running_holds_slot(s);
 	if (!held && !pf__pool_slot_take(s->pool))
@@ -786,17 +810,19 @@ sleeping_wait_in(pf_exec *e, int64_t deadline_ns, bool may_run, bool open)
 			}
 			break;
 		}
-		/* Hopeless: a thread that may run it tries once more (every
-		 * worker blocked gave its slot up). */
+		/* Hopeless: a thread that may run it does so itself as soon
+		 * as a slot is free (every blocked worker gave its own up; an
+		 * inline runner holding one gives it back when it is done),
+		 * and fails only when it cannot run it at all (nesting or
+		 * stack spent). */
 		if (waiter_signaled(&w) || past(deadline_ns) || !may_run ||
 		    !hopeless(e))
 			break;
+		if (!inline_possible(deadline_ns))
+			break;
 		pf__running_slots_resume();
-		bool ran = run_inline(e, deadline_ns);
+		(void)run_inline(e, deadline_ns);
 		pf__running_slots_give();
-		if (ran || !hopeless(e))
-			continue;
-		break;
 	}
 	waiter_unregister(e, &w);
 	pf__running_slots_resume();
@@ -905,6 +931,21 @@ pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
 			return PF_EAGAIN;
 	}
 	return result_of(e, output);
+}
+
+int
+pf__exec_wait_end(pf_exec *e, void *output)
+{
+	int rc = pf__exec_wait(e, output, -1);
+	if (rc != PF_EAGAIN || is_done(e))
+		return rc;
+	/* Nothing can run it now: abort it (a pending one is cancelled at
+	 * once, a running one ends when its handler returns) and wait for
+	 * its end, so that nothing of it outlives the caller's frame. */
+	pf_exec_abort(e);
+	while (!is_done(e))
+		(void)pf__exec_wait(e, NULL, -1);
+	return PF_EAGAIN;
 }
 
 /* ---------------------------------------------------------- public API */

@@ -482,7 +482,7 @@ pf_scope_run(pf_scope *s, const pf_flow *f, const void *input, void *output,
 	int rc = pf_scope_exec(s, f, input, opts, &e);
 	if (rc != 0)
 		return rc;
-	rc = pf_exec_wait(e, output);
+	rc = pf__exec_wait_end(e, output);
 	pf_exec_release(e);
 	return rc;
 }
@@ -700,7 +700,7 @@ pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input, void *output,
 		return rc;
 	if (here)
 		pf__exec_run_here(e, w);
-	rc = pf_exec_wait(e, output);
+	rc = pf__exec_wait_end(e, output);
 	pf_exec_release(e);
 	return rc;
 }
@@ -943,11 +943,17 @@ run_parallel(void *arg)
 	 * them here and above read our own stores.  Wait in reverse: the
 	 * last started is the likeliest still queued on our own deque, so a
 	 * worker runs it inline. */
+	bool starved = false;
 	for (size_t i = p->n; i-- > 0;) {
 		pf_exec *e = atomic_load_explicit(&g->execs[i],
 		    memory_order_relaxed);
 		pf_call *c = &p->calls[i];
-		c->result = pf__exec_wait(e, c->output, -1);
+		/* Waited to the end, whatever happens: the calls refer to
+		 * this frame (the group).  One that nothing could run was
+		 * aborted: PF_EAGAIN. */
+		c->result = pf__exec_wait_end(e, c->output);
+		starved |= c->result == PF_EAGAIN &&
+		    pf_exec_status(e) == PF_CANCELLED;
 		c->status = pf_exec_status(e);
 		c->message = call_message(p->ctx, e, c->result);
 	}
@@ -964,6 +970,8 @@ run_parallel(void *arg)
 	p->stats.failed = p->stats.total - p->stats.succeeded;
 	if (p->settled)
 		return 0;
+	if (starved)
+		return PF_EAGAIN;
 	/* Every call is DONE here (waited), and a failing call sets the
 	 * word before its DONE: acquire is more than enough. */
 	int first = PF_ACQUIRED(&g->failed,

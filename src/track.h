@@ -365,6 +365,11 @@ int pf__exec_create(pf_scope *s, pf_ctx *parent, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf__group *g,
     pf_exec **out);
 int pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns);
+/* Waits for e's end, whatever happens: when the wait fails with PF_EAGAIN
+ * (nothing can run e), aborts e, waits until it ended and returns
+ * PF_EAGAIN.  For callers whose frame e refers to (parallel groups) or
+ * that hand out no handle (the *_run calls). */
+int pf__exec_wait_end(pf_exec *e, void *output);
 void pf__exec_free(pf_exec *e);
 /* Frees a list of subscribers (the cold block's, at the end of life). */
 void pf__subs_free(pf__sub *s);

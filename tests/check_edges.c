@@ -1353,6 +1353,149 @@ START_TEST(strerror_eagain_names_no_thread_available)
 }
 END_TEST
 
+/*
+ * A parallel group whose call nothing can run (one thread, no spare, the
+ * worker's stack budget spent: PUMPED_STACK_KB=64, PUMPED_MAX_SPARE=0)
+ * returns only after the call ended (Semantics 8: aborted and waited
+ * for), never while it is pending: the calls refer to the group's frame
+ * (ASan: stack-use-after-return when it ran later).
+ */
+static atomic_int g_par_unfinished, g_par_returned;
+static int par_chain(pf_ctx *c, const void *in, void *out);
+static const pf_flow par_chain_flow = { "par-chain", par_chain, sizeof(int),
+	sizeof(int) };
+
+static int
+par_chain(pf_ctx *c, const void *in, void *out)
+{
+	volatile char buf[2048];
+	buf[0] = 1;
+	int n = *(const int *)in;
+	if (n == 0) {
+		*(int *)out = buf[0];
+		return 0;
+	}
+	int m = n - 1, ro = 0;
+	pf_call call = { &par_chain_flow, &m, &ro, NULL, 0, PF_PENDING, NULL };
+	int rc = pf_ctx_parallel(c, &call, 1, NULL);
+	atomic_fetch_add(&g_par_returned, 1);
+	if (call.status == PF_PENDING || call.status == PF_RUNNING)
+		atomic_fetch_add(&g_par_unfinished, 1);
+	if (rc != 0)
+		return rc;
+	*(int *)out = ro + buf[0];
+	return 0;
+}
+
+START_TEST(parallel_returns_only_after_its_calls_ended)
+{
+	setenv("PUMPED_STACK_KB", "64", 1);
+	setenv("PUMPED_MAX_SPARE", "0", 1);
+	atomic_store(&g_par_unfinished, 0);
+	atomic_store(&g_par_returned, 0);
+	pf_scope *s = new_scope(1);
+	unsetenv("PUMPED_STACK_KB");
+	unsetenv("PUMPED_MAX_SPARE");
+	int n = 200, out = 0;
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &par_chain_flow, &n, NULL, &e), 0);
+	/* With a timeout an outside wait never runs it itself. */
+	int rc = pf_exec_wait_for(e, &out, 30000);
+	ck_assert_msg(rc == 0 || rc == PF_EAGAIN, "chain returned %d", rc);
+	ck_assert_int_gt(atomic_load(&g_par_returned), 0);
+	ck_assert_int_eq(atomic_load(&g_par_unfinished), 0);
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/*
+ * No spurious PF_EAGAIN (PUMPED_MAX_SPARE=0): scope A's only worker waits
+ * 300 ms on healthy scope B, an outside thread runs a 100 ms leaf of A in
+ * A's free slot, and another outside thread waits on A's work.  Nothing
+ * is starved for good: pf_scope_run and pf_exec_wait_for(5 s) must
+ * succeed (they returned PF_EAGAIN at once).
+ */
+static pf_scope *g_ea, *g_eb;
+static atomic_int g_ex_started;
+
+static int
+ea_leaf(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	*(int *)out = 7;
+	return 0;
+}
+static const pf_flow ea_leaf_flow = { "leaf", ea_leaf, 0, sizeof(int) };
+
+static int
+ea_slow(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)out;
+	struct timespec ts = { 0, *(const long *)in };
+	nanosleep(&ts, NULL);
+	return 0;
+}
+static const pf_flow ea_slow_flow = { "slow", ea_slow, sizeof(long), 0 };
+
+static int
+ea_x(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	atomic_store(&g_ex_started, 1);
+	long ns = 300 * 1000000L;
+	return pf_scope_run(g_eb, &ea_slow_flow, &ns, NULL, NULL);
+}
+static const pf_flow ea_x_flow = { "x", ea_x, 0, 0 };
+
+static void *
+ea_t1(void *arg)
+{
+	(void)arg;
+	long ns = 100 * 1000000L;
+	(void)pf_scope_run(g_ea, &ea_slow_flow, &ns, NULL, NULL);
+	return NULL;
+}
+
+START_TEST(starved_for_a_while_is_not_eagain)
+{
+	setenv("PUMPED_MAX_SPARE", "0", 1);
+	g_ea = new_scope(1);
+	g_eb = new_scope(1);
+	unsetenv("PUMPED_MAX_SPARE");
+	atomic_store(&g_ex_started, 0);
+	pf_exec *x = NULL;
+	ck_assert_int_eq(pf_scope_exec(g_ea, &ea_x_flow, NULL, NULL, &x), 0);
+	for (int i = 0; i < 10000 && atomic_load(&g_ex_started) == 0; i++) {
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
+	}
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, ea_t1, NULL), 0);
+	struct timespec ts = { 0, 20 * 1000000L };
+	nanosleep(&ts, NULL);
+	int out = 0;
+	ck_assert_int_eq(pf_scope_run(g_ea, &ea_leaf_flow, NULL, &out, NULL),
+	    0);
+	ck_assert_int_eq(out, 7);
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(g_ea, &ea_leaf_flow, NULL, NULL, &e), 0);
+	out = 0;
+	ck_assert_int_eq(pf_exec_wait_for(e, &out, 5000), 0);
+	ck_assert_int_eq(out, 7);
+	pf_exec_release(e);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(pf_exec_wait(x, NULL), 0);
+	pf_exec_release(x);
+	ck_assert_int_eq(pf_scope_dispose(g_ea), 0);
+	ck_assert_int_eq(pf_scope_dispose(g_eb), 0);
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1381,6 +1524,8 @@ edges_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, huge_flow_input_size_refused);
 	tcase_add_test(tc, strerror_eagain_names_no_thread_available);
+	tcase_add_test(tc, parallel_returns_only_after_its_calls_ended);
+	tcase_add_test(tc, starved_for_a_while_is_not_eagain);
 	tcase_add_test(tc, large_output_costs_nothing_until_written);
 	tcase_add_test(tc, next_call_from_another_thread_einval);
 	tcase_add_test(tc, huge_flow_output_size_refused);
