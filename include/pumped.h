@@ -346,9 +346,10 @@ PF_EXTERN int pf_exec_throw_if_aborted(const pf_exec *e);
  * PF_EINVAL: waiting on an execution whose handler runs on this thread's
  * stack (its own, or one it is nested in), or from a status callback or
  * signal listener.  PF_EAGAIN: the wait can neither help (its stack budget
- * is spent) nor get a spare thread, and nothing else can run the awaited
- * execution: the wait fails instead of blocking forever, so the chain
- * unwinds (the awaited execution itself goes on when a thread frees up).
+ * is spent) nor get a spare thread, and nothing else could run the awaited
+ * execution for a second: the wait fails instead of blocking forever, so
+ * the chain unwinds (the awaited execution itself goes on when a thread
+ * frees up; the *_run calls and parallel groups abort it instead).
  */
 PF_EXTERN int pf_exec_wait(pf_exec *e, void *output);
 /* As pf_exec_wait, giving up with PF_EAGAIN after timeout_ms (0: poll).
