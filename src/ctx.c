@@ -555,6 +555,17 @@ message_new(size_t len)
 	return m;
 }
 
+/* A copy of text, not yet linked anywhere; NULL when out of memory. */
+static pf__message *
+message_copy(const char *text)
+{
+	size_t len = strlen(text);
+	pf__message *m = message_new(len);
+	if (m != NULL)
+		memcpy(m->text, text, len + 1);
+	return m;
+}
+
 /* Links m into k's messages (under c's lock) and returns its text.
  * Messages are kept until the record is freed, so a pointer handed out by
  * pf_ctx_error or in a pf_call stays valid as long as the context. */
@@ -591,12 +602,8 @@ const char *
 pf__ctx_keep_text(pf_ctx *c, const char *text)
 {
 	pf__cold *k = pf__ctx_cold(c);
-	size_t len = strlen(text);
-	pf__message *m = k != NULL ? message_new(len) : NULL;
-	if (m == NULL)
-		return NULL;
-	memcpy(m->text, text, len + 1);
-	return message_keep(c, k, m);
+	pf__message *m = k != NULL ? message_copy(text) : NULL;
+	return m != NULL ? message_keep(c, k, m) : NULL;
 }
 
 const char *
@@ -621,11 +628,9 @@ pf__ctx_pass_message(pf_ctx *c)
 	if (msg == NULL || p == NULL || p->kind == PF__CTX_ROOT)
 		return;
 	pf__cold *k = pf__ctx_cold(p);
-	size_t len = strlen(msg);
-	pf__message *m = k != NULL ? message_new(len) : NULL;
+	pf__message *m = k != NULL ? message_copy(msg) : NULL;
 	if (m == NULL)
 		return; /* the parent falls back to the code's text */
-	memcpy(m->text, msg, len + 1);
 	m->code = atomic_load_explicit(&c->error, memory_order_relaxed);
 	pf__spin_lock(&p->lock);
 	pf__message *old = k->inherited;
