@@ -137,55 +137,11 @@ struct pf__timers {
 	 */
 	PF_CACHE_ALIGNED uint64_t now;
 	uint64_t occ[PF__TIMER_LEVELS];
-	pf__timer_link lists[NLISTS];
+	pf__ring lists[NLISTS];
 };
 
-/* Circular lists with a sentinel. */
-
-static void
-list_init(pf__timer_link *h)
-{
-	h->next = h->prev = h;
-}
-
-static bool
-list_empty(const pf__timer_link *h)
-{
-	return h->next == h;
-}
-
-static void
-list_push_tail(pf__timer_link *h, pf__timer_link *l)
-{
-	l->prev = h->prev;
-	l->next = h;
-	h->prev->next = l;
-	h->prev = l;
-}
-
-static void
-list_unlink(pf__timer_link *l)
-{
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
-	l->next = l->prev = l;
-}
-
-/* Appends all of src to the tail of dst, leaving src empty. */
-static void
-list_splice_tail(pf__timer_link *dst, pf__timer_link *src)
-{
-	if (list_empty(src))
-		return;
-	src->next->prev = dst->prev;
-	dst->prev->next = src->next;
-	src->prev->next = dst;
-	dst->prev = src->prev;
-	list_init(src);
-}
-
 static pf__timer_node *
-node_of(pf__timer_link *l)
+node_of(pf__ring *l)
 {
 	return PF_CONTAINER_OF(l, pf__timer_node, link);
 }
@@ -237,16 +193,16 @@ wheel_insert(pf__timers *t, pf__timer_node *n)
 		}
 	}
 	n->where = (uint16_t)where;
-	list_push_tail(&t->lists[where], &n->link);
+	pf__ring_append(&t->lists[where], &n->link);
 }
 
 static void
 wheel_remove(pf__timers *t, pf__timer_node *n)
 {
-	list_unlink(&n->link);
+	pf__ring_del(&n->link);
 	unsigned where = n->where;
 	n->where = NOWHERE;
-	if (where < NSLOTS && list_empty(&t->lists[where])) {
+	if (where < NSLOTS && pf__ring_empty(&t->lists[where])) {
 		t->occ[where / PF__TIMER_SLOTS] &=
 		    ~(UINT64_C(1) << (where % PF__TIMER_SLOTS));
 	}
@@ -272,7 +228,7 @@ wheel_next_event(const pf__timers *t, unsigned *list)
 		return ((t->now >> above) << above) |
 		       ((uint64_t)slot << level_shift(level));
 	}
-	if (!list_empty(&t->lists[LIST_OVERFLOW])) {
+	if (!pf__ring_empty(&t->lists[LIST_OVERFLOW])) {
 		unsigned top = level_shift(PF__TIMER_LEVELS);
 		*list = LIST_OVERFLOW;
 		return ((t->now >> top) + 1) << top;
@@ -284,7 +240,7 @@ wheel_next_event(const pf__timers *t, unsigned *list)
 static uint64_t
 wheel_next_wake(const pf__timers *t)
 {
-	if (!list_empty(&t->lists[LIST_EXPIRED]))
+	if (!pf__ring_empty(&t->lists[LIST_EXPIRED]))
 		return t->now;
 	unsigned list;
 	return wheel_next_event(t, &list);
@@ -294,7 +250,7 @@ wheel_next_wake(const pf__timers *t)
  * unless it was cancelled (its canceller pushes it on the cancels stack,
  * where the drain drops it; here it is only left out of every list). */
 static void
-mark_due(pf__timer_link *due, pf__timer_node *n)
+mark_due(pf__ring *due, pf__timer_node *n)
 {
 	uint8_t wheel = NODE_WHEEL;
 	n->where = NOWHERE;
@@ -304,7 +260,7 @@ mark_due(pf__timer_link *due, pf__timer_node *n)
 	    NODE_FIRING, memory_order_acq_rel, memory_order_acquire);
 	PF_HB_AFTER(&n->state);
 	if (won)
-		list_push_tail(due, &n->link);
+		pf__ring_append(due, &n->link);
 }
 
 /*
@@ -312,15 +268,16 @@ mark_due(pf__timer_link *due, pf__timer_node *n)
  * deadline is <= to_ms to due, in deadline order, marked firing.
  */
 static void
-wheel_advance(pf__timers *t, uint64_t to_ms, pf__timer_link *due)
+wheel_advance(pf__timers *t, uint64_t to_ms, pf__ring *due)
 {
-	pf__timer_link todo;
-	list_init(&todo);
+	pf__ring todo;
+	pf__ring_init(&todo);
 	/* Armed in the past: earlier than anything still in the wheel. */
-	list_splice_tail(&todo, &t->lists[LIST_EXPIRED]);
-	while (!list_empty(&todo)) {
+	if (!pf__ring_empty(&t->lists[LIST_EXPIRED]))
+		pf__ring_splice(&todo, &t->lists[LIST_EXPIRED]);
+	while (!pf__ring_empty(&todo)) {
 		pf__timer_node *n = node_of(todo.next);
-		list_unlink(&n->link);
+		pf__ring_del(&n->link);
 		mark_due(due, n);
 	}
 
@@ -331,14 +288,15 @@ wheel_advance(pf__timers *t, uint64_t to_ms, pf__timer_link *due)
 			break;
 		pf__assert(event >= t->now);
 		t->now = event;
-		list_splice_tail(&todo, &t->lists[list]);
+		if (!pf__ring_empty(&t->lists[list]))
+			pf__ring_splice(&todo, &t->lists[list]);
 		if (list < NSLOTS) {
 			t->occ[list / PF__TIMER_SLOTS] &=
 			    ~(UINT64_C(1) << (list % PF__TIMER_SLOTS));
 		}
-		while (!list_empty(&todo)) {
+		while (!pf__ring_empty(&todo)) {
 			pf__timer_node *n = node_of(todo.next);
-			list_unlink(&n->link);
+			pf__ring_del(&n->link);
 			if ((uint64_t)n->deadline_ms <= event) {
 				mark_due(due, n);
 			} else {
@@ -437,10 +395,10 @@ run_drops(pf__timer_node *n)
  * Returns how many ran.
  */
 static long
-fire_batch(pf__timer_link *batch)
+fire_batch(pf__ring *batch)
 {
 	long fired = 0;
-	while (!list_empty(batch)) {
+	while (!pf__ring_empty(batch)) {
 		pf__timer_node *n = node_of(batch->next);
 		/*
 		 * Unlink before the call: after fn(n) starts the node belongs
@@ -449,7 +407,7 @@ fire_batch(pf__timer_link *batch)
 		 * write without the mutex: a firing node is in no wheel list
 		 * and nobody else writes it until fn(n) starts.
 		 */
-		list_unlink(&n->link);
+		pf__ring_del(&n->link);
 		pf__timer_fn fn = n->fn;
 		/* Release: the owner's next arm or free comes after. */
 		atomic_store_explicit(&n->state, NODE_IDLE,
@@ -468,8 +426,8 @@ static long
 round_at(pf__timers *t, uint64_t now_ms, uint64_t *next, long *fired)
 {
 	pf__timer_node *drops = NULL;
-	pf__timer_link batch;
-	list_init(&batch);
+	pf__ring batch;
+	pf__ring_init(&batch);
 	pthread_mutex_lock(&t->mu);
 	long taken = drain(t, &drops);
 	wheel_advance(t, now_ms, &batch);
@@ -561,7 +519,7 @@ timers_create(pf__timers **out, int64_t now_ns)
 	for (unsigned i = 0; i < PF__TIMER_LEVELS; i++)
 		t->occ[i] = 0;
 	for (unsigned i = 0; i < NLISTS; i++)
-		list_init(&t->lists[i]);
+		pf__ring_init(&t->lists[i]);
 	*out = t;
 	return 0;
 }
@@ -614,10 +572,10 @@ pf__timers_stop(pf__timers *t)
 	pthread_mutex_lock(&t->mu);
 	drain(t, &drops);
 	for (unsigned i = 0; i < NLISTS; i++) {
-		pf__timer_link *h = &t->lists[i];
-		while (!list_empty(h)) {
+		pf__ring *h = &t->lists[i];
+		while (!pf__ring_empty(h)) {
 			pf__timer_node *n = node_of(h->next);
-			list_unlink(&n->link);
+			pf__ring_del(&n->link);
 			n->where = NOWHERE;
 			/* Release: the owner re-arms or frees it after. */
 			atomic_store_explicit(&n->state, NODE_IDLE,

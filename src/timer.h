@@ -36,6 +36,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
+
 /* Level k holds deadlines less than 64^(k+1) ms ahead: 4 levels, ~4.6 h. */
 #define PF__TIMER_LEVELS 4
 #define PF__TIMER_SLOT_BITS 6
@@ -44,11 +46,6 @@
 typedef struct pf__timer_node pf__timer_node;
 typedef void (*pf__timer_fn)(pf__timer_node *n, bool fired);
 
-/* A link of a circular list with a sentinel head, so unlinking is O(1). */
-typedef struct pf__timer_link {
-	struct pf__timer_link *next, *prev;
-} pf__timer_link;
-
 struct pf__timer_node {
 	/*
 	 * Private to timer.c.  link and where belong to the holder of the
@@ -56,7 +53,7 @@ struct pf__timer_node {
 	 * fn and stack_next are written by arm/cancel before the push that
 	 * publishes them.
 	 */
-	pf__timer_link link;
+	pf__ring link;
 	int64_t deadline_ms; /* monotonic milliseconds, rounded up */
 	pf__timer_fn fn;
 	struct pf__timer_node *stack_next; /* in the arms or cancels stack */

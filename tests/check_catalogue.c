@@ -56,7 +56,7 @@
 #include "stress.h"
 #include "annotate.h"
 #include "timer.h"
-#include "track.h"
+#include "scope.h"
 
 /* PF_FLOW and PF_TAG define typed static inline wrappers; clang warns
  * about the ones a test does not call. */
@@ -147,7 +147,7 @@ wait_flag(_Atomic int *flag, long ms)
 static bool
 timers_idle(pf_scope *s)
 {
-	return pf__timers_next_for_test(s->timers) == INT64_MAX;
+	return pf__timers_next_for_test(s->engine.timers) == INT64_MAX;
 }
 
 /* Status transitions seen by one on_status callback. */
@@ -3009,7 +3009,7 @@ children_of(pf_ctx *c)
 {
 	size_t n = 0;
 	pf__spin_lock(&c->lock);
-	for (pf_ctx *k = c->children; k != NULL; k = k->sib_next)
+	for (pf__hnode *k = c->children.first; k != NULL; k = k->next)
 		n++;
 	pf__spin_unlock(&c->lock);
 	return n;

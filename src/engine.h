@@ -1,0 +1,73 @@
+/*
+ * engine.h: what a scope runs on: its pool, its timer wheel, its extension
+ * chain, and the count of unfinished work that dispose waits for.
+ *
+ * Every record points at its scope's engine (pf_ctx.engine).  The scope
+ * (scope.c) embeds it, starts it, closes it, and frees it with its last
+ * record.  Protocol of the count against dispose: engine.c, at
+ * pf__engine_enter.
+ */
+#ifndef PF_ENGINE_H
+#define PF_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "common.h"
+#include "ext.h"
+#include "pool.h"
+#include "pumped.h"
+#include "timer.h"
+
+typedef struct pf__stripe {
+	PF_CACHE_ALIGNED atomic_long n;
+} pf__stripe;
+
+typedef struct pf__engine {
+	pf__pool *pool;
+	pf__timers *timers;
+	unsigned threads;
+	/* Open, closing (dispose began), closed (dispose returned). */
+	atomic_int state;
+	/* Work created and not yet finished, striped per worker (the last
+	 * stripe is for threads that are not workers): a creation adds on its
+	 * thread's stripe, a finish subtracts on its own, and only the sum
+	 * means anything. */
+	pf__stripe *unfinished;
+	unsigned n_stripes;
+	/* Whether worker stripes use plain stores fenced by membarrier from
+	 * dispose (barrier.h); immutable once started. */
+	bool asym;
+	pf__exts exts;
+	pthread_mutex_t lock;  /* dispose's wait */
+	pthread_cond_t idle;
+} pf__engine;
+
+/* Makes g usable for records (open, no threads yet); cannot fail.
+ * handle: the public handle the extensions receive (ext.h). */
+void pf__engine_init(pf__engine *g, void *handle);
+/* Starts the timer wheel and the pool of `threads` workers (each with a
+ * record slab): 0, PF_ENOMEM or PF_EAGAIN, with nothing left started. */
+int pf__engine_start(pf__engine *g, unsigned threads);
+/* Frees what init and start made; the pool and wheel are stopped. */
+void pf__engine_fini(pf__engine *g);
+
+/* 0 while open, else PF_ESHUTDOWN. */
+int pf__engine_open(const pf__engine *g);
+/* Counts one more unfinished piece of work unless the engine is closing:
+ * 0 or PF_ESHUTDOWN.  Balanced by pf__engine_finished. */
+int pf__engine_enter(pf__engine *g);
+/* Counts one more unfinished piece of work, never refused: only while the
+ * caller's own count (work not yet visible) keeps dispose waiting.
+ * Balanced by pf__engine_finished. */
+void pf__engine_hold(pf__engine *g);
+void pf__engine_finished(pf__engine *g);
+
+/* Dispose's steps: close (PF_ESHUTDOWN if it was not open), wait until
+ * the count is 0, then stop the pool and the wheel. */
+int pf__engine_close(pf__engine *g);
+void pf__engine_wait_idle(pf__engine *g);
+void pf__engine_stop(pf__engine *g);
+
+#endif /* PF_ENGINE_H */
