@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "annotate.h"
+#include "atomics.h"
 #include "common.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -50,8 +51,7 @@ pf__barrier_init(void)
 bool
 pf__barrier_asymmetric(void)
 {
-	return PF_ACQUIRED(&usable,
-	    atomic_load_explicit(&usable, memory_order_acquire));
+	return pf__load_acquire(&usable);
 }
 
 void

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "annotate.h"
+#include "atomics.h"
 #include "common.h"
 
 static int64_t
@@ -130,8 +131,7 @@ read_tsc(void)
 static const clock_seg *
 segments(unsigned *n)
 {
-	*n = PF_ACQUIRED(&cal.nseg,
-	    atomic_load_explicit(&cal.nseg, memory_order_acquire));
+	*n = pf__load_acquire(&cal.nseg);
 	return cal.seg;
 }
 
@@ -217,8 +217,7 @@ calibrate_once(void)
 static inline void
 ensure_calibrated(void)
 {
-	if (PF_LIKELY(PF_ACQUIRED(&cal.ready,
-		atomic_load_explicit(&cal.ready, memory_order_acquire))))
+	if (PF_LIKELY(pf__load_acquire(&cal.ready)))
 		return;
 	pthread_once(&cal.once, calibrate_once);
 	PF_HB_AFTER(&cal.ready); /* pthread_once orders it too */

@@ -182,8 +182,10 @@ destroy(pf_ctx *c)
 {
 	pf_ctx *p = c->parent;
 	if (p != NULL) {
-		pf__assert(c->sibling.pprev != NULL);
 		pf__spin_lock(&p->lock);
+		/* Linked (a record never linked was discarded without its
+		 * parent); the node's links are the parent lock's. */
+		pf__assert(c->sibling.pprev != NULL);
 		pf__hlist_del(&c->sibling);
 		pf__spin_unlock(&p->lock);
 	}

@@ -65,6 +65,7 @@
 
 #include "alloc.h"
 #include "annotate.h"
+#include "atomics.h"
 #include "common.h"
 #include "pumped.h"
 
@@ -189,8 +190,7 @@ pf__deque_push(pf__deque *d, void *item)
 	 * pf__deque_take()), so a thief's read of the slot it stole happens
 	 * before this push overwrites that slot after the index wraps.
 	 */
-	int64_t t = PF_ACQUIRED(&d->top,
-	    atomic_load_explicit(&d->top, memory_order_acquire));
+	int64_t t = pf__load_acquire(&d->top);
 	/* Relaxed: only this thread writes buf. */
 	pf__deque_buf *a = atomic_load_explicit(&d->buf, memory_order_relaxed);
 	if (PF_UNLIKELY(b - t > a->mask)) {
@@ -270,15 +270,14 @@ pf__deque_steal(pf__deque *d, void **out)
 	 * Acquire: pairs with the seq_cst CAS of top by other thieves and the
 	 * owner, so this thread reads slots no older than that index.
 	 */
-	int64_t t = PF_ACQUIRED(&d->top,
-	    atomic_load_explicit(&d->top, memory_order_acquire));
+	int64_t t = pf__load_acquire(&d->top);
 	/*
 	 * Orders the load of top before the load of bottom against the owner's
 	 * seq_cst fence in pf__deque_take() (diagram at the top of the file).
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	/*
-	 * Acquire: pairs with the release fence in pf__deque_push(), so the
+	 * Acquire: pairs with the release store of bottom in pf__deque_push(), so the
 	 * slots below bottom, and the buffer pointer they were written to, are
 	 * visible.
 	 */
@@ -290,8 +289,7 @@ pf__deque_steal(pf__deque *d, void **out)
 	 * Acquire (the paper's consume): pairs with the release store in
 	 * grow(), so the copied slots of a new buffer are visible.
 	 */
-	pf__deque_buf *a = PF_ACQUIRED(&d->buf,
-	    atomic_load_explicit(&d->buf, memory_order_acquire));
+	pf__deque_buf *a = pf__load_acquire(&d->buf);
 	/*
 	 * Relaxed: the item was published by the acquire load of bottom above;
 	 * if the slot was overwritten since, the CAS below fails.

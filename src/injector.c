@@ -49,6 +49,7 @@
 #include <stddef.h>
 
 #include "annotate.h"
+#include "atomics.h"
 #include "common.h"
 
 void
@@ -114,8 +115,7 @@ pop_locked(pf__injector *q, bool *busy)
 {
 	pf__task *h = q->head;
 	/* Acquire: pairs with the release store of prev->next in push. */
-	pf__task *next = PF_ACQUIRED(&h->next,
-	    atomic_load_explicit(&h->next, memory_order_acquire));
+	pf__task *next = pf__load_acquire(&h->next);
 	if (h == &q->stub) {
 		if (next == NULL) {
 			/*
@@ -133,8 +133,7 @@ pop_locked(pf__injector *q, bool *busy)
 		h = next;
 		q->head = h;
 		/* Acquire: as above. */
-		next = PF_ACQUIRED(&h->next,
-		    atomic_load_explicit(&h->next, memory_order_acquire));
+		next = pf__load_acquire(&h->next);
 	}
 	if (next != NULL) {
 		q->head = next;
@@ -162,8 +161,7 @@ pop_locked(pf__injector *q, bool *busy)
 		return h;
 	}
 	/* Acquire: pairs with the release store of prev->next in push. */
-	next = PF_ACQUIRED(&h->next,
-	    atomic_load_explicit(&h->next, memory_order_acquire));
+	next = pf__load_acquire(&h->next);
 	if (next != NULL) {
 		q->head = next;
 		return h;

@@ -55,6 +55,7 @@
 
 #include "alloc.h"
 #include "annotate.h"
+#include "atomics.h"
 #include "clock.h"
 #include "pumped.h"
 
@@ -99,8 +100,7 @@ live_workers(const pf__pool *p)
 {
 	/* Acquire: pairs with the release store in start_worker(), so the
 	 * worker slots below the count are initialised. */
-	return PF_ACQUIRED(&p->nworkers,
-	    atomic_load_explicit(&p->nworkers, memory_order_acquire));
+	return pf__load_acquire(&p->nworkers);
 }
 
 /* The statistics are for the tests (pf__pool_stats_read): other builds
@@ -689,8 +689,7 @@ stop_and_join(pf__pool *p)
 	 * the unparks below wake the ones already asleep. */
 	atomic_store_explicit(&p->stopping, true, memory_order_seq_cst);
 	/* Acquire: pairs with the release in start_worker(). */
-	unsigned n = PF_ACQUIRED(&p->nworkers,
-	    atomic_load_explicit(&p->nworkers, memory_order_acquire));
+	unsigned n = pf__load_acquire(&p->nworkers);
 	for (unsigned i = 0; i < n; i++)
 		pf__parker_unpark(&p->workers[i]->parker);
 	/* Join every worker before freeing any: a worker not yet joined may

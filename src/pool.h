@@ -16,7 +16,7 @@
  * and _end, and when every worker is so blocked the pool starts a spare
  * worker (at most max_spare) so queued work still runs.
  *
- * Run slots bound parallelism (API.md Semantics 5): the pool has `threads`
+ * Run slots bound parallelism (pumped.h, pf_scope_options.threads): the pool has `threads`
  * slots, and a thread runs tasks only while it holds one.  A worker takes
  * one when it finds work after being idle and gives it back when it
  * parks, blocks in a wait that cannot help, or idles in a helping wait;
