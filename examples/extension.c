@@ -43,6 +43,7 @@ now_ns(void)
 static int
 log_wrap(pf_scope *s, pf_next *next, const pf_operation *op, void *state)
 {
+	(void)s;
 	log_state *st = state;
 	uint32_t depth = 0;
 	pf_ctx_get(op->context, &pf_flow_depth_tag, &depth);
@@ -73,6 +74,7 @@ log_wrap(pf_scope *s, pf_next *next, const pf_operation *op, void *state)
 static void
 log_dispose(pf_scope *s, void *state)
 {
+	(void)s;
 	log_state *st = state;
 	for (int t = 0; t < 3; t++) {
 		unsigned n = atomic_load_explicit(&st->ops[t],
@@ -97,6 +99,7 @@ typedef struct item {
 static int
 price(pf_ctx *ctx, const item *in, int *out)
 {
+	(void)ctx;
 	*out = in->quantity * (100 + in->sku);
 	return 0;
 }
@@ -105,6 +108,7 @@ PF_FLOW(price_flow, item, int, price)
 static int
 stock(pf_ctx *ctx, const item *in, int *out)
 {
+	(void)ctx;
 	*out = 1000 - in->quantity;
 	return 0;
 }
@@ -113,6 +117,7 @@ PF_FLOW(stock_flow, item, int, stock)
 static int
 notify(pf_ctx *ctx, const item *in, int *out)
 {
+	(void)out;
 	return pf_ctx_fail(ctx, E_OUT_OF_STOCK, "sku %d: mail server down",
 	    in->sku);
 }

@@ -23,6 +23,7 @@ typedef struct greeting {
 static int
 greet(pf_ctx *ctx, const greet_in *in, greeting *out)
 {
+	(void)ctx;
 	snprintf(out->text, sizeof out->text, "hello, %s", in->who);
 	return 0;
 }

@@ -27,8 +27,8 @@
 #include <pumped.h>
 
 /* Tags: identity is the address; typed accessors come with the macro. */
-PF_TAG(request_id_tag, uint32_t, "request.id");
-PF_TAG(scale_tag, int, "scale");
+PF_TAG(request_id_tag, uint32_t, "request.id")
+PF_TAG(scale_tag, int, "scale")
 
 #define E_INVALID (PF_EUSER - 1) /* our own failure code */
 
@@ -95,6 +95,7 @@ typedef struct sum_in {
 static int
 sum(pf_ctx *ctx, const sum_in *in, int *out)
 {
+	(void)ctx;
 	*out = 0;
 	for (int i = 0; i < in->n; i++)
 		*out += in->values[i];

@@ -265,8 +265,11 @@ pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns)
 		if (deadline_ns == 0)
 			return PF_EAGAIN;
 		/* Its handler is on this thread's stack, below us: it cannot
-		 * finish before we return. */
-		if (pf__frame_here(PF__FRAME_HANDLER, e))
+		 * finish before we return.  Only a running execution can be
+		 * (we set it running ourselves then, so a relaxed load sees
+		 * it): the walk is skipped for all others. */
+		if (pf__status_of(pf__load_relaxed(&e->state)) == PF_RUNNING &&
+		    pf__frame_here(PF__FRAME_HANDLER, e))
 			return PF_EINVAL;
 		pf__worker *w = pf__pool_current(e->ctx.engine->pool);
 		pf__worker *other = w == NULL ? pf__worker_self() : NULL;

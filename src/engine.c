@@ -36,8 +36,6 @@
 #include "env.h"
 #include "record.h"
 
-enum { ENGINE_OPEN, ENGINE_CLOSING, ENGINE_CLOSED };
-
 /* Spare workers allowed beyond the base count (PUMPED_MAX_SPARE). */
 #define DEFAULT_MAX_SPARE 256
 
@@ -47,7 +45,7 @@ pf__engine_init(pf__engine *g, void *handle)
 	g->pool = NULL;
 	g->timers = NULL;
 	g->threads = 0;
-	pf__atomic_init(&g->state, ENGINE_OPEN);
+	pf__atomic_init(&g->state, PF__ENGINE_OPEN);
 	g->unfinished = NULL;
 	g->n_stripes = 0;
 	g->asym = false;
@@ -110,13 +108,6 @@ pf__engine_fini(pf__engine *g)
 	pthread_cond_destroy(&g->idle);
 }
 
-int
-pf__engine_open(const pf__engine *g)
-{
-	return pf__load_acquire(&((pf__engine *)g)->state) == ENGINE_OPEN ?
-	    0 : PF_ESHUTDOWN;
-}
-
 static void
 stripe_add(pf__engine *g, long d)
 {
@@ -145,7 +136,7 @@ pf__engine_enter(pf__engine *g)
 	/* Seq_cst: after the stripe's increment (the StoreLoad argument at
 	 * the top of this file). */
 	if (atomic_load_explicit(&g->state, memory_order_seq_cst) ==
-	    ENGINE_OPEN)
+	    PF__ENGINE_OPEN)
 		return 0;
 	pf__engine_finished(g);
 	return PF_ESHUTDOWN;
@@ -164,7 +155,7 @@ pf__engine_finished(pf__engine *g)
 	/* Seq_cst: a finisher that sees the engine still open needs no
 	 * broadcast (dispose re-sums on a 1 ms timed wait anyway). */
 	if (atomic_load_explicit(&g->state, memory_order_seq_cst) !=
-	    ENGINE_OPEN) {
+	    PF__ENGINE_OPEN) {
 		pthread_mutex_lock(&g->lock);
 		pthread_cond_broadcast(&g->idle);
 		pthread_mutex_unlock(&g->lock);
@@ -186,9 +177,9 @@ unfinished_sum(pf__engine *g)
 int
 pf__engine_close(pf__engine *g)
 {
-	int open = ENGINE_OPEN;
+	int open = PF__ENGINE_OPEN;
 	if (!atomic_compare_exchange_strong_explicit(&g->state, &open,
-		ENGINE_CLOSING, memory_order_seq_cst, memory_order_seq_cst))
+		PF__ENGINE_CLOSING, memory_order_seq_cst, memory_order_seq_cst))
 		return PF_ESHUTDOWN;
 	/* The heavy half of the StoreLoad pair at the top of this file. */
 	if (g->asym)
@@ -220,5 +211,5 @@ pf__engine_stop(pf__engine *g)
 	 * already finished) and joins the workers. */
 	pf__pool_destroy(g->pool);
 	pf__timers_stop(g->timers);
-	pf__store_release(&g->state, ENGINE_CLOSED);
+	pf__store_release(&g->state, PF__ENGINE_CLOSED);
 }

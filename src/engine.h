@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "atomics.h"
 #include "common.h"
 #include "ext.h"
 #include "pool.h"
@@ -53,8 +54,16 @@ int pf__engine_start(pf__engine *g, unsigned threads);
 /* Frees what init and start made; the pool and wheel are stopped. */
 void pf__engine_fini(pf__engine *g);
 
+enum { PF__ENGINE_OPEN, PF__ENGINE_CLOSING, PF__ENGINE_CLOSED };
+
 /* 0 while open, else PF_ESHUTDOWN. */
-int pf__engine_open(const pf__engine *g);
+static inline int
+pf__engine_open(const pf__engine *g)
+{
+	/* Acquire: pairs with the state changes in engine.c. */
+	return pf__load_acquire(&((pf__engine *)g)->state) ==
+		PF__ENGINE_OPEN ? 0 : PF_ESHUTDOWN;
+}
 /* Counts one more unfinished piece of work unless the engine is closing:
  * 0 or PF_ESHUTDOWN.  Balanced by pf__engine_finished. */
 int pf__engine_enter(pf__engine *g);

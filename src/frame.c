@@ -10,36 +10,13 @@
 #include "frame.h"
 
 _Thread_local unsigned pf__in_callback PF_TLS_MODEL;
-static _Thread_local pf__frame *tls_top PF_TLS_MODEL;
-
-void
-pf__frame_push(pf__frame *f, unsigned char kind, const void *obj)
-{
-	f->outer = tls_top;
-	f->obj = obj;
-	f->slot = NULL;
-	f->kind = kind;
-	f->waiter_runs = (f->outer != NULL ? f->outer->waiter_runs : 0) +
-	    (kind == PF__FRAME_WAITER_RUN);
-	if (kind == PF__FRAME_SUBSCRIBER || kind == PF__FRAME_LISTENER)
-		pf__in_callback++;
-	tls_top = f;
-}
-
-void
-pf__frame_pop(pf__frame *f)
-{
-	pf__assert(tls_top == f);
-	if (f->kind == PF__FRAME_SUBSCRIBER || f->kind == PF__FRAME_LISTENER)
-		pf__in_callback--;
-	tls_top = f->outer;
-}
+_Thread_local pf__frame *pf__frame_top PF_TLS_MODEL;
 
 bool
 pf__frame_here(unsigned char kind, const void *obj)
 {
-	for (const pf__frame *f = tls_top; f != NULL; f = f->outer)
-		if (f->kind == kind && f->obj == obj)
+	for (const pf__frame *f = pf__frame_top; f != NULL; f = f->outer)
+		if (f->obj == obj && f->kind == kind)
 			return true;
 	return false;
 }
@@ -47,7 +24,7 @@ pf__frame_here(unsigned char kind, const void *obj)
 bool
 pf__frame_caller_here(const void *obj)
 {
-	for (const pf__frame *f = tls_top; f != NULL; f = f->outer)
+	for (const pf__frame *f = pf__frame_top; f != NULL; f = f->outer)
 		if ((f->kind == PF__FRAME_STEP ||
 			f->kind == PF__FRAME_WAITER_RUN) && f->obj == obj)
 			return true;
@@ -57,13 +34,13 @@ pf__frame_caller_here(const void *obj)
 unsigned
 pf__frame_waiter_runs(void)
 {
-	return tls_top != NULL ? tls_top->waiter_runs : 0;
+	return pf__frame_top != NULL ? pf__frame_top->waiter_runs : 0;
 }
 
 bool
 pf__frame_holds_slot(const pf__pool *p)
 {
-	for (const pf__frame *f = tls_top; f != NULL; f = f->outer)
+	for (const pf__frame *f = pf__frame_top; f != NULL; f = f->outer)
 		if (f->slot != NULL && f->slot == p)
 			return true;
 	return false;
@@ -72,7 +49,7 @@ pf__frame_holds_slot(const pf__pool *p)
 void
 pf__frame_slots_give(void)
 {
-	for (const pf__frame *f = tls_top; f != NULL; f = f->outer)
+	for (const pf__frame *f = pf__frame_top; f != NULL; f = f->outer)
 		if (f->slot != NULL)
 			pf__pool_slot_give(f->slot);
 }
@@ -80,7 +57,7 @@ pf__frame_slots_give(void)
 void
 pf__frame_slots_resume(void)
 {
-	for (const pf__frame *f = tls_top; f != NULL; f = f->outer)
+	for (const pf__frame *f = pf__frame_top; f != NULL; f = f->outer)
 		if (f->slot != NULL)
 			pf__pool_slot_resume(f->slot);
 }
@@ -88,5 +65,5 @@ pf__frame_slots_resume(void)
 const void *
 pf__frame_thread(void)
 {
-	return &tls_top;
+	return &pf__frame_top;
 }

@@ -45,10 +45,6 @@ typedef struct pf__frame {
 	unsigned char kind;    /* enum pf__frame_kind */
 } pf__frame;
 
-/* Pushes f (on the caller's stack) for obj; pop it before returning. */
-void pf__frame_push(pf__frame *f, unsigned char kind, const void *obj);
-void pf__frame_pop(pf__frame *f);
-
 /* Whether a frame of this kind for obj is on this thread's chain. */
 bool pf__frame_here(unsigned char kind, const void *obj);
 /* Whether a STEP or WAITER_RUN frame for obj is on the chain. */
@@ -66,11 +62,39 @@ const void *pf__frame_thread(void);
 
 /* Status callbacks and signal listeners running on this thread now. */
 extern _Thread_local unsigned pf__in_callback PF_TLS_MODEL;
+/* This thread's innermost frame (frame.c's; inline for the hot path: a
+ * HANDLER frame per execution run). */
+extern _Thread_local pf__frame *pf__frame_top PF_TLS_MODEL;
 
 static inline bool
 pf__in_user_callback(void)
 {
 	return pf__in_callback != 0;
+}
+
+/* Pushes f (on the caller's stack) for obj; pop it before returning. */
+static inline void
+pf__frame_push(pf__frame *f, unsigned char kind, const void *obj)
+{
+	pf__frame *outer = pf__frame_top;
+	f->outer = outer;
+	f->obj = obj;
+	f->slot = NULL;
+	f->kind = kind;
+	f->waiter_runs = (outer != NULL ? outer->waiter_runs : 0) +
+	    (kind == PF__FRAME_WAITER_RUN);
+	if (kind == PF__FRAME_SUBSCRIBER || kind == PF__FRAME_LISTENER)
+		pf__in_callback++;
+	pf__frame_top = f;
+}
+
+static inline void
+pf__frame_pop(pf__frame *f)
+{
+	pf__assert(pf__frame_top == f);
+	if (f->kind == PF__FRAME_SUBSCRIBER || f->kind == PF__FRAME_LISTENER)
+		pf__in_callback--;
+	pf__frame_top = f->outer;
 }
 
 #endif /* PF_FRAME_H */
