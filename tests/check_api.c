@@ -25,7 +25,7 @@
 #include <pumped.h>
 
 #include "annotate.h"
-#include "stress.h"
+#include "testlib.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -73,15 +73,6 @@ await_abort(pf_ctx *ctx)
 	return false;
 }
 
-static pf_scope *
-new_scope(unsigned threads)
-{
-	pf_scope_options o = { threads, NULL, 0, NULL, 0 };
-	pf_scope *s = NULL;
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
 
 static pf_scope *
 new_scope_ext(unsigned threads, const pf_extension *const *x, size_t n)

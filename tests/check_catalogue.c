@@ -53,7 +53,7 @@
 #include <time.h>
 
 #include "pumped.h"
-#include "stress.h"
+#include "testlib.h"
 #include "annotate.h"
 #include "timer.h"
 #include "scope.h"
@@ -76,13 +76,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
 
 static int64_t
 now_ms(void)
@@ -92,14 +85,6 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static pf_scope *
-new_scope(unsigned threads)
-{
-	pf_scope *s = NULL;
-	pf_scope_options o = { .threads = threads };
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	return s;
-}
 
 static void
 dispose(pf_scope *s)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "testlib.h"
 
 START_TEST(mono_never_goes_back)
 {
@@ -44,13 +45,6 @@ START_TEST(wall_matches_time)
 }
 END_TEST
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
 
 /* A timestamp converts to the same value whenever it is read: refining
  * the map (here forced, ten times) never changes an existing value. */

@@ -24,12 +24,12 @@
 #include <pumped.h>
 
 #include "annotate.h"
-#include "stress.h"
+#include "testlib.h"
 
 /* ------------------------------------------------------------ helpers */
 
 static pf_scope *
-new_scope(unsigned threads, const pf_tag_value *tags, size_t n_tags)
+new_scope_tags(unsigned threads, const pf_tag_value *tags, size_t n_tags)
 {
 	pf_scope_options o = { threads, NULL, 0, tags, n_tags };
 	pf_scope *s = NULL;
@@ -85,7 +85,7 @@ static const pf_tag plain_tag = { "plain", sizeof(int), NULL };
 /* "get/find look in ... then the tag's default." */
 START_TEST(default_is_last_resort)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	int v = -1;
 	ck_assert_int_eq(pf_ctx_get(c, &num_tag, &v), 0);
@@ -103,7 +103,7 @@ START_TEST(scope_tags_before_default)
 {
 	int scoped = 2;
 	pf_tag_value tv[] = { { &num_tag, &scoped }, { &plain_tag, &scoped } };
-	pf_scope *s = new_scope(2, tv, 2);
+	pf_scope *s = new_scope_tags(2, tv, 2);
 	scoped = 99; /* options are copied during the call */
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	pf_ctx *child = new_child(c);
@@ -127,7 +127,7 @@ START_TEST(own_then_each_ancestor_then_scope)
 {
 	int scoped = 2;
 	pf_tag_value tv[] = { { &num_tag, &scoped } };
-	pf_scope *s = new_scope(2, tv, 1);
+	pf_scope *s = new_scope_tags(2, tv, 1);
 	pf_ctx *root = new_standalone(s, NULL, 0);
 	pf_ctx *mid = new_child(root);
 	pf_ctx *leaf = new_child(mid);
@@ -168,7 +168,7 @@ END_TEST
  * writes through)." */
 START_TEST(child_set_shadows_parent)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *parent = new_standalone(s, NULL, 0);
 	pf_ctx *a = new_child(parent);
 	pf_ctx *b = new_child(parent);
@@ -203,7 +203,7 @@ END_TEST
 /* "copies t->size bytes": the caller's buffer may change afterwards. */
 START_TEST(set_copies_value)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	int src = 31;
 	ck_assert_int_eq(pf_ctx_set(c, &plain_tag, &src), 0);
@@ -222,7 +222,7 @@ END_TEST
  * visible to the child." */
 START_TEST(parent_set_after_child_creation_is_visible)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *parent = new_standalone(s, NULL, 0);
 	pf_ctx *child = new_child(parent);
 	pf_ctx *grandchild = new_child(child);
@@ -276,7 +276,7 @@ static const pf_flow live_flow = { "live", live_handler, 0, 0 };
 /* Live lookup from a child flow running on a worker. */
 START_TEST(child_flow_sees_later_parent_set)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *parent = new_standalone(s, NULL, 0);
 	struct live_probe p = { 0, -1, -1 };
 	PF_ATOMIC_OBJ(&p.go); /* the test's flags: see src/annotate.h */
@@ -301,7 +301,7 @@ START_TEST(same_label_different_tags)
 {
 	static const pf_tag twin_a = { "twin", sizeof(int), NULL };
 	static const pf_tag twin_b = { "twin", sizeof(int), NULL };
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	int v = -1;
 	ck_assert_int_eq(pf_ctx_set(c, &twin_a, &(int){ 5 }), 0);
@@ -321,7 +321,7 @@ END_TEST
  * are written only on success); find with out NULL tests presence. */
 START_TEST(absent_tag_enoent_and_false)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	pf_ctx *child = new_child(c);
 	int v = 12345;
@@ -418,7 +418,7 @@ reader_main(void *arg)
  * race-free": every value read is one that was set, never torn. */
 START_TEST(parent_set_races_children_get)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	struct race race = { 0 };
 	PF_ATOMIC_OBJ(&race.stop); /* the test's flags: see src/annotate.h */
 	PF_ATOMIC_OBJ(&race.started);
@@ -513,7 +513,7 @@ START_TEST(threads_share_standalone_context)
 		for (int j = 0; j < OWN_TAGS; j++)
 			own_tags[i][j] = (pf_tag){ "own", sizeof(uint64_t),
 				NULL };
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, NULL, 0);
 	atomic_int go = 0;
 	PF_ATOMIC_OBJ(&go); /* the test's flag: see src/annotate.h */
@@ -571,7 +571,7 @@ START_TEST(typed_tag_macros)
 	ck_assert_ptr_eq(tv[0].tag, &shared_long_tag);
 	ck_assert_ptr_eq(tv[0].value, &seeded);
 
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	pf_ctx *c = new_standalone(s, tv, 1);
 	long l = 0;
 	ck_assert_int_eq(shared_long_tag_get(c, &l), 0);
@@ -683,7 +683,7 @@ static const pf_flow meta_root_flow = { "meta_root", meta_root, 0, 0 };
  * context; parent name absent for root flows. */
 START_TEST(flow_meta_root_and_child)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	struct meta_test t;
 	memset(&t, 0, sizeof(t));
 	ck_assert_int_eq(pf_scope_run(s, &meta_root_flow, &t, NULL, NULL), 0);
@@ -716,7 +716,7 @@ END_TEST
 /* "pf_flow_is_parallel_tag (bool; true for calls of a parallel group)" */
 START_TEST(flow_meta_parallel_calls)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	struct meta_test t;
 	memset(&t, 0, sizeof(t));
 	ck_assert_int_eq(pf_scope_run(s, &meta_root_flow, &t, NULL, NULL), 0);
@@ -737,7 +737,7 @@ END_TEST
  * nearest flow ancestor's values." (pumped.h) */
 START_TEST(flow_meta_fn_step_and_standalone)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	struct meta_test t;
 	memset(&t, 0, sizeof(t));
 	ck_assert_int_eq(pf_scope_run(s, &meta_root_flow, &t, NULL, NULL), 0);
@@ -792,7 +792,7 @@ static const pf_flow seed_flow = { "seed", seed_handler, 0, 0 };
 /* pf_exec_options.tags: "seeded into the new context" (copied). */
 START_TEST(exec_option_tags_seeded)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	int seed = 7;
 	pf_tag_value tv[] = { { &plain_tag, &seed } };
 	pf_exec_options o = { 0 };
@@ -830,7 +830,7 @@ END_TEST
 /* pf_ctx_options.tags seed a standalone context. */
 START_TEST(ctx_option_tags_seeded)
 {
-	pf_scope *s = new_scope(2, NULL, 0);
+	pf_scope *s = new_scope_tags(2, NULL, 0);
 	int seed = 11;
 	pf_tag_value tv[] = { { &plain_tag, &seed } };
 	pf_ctx *c = new_standalone(s, tv, 1);

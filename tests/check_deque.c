@@ -14,7 +14,7 @@
 #include "annotate.h"
 #include "deque.h"
 #include "pumped.h"
-#include "stress.h"
+#include "testlib.h"
 
 /* Items are small integers dressed as pointers; 0 would read as "empty". */
 static void *

@@ -43,7 +43,7 @@
 
 #include <pumped.h>
 
-#include "stress.h"
+#include "testlib.h"
 
 /* Sanitizers report freed memory themselves, and map shadow memory for
  * what the program allocates (its resident size means little). */
@@ -146,15 +146,6 @@ await_at_least(atomic_int *a, int want)
 	return await_at_least_for(a, want, BOUND_US);
 }
 
-static pf_scope *
-new_scope(unsigned threads)
-{
-	pf_scope_options o = { threads, NULL, 0, NULL, 0 };
-	pf_scope *s = NULL;
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
 
 static pf_ctx *
 new_standalone(pf_scope *s)

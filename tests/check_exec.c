@@ -31,20 +31,13 @@
 
 #include <pumped.h>
 
-#include "stress.h"
+#include "testlib.h"
 
 #define MS INT64_C(1000000)
 #define GIVE_UP_MS 10000
 
 /* -------------------------------------------------------------- helpers */
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
 
 static int64_t
 clock_ns(clockid_t id)
@@ -91,15 +84,6 @@ await_at_least(_Atomic int *p, int want, long ms)
 	return true;
 }
 
-static pf_scope *
-mk_scope(unsigned threads)
-{
-	pf_scope_options o = { .threads = threads };
-	pf_scope *s = NULL;
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
 
 static bool
 is_terminal(pf_status st)
@@ -361,7 +345,7 @@ cb_record(pf_exec *e, pf_status st, void *data)
 /* "pending from creation until the handler starts" */
 START_TEST(pending_until_handler_starts)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate blk = { 0 };
 	pf_exec *b = block_worker(s, &blk);
 
@@ -393,7 +377,7 @@ END_TEST
 /* "running while it runs" */
 START_TEST(running_while_handler_runs)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	g.out = 9;
 	pf_exec *e = NULL;
@@ -422,7 +406,7 @@ END_TEST
 /* "completed (handler returned 0)" */
 START_TEST(completed_when_handler_returns_zero)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int code = 0, out = -1;
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &code_flow, &code, NULL, &e), 0);
@@ -440,7 +424,7 @@ END_TEST
  * only when the execution completes." */
 START_TEST(failed_when_error_not_aborted)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int code = PF_EUSER - 7, out = -1;
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &code_flow, &code, NULL, &e), 0);
@@ -468,7 +452,7 @@ END_TEST
  * abort reason)" */
 START_TEST(cancelled_when_error_while_aborted)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	aw a = { .mode = AW_FLAG, .ret = PF_EUSER - 5 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &aw_flow, &a, NULL, &e), 0);
@@ -489,7 +473,7 @@ END_TEST
  * matters for an error. */
 START_TEST(completed_when_zero_after_abort)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	aw a = { .mode = AW_FLAG, .ret = 0 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &aw_flow, &a, NULL, &e), 0);
@@ -509,7 +493,7 @@ END_TEST
 /* "a terminal status never changes" (and its callback runs once) */
 START_TEST(terminal_never_changes)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int out = -1;
 
 	cbrec r;
@@ -560,7 +544,7 @@ END_TEST
  * a message) just before the terminal status is published." */
 START_TEST(terminal_callback_sees_published_result)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	cbrec r;
 	cbrec_init(&r);
 	pf_exec_options o = { .on_status = cb_record, .on_status_data = &r };
@@ -621,7 +605,7 @@ waiter_main(void *p)
 
 START_TEST(waiter_sees_published_result)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	g.ret = PF_EUSER - 4;
 	pf_exec *e = NULL;
@@ -646,7 +630,7 @@ END_TEST
  * it ends itself (completed_at ...) just before the terminal status". */
 START_TEST(exec_timestamps_ordered)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int64_t t0 = wall_ns();
 	int ok = 0;
 	pf_exec *e = NULL;
@@ -681,7 +665,7 @@ fn_return_arg(pf_ctx *child, void *arg)
 
 START_TEST(standalone_starts_at_creation_and_end_only_records)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int64_t t0 = wall_ns();
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
@@ -737,7 +721,7 @@ fn_keep(pf_ctx *child, void *arg)
 
 START_TEST(fn_step_starts_at_creation_ends_on_return)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	fnrec r = { 0 };
@@ -773,7 +757,7 @@ static const pf_flow exec_fn_flow = { "exec_fn", exec_fn_in_handler,
 
 START_TEST(exec_fn_returns_fn_result)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	for (size_t i = 0; i < sizeof fn_values / sizeof fn_values[0]; i++) {
@@ -796,7 +780,7 @@ END_TEST
  * exactly once." */
 START_TEST(on_status_sees_each_transition_once)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	static const int codes[] = { 0, PF_EUSER - 2 };
 	static const pf_status ends[] = { PF_COMPLETED, PF_FAILED };
 	for (int k = 0; k < 2; k++) {
@@ -840,7 +824,7 @@ END_TEST
  * submitter, running and terminal on the thread that runs the handler. */
 START_TEST(callbacks_run_on_transition_thread)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	cbrec r;
 	cbrec_init(&r);
 	pf_exec_options o = { .on_status = cb_record, .on_status_data = &r };
@@ -862,7 +846,7 @@ END_TEST
  * the terminal status" */
 START_TEST(subscribe_finished_calls_once_at_once)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	int bad = PF_EUSER - 6;
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &code_flow, &bad, NULL, &e), 0);
@@ -884,7 +868,7 @@ END_TEST
 /* "otherwise it sees every later transition" (running: terminal only) */
 START_TEST(subscribe_running_sees_later_only)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
@@ -906,7 +890,7 @@ END_TEST
 /* ... (pending: running then terminal) */
 START_TEST(subscribe_pending_sees_running_and_terminal)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate blk = { 0 };
 	pf_exec *b = block_worker(s, &blk);
 	gate g = { 0 };
@@ -932,7 +916,7 @@ END_TEST
  * data); PF_ENOENT if none." */
 START_TEST(off_status_stops_calls)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e), 0);
@@ -966,7 +950,7 @@ END_TEST
  * transition have returned." */
 START_TEST(wait_returns_after_terminal_callbacks)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	/* opts.on_status, via pf_exec_wait. */
 	cbrec r;
 	cbrec_init(&r);
@@ -1004,7 +988,7 @@ END_TEST
 /* "(and wait_for, try when they return the result)" */
 START_TEST(wait_for_and_try_after_terminal_callbacks)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	for (int k = 0; k < 2; k++) {
 		cbrec r;
 		cbrec_init(&r);
@@ -1032,7 +1016,7 @@ END_TEST
  * pending) */
 START_TEST(callback_aborts_own_execution)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	cbrec r;
 	cbrec_init(&r);
 	r.abort_self_on = PF_RUNNING;
@@ -1067,7 +1051,7 @@ END_TEST
 /* ... and another context. */
 START_TEST(callback_aborts_other_context)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx *other = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &other), 0);
 	cbrec r;
@@ -1088,7 +1072,7 @@ END_TEST
 /* "Aborting a context aborts it and every descendant, present ..." */
 START_TEST(abort_reaches_running_descendants)
 {
-	pf_scope *s = mk_scope(4);
+	pf_scope *s = new_scope(4);
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &root), 0);
 	spawn sp = { .self = { .mode = AW_FLAG, .ret = PF_EUSER - 1 },
@@ -1156,7 +1140,7 @@ check_refuses_children(pf_ctx *c, int reason)
 
 START_TEST(aborted_context_starts_nothing)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &root), 0);
 	fnrec kept = { 0 };
@@ -1185,7 +1169,7 @@ END_TEST
  * descendants, ended or not." */
 START_TEST(abort_reaches_ended_descendants)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &root), 0);
 	fnrec kept = { 0 };
@@ -1217,7 +1201,7 @@ await_aborted(pf_ctx *c)
  * Timeout first, then explicit abort. */
 START_TEST(timeout_then_abort_keeps_timedout)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx_options co = { .timeout_ms = 20 };
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, &co, &root), 0);
@@ -1255,7 +1239,7 @@ END_TEST
 /* ... the reverse: explicit abort, then the deadline passes. */
 START_TEST(abort_then_timeout_keeps_canceled)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx_options co = { .timeout_ms = 30 };
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, &co, &root), 0);
@@ -1287,7 +1271,7 @@ END_TEST
  * timeout reaches it later; one not aborted takes the ancestor's. */
 START_TEST(descendant_keeps_own_earlier_reason)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	pf_ctx_options co = { .timeout_ms = 30 };
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, &co, &root), 0);
@@ -1312,7 +1296,7 @@ END_TEST
  * cancelled at once, waking its waiters." */
 START_TEST(pending_aborted_never_runs)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate blk = { 0 };
 	pf_exec *b = block_worker(s, &blk);
 
@@ -1385,7 +1369,7 @@ END_TEST
  * pf_ctx_throw_if_aborted, the signal's fd and listeners" */
 START_TEST(running_handler_observes_abort)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	aw a = { .mode = _i, .ret = PF_EUSER - 1 };
 	pf_exec *e = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &aw_flow, &a, NULL, &e), 0);
@@ -1413,7 +1397,7 @@ END_TEST
 /* "pf_exec_abort on a finished execution changes nothing" */
 START_TEST(abort_finished_changes_nothing)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	static const int codes[] = { 0, PF_EUSER - 9 };
 	static const pf_status ends[] = { PF_COMPLETED, PF_FAILED };
 	for (int k = 0; k < 2; k++) {
@@ -1472,7 +1456,7 @@ slow_listener(pf_signal *s, void *data)
  * ... returns" */
 START_TEST(listeners_ran_before_ctx_abort_returns)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &root), 0);
 	fnrec kept = { 0 };
@@ -1510,7 +1494,7 @@ END_TEST
  * and its running child) */
 START_TEST(listeners_ran_before_exec_abort_returns)
 {
-	pf_scope *s = mk_scope(4);
+	pf_scope *s = new_scope(4);
 	spawn sp = { .self = { .mode = AW_FLAG, .ret = PF_EUSER - 1 },
 		.grand = { .mode = AW_FLAG, .ret = PF_EUSER - 2 } };
 	pf_exec *e = NULL;
@@ -1543,7 +1527,7 @@ END_TEST
 /* "adding a listener to an aborted signal runs it at once" */
 START_TEST(listener_added_to_aborted_runs_at_once)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	ck_assert_int_eq(pf_ctx_abort(c), 0);
@@ -1579,7 +1563,7 @@ END_TEST
  * will not run" (removed before the abort) */
 START_TEST(removed_listener_never_runs)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	pf_signal *sig = pf_ctx_signal(c);
@@ -1616,7 +1600,7 @@ abort_main(void *p)
 
 START_TEST(remove_waits_for_running_listener)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	pf_signal *sig = pf_ctx_signal(c);
@@ -1641,7 +1625,7 @@ END_TEST
 /* "The signal fd belongs to the context and closes with it." */
 START_TEST(signal_fd_turns_readable_and_closes_with_context)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx *c = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	int fd = pf_signal_fd(pf_ctx_signal(c));
@@ -1666,7 +1650,7 @@ END_TEST
  * PF_ETIMEDOUT when it is still unfinished at the deadline" (scope exec) */
 START_TEST(scope_exec_times_out)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	aw a = { .mode = AW_FLAG, .ret = PF_EUSER - 1 };
 	pf_exec_options o = { .timeout_ms = 30 };
 	int64_t t0 = mono_ns();
@@ -1696,7 +1680,7 @@ END_TEST
 /* "counted from creation (time spent pending counts)" */
 START_TEST(timeout_counts_pending_time)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate blk = { 0 };
 	pf_exec *b = block_worker(s, &blk);
 	gate p = { 0 };
@@ -1725,7 +1709,7 @@ END_TEST
  * An execution that finished before its deadline is never aborted later. */
 START_TEST(timer_released_when_finished)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	enum { N = 10 };
 	pf_exec *es[3 * N];
 	aw as[N];
@@ -1771,7 +1755,7 @@ END_TEST
  * descendants but not its parent. */
 START_TEST(child_exec_times_out)
 {
-	pf_scope *s = mk_scope(4);
+	pf_scope *s = new_scope(4);
 	pf_ctx *root = NULL;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &root), 0);
 	spawn sp = { .self = { .mode = AW_FLAG, .ret = PF_EUSER - 1 },
@@ -1800,7 +1784,7 @@ END_TEST
 /* "... standalone contexts": pf_scope_create_execution with timeout_ms. */
 START_TEST(standalone_context_times_out)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	pf_ctx_options co = { .timeout_ms = 30 };
 	int64_t t0 = mono_ns();
 	pf_ctx *c = NULL;
@@ -1863,7 +1847,7 @@ static const unsigned loop_threads[] = { 1, 2, 4 };
  * deadlock" */
 START_TEST(fib_of_waited_children)
 {
-	pf_scope *s = mk_scope(loop_threads[_i]);
+	pf_scope *s = new_scope(loop_threads[_i]);
 	ck_assert_uint_eq(pf_scope_threads(s), loop_threads[_i]);
 	int n = 15;
 	long out = -1;
@@ -1900,7 +1884,7 @@ static const pf_flow nest_flow = { "nest", nest_handler, sizeof(int), sizeof(int
 
 START_TEST(nested_waits_30_deep)
 {
-	pf_scope *s = mk_scope(loop_threads[_i]);
+	pf_scope *s = new_scope(loop_threads[_i]);
 	int d = 30, out = -1;
 	ck_assert_int_eq(pf_scope_run(s, &nest_flow, &d, &out, NULL), 0);
 	ck_assert_int_eq(out, 30);
@@ -1912,7 +1896,7 @@ END_TEST
  * spin loop" */
 START_TEST(external_waiter_sleeps)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	g.out = 3;
 	pf_exec *e = NULL;
@@ -1941,7 +1925,7 @@ END_TEST
  * is free. */
 START_TEST(external_wait_runs_pending_only_in_a_free_slot)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate busy = { 0 };
 	pf_exec *b = block_worker(s, &busy);
 	int worker = atomic_load(&busy.tid);
@@ -1977,7 +1961,7 @@ static const pf_flow dispose_own_scope_flow = { "dispose-own",
  * wait for itself), as from a worker. */
 START_TEST(external_wait_inline_handler_cannot_dispose)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate busy = { 0 };
 	pf_exec *b = block_worker(s, &busy);
 	pf_exec *e = NULL;
@@ -1997,7 +1981,7 @@ END_TEST
  * giving up. */
 START_TEST(external_wait_for_does_not_run_pending)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate busy = { 0 };
 	pf_exec *b = block_worker(s, &busy);
 	gate g = { 0 };
@@ -2018,7 +2002,7 @@ END_TEST
  * and the result once finished. */
 START_TEST(wait_for_times_out_then_delivers)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	g.out = 77;
 	pf_exec *e = NULL;
@@ -2049,7 +2033,7 @@ END_TEST
 /* pf_exec_try: "The result if finished, else PF_EAGAIN; never blocks." */
 START_TEST(try_eagain_until_finished)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	g.out = 11;
 	g.ret = 0;
@@ -2091,7 +2075,7 @@ END_TEST
  * thread before returning" (an outside submitter) */
 START_TEST(submit_never_runs_on_caller)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	for (int i = 0; i < 20; i++) {
 		gate g = { 0 };
 		atomic_store(&g.open, 1);
@@ -2140,7 +2124,7 @@ static const pf_flow submit_child_flow = { "submit_child",
 
 START_TEST(child_submit_never_runs_on_caller)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	for (int i = 0; i < 20; i++) {
 		sub_rec r = { 0 };
 		atomic_store(&r.child.open, 1);
@@ -2159,7 +2143,7 @@ END_TEST
 /* "Submitting (pf_scope_exec, pf_ctx_exec) never blocks on running work" */
 START_TEST(submit_does_not_block_on_running_work)
 {
-	pf_scope *s = mk_scope(1);
+	pf_scope *s = new_scope(1);
 	gate blk = { 0 };
 	pf_exec *b = block_worker(s, &blk);
 	pf_ctx *c = NULL;
@@ -2210,7 +2194,7 @@ static const pf_flow ff_parent_flow = { "ff_parent", ff_parent_handler, 0,
 START_TEST(idle_workers_pick_up_queued_work)
 {
 	unsigned threads = loop_threads[_i];
-	pf_scope *s = mk_scope(threads);
+	pf_scope *s = new_scope(threads);
 	_Atomic int flag = 0;
 	ck_assert_int_eq(pf_scope_exec(s, &flag_flow, &flag, NULL, NULL), 0);
 	ck_assert(await_at_least(&flag, 1, 5000));
@@ -2252,7 +2236,7 @@ static const pf_flow handler_waiter_flow = { "handler_waiter",
 
 START_TEST(many_waiters_wake_with_output)
 {
-	pf_scope *s = mk_scope(loop_threads[_i]);
+	pf_scope *s = new_scope(loop_threads[_i]);
 	gate g = { 0 };
 	g.out = 4242;
 	pf_exec *e = NULL;
@@ -2365,7 +2349,7 @@ static const pf_flow orphan_parent_flow = { "orphan_parent",
  * child; the child goes on unless aborted." */
 START_TEST(child_outlives_parent_reads_tags)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	orphan o = { 0 };
 	pf_exec *p = NULL;
 	ck_assert_int_eq(pf_scope_exec(s, &orphan_parent_flow, &o, NULL, &p),
@@ -2400,7 +2384,7 @@ END_TEST
  * execution finished; and a standalone parent that has ended) */
 START_TEST(aborting_finished_parent_aborts_child)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	orphan o = { .use_aw = true,
 		.a = { .mode = AW_FLAG, .ret = PF_EUSER - 1 } };
 	pf_exec *p = NULL;
@@ -2470,7 +2454,7 @@ static const pf_flow race_flow = { "race", race_handler, 0, 0 };
 START_TEST(abort_races_start_and_finish)
 {
 	long n = pf_test_scale(2000);
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	race_rec *rs = calloc((size_t)n, sizeof *rs);
 	pf_exec **es = calloc((size_t)n, sizeof *es);
 	ck_assert_ptr_nonnull(rs);
@@ -2587,7 +2571,7 @@ slow_sub_cb(pf_exec *e, pf_status st, void *data)
 
 START_TEST(off_status_waits_for_callback_in_flight)
 {
-	pf_scope *s = mk_scope(2);
+	pf_scope *s = new_scope(2);
 	gate g = { 0 };
 	slow_sub ss = { 0 };
 	/* Subscribed while pending (usually), the running transition

@@ -51,7 +51,7 @@
 #include <pumped.h>
 
 #include "alloc.h"
-#include "stress.h"
+#include "testlib.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "injector.h"
-#include "stress.h"
+#include "testlib.h"
 #include "task.h"
 
 struct item {

@@ -41,7 +41,7 @@
 #include <pumped.h>
 
 #include "annotate.h"
-#include "stress.h"
+#include "testlib.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -104,15 +104,6 @@ await_at_least(atomic_int *a, int want)
 	return false;
 }
 
-static pf_scope *
-new_scope(unsigned threads)
-{
-	pf_scope_options o = { threads, NULL, 0, NULL, 0 };
-	pf_scope *s = NULL;
-	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	ck_assert_ptr_nonnull(s);
-	return s;
-}
 
 /* Sets a tuning variable, or unsets it for NULL. */
 static void

@@ -18,7 +18,7 @@
 #include "park.h"
 #include "pool.h"
 #include "pumped.h"
-#include "stress.h"
+#include "testlib.h"
 
 /*
  * A runtime-level future: a task plus one word that holds the waiting

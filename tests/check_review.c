@@ -21,7 +21,7 @@
 
 #include <pumped.h>
 
-#include "stress.h"
+#include "testlib.h"
 
 static int64_t
 mono_ms(void)

@@ -20,7 +20,7 @@
 #include "annotate.h"
 #include "pumped.h"
 #include "slab.h"
-#include "stress.h"
+#include "testlib.h"
 
 #define CHUNK_SIZE (64 * 1024)
 

@@ -28,7 +28,7 @@
 
 #include "annotate.h"
 #include "pumped.h"
-#include "stress.h"
+#include "testlib.h"
 
 /* PF_FLOW defines typed static inline wrappers; clang warns about the
  * ones a test does not call. */

@@ -21,18 +21,11 @@
 #include "clock.h"
 #include "common.h"
 #include "pumped.h"
-#include "stress.h"
+#include "testlib.h"
 #include "timer.h"
 
 #define MS INT64_C(1000000)
 
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
 
 /* A test timer: the node plus what its callback records. */
 typedef struct rec {

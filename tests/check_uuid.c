@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "stress.h"
+#include "testlib.h"
 #include "uuid.h"
 
 #define NS_PER_MS INT64_C(1000000)
