@@ -86,6 +86,7 @@
 #include "alloc.h"
 #include "annotate.h"
 #include "common.h"
+#include "list.h"
 #include "pumped.h"
 
 #define CHUNK_SIZE ((size_t)64 * 1024)
@@ -127,13 +128,13 @@ struct chunk {
 	/* Owner only: objects out and not yet filed back by the owner. */
 	long used;
 	/* Owner only: the list of all chunks except the spare. */
-	struct chunk *next, *prev;
+	pf__hnode link;
 	/*
 	 * Owner only: the list of non-current chunks with a free object.
 	 * A chunk other than cur is on it exactly when its free list is
 	 * non-empty (only cur can have bump space).
 	 */
-	struct chunk *pnext, *pprev;
+	pf__hnode plink;
 	bool on_partial;
 	/*
 	 * Zero until pf__slab_destroy adds used; then the owner and remote
@@ -151,8 +152,8 @@ struct pf__slab {
 	size_t size;
 	/* Owner only. */
 	struct chunk *cur;     /* allocations come from here; may be NULL */
-	struct chunk *all;     /* every chunk but the spare */
-	struct chunk *partial; /* non-current chunks with a free object */
+	pf__hlist all;         /* every chunk but the spare (link) */
+	pf__hlist partial;     /* non-current chunks with a free object (plink) */
 	struct chunk *spare;   /* one empty chunk kept back, or NULL */
 	size_t nchunks;        /* chunks on all, plus the spare */
 	/*
@@ -202,44 +203,28 @@ drop(_Atomic long *cnt, long n)
 static void
 all_push(pf__slab *s, struct chunk *c)
 {
-	c->prev = NULL;
-	c->next = s->all;
-	if (s->all != NULL)
-		s->all->prev = c;
-	s->all = c;
+	pf__hlist_push(&s->all, &c->link);
 }
 
 static void
 all_remove(pf__slab *s, struct chunk *c)
 {
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->all = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	(void)s;
+	pf__hlist_del(&c->link);
 }
 
 static void
 partial_push(pf__slab *s, struct chunk *c)
 {
-	c->pprev = NULL;
-	c->pnext = s->partial;
-	if (s->partial != NULL)
-		s->partial->pprev = c;
-	s->partial = c;
+	pf__hlist_push(&s->partial, &c->plink);
 	c->on_partial = true;
 }
 
 static void
 partial_remove(pf__slab *s, struct chunk *c)
 {
-	if (c->pprev != NULL)
-		c->pprev->pnext = c->pnext;
-	else
-		s->partial = c->pnext;
-	if (c->pnext != NULL)
-		c->pnext->pprev = c->pprev;
+	(void)s;
+	pf__hlist_del(&c->plink);
 	c->on_partial = false;
 }
 
@@ -359,8 +344,8 @@ alloc_slow(pf__slab *s)
 	}
 
 	/* Then a chunk that already has free objects. */
-	if (s->partial != NULL) {
-		c = s->partial;
+	if (!pf__hlist_empty(&s->partial)) {
+		c = PF_CONTAINER_OF(s->partial.first, struct chunk, plink);
 		pf__assert(c->free != NULL);
 		partial_remove(s, c);
 		s->cur = c;
@@ -403,8 +388,8 @@ pf__slab_create(pf__slab **out, size_t obj_size)
 		return PF_ENOMEM;
 	s->size = (obj_size + OBJ_ALIGN - 1) & ~(size_t)(OBJ_ALIGN - 1);
 	s->cur = NULL;
-	s->all = NULL;
-	s->partial = NULL;
+	pf__hlist_init(&s->all);
+	pf__hlist_init(&s->partial);
 	s->spare = NULL;
 	s->nchunks = 0;
 	/* Published to other threads by whatever hands them an object. */
@@ -503,10 +488,11 @@ pf__slab_destroy(pf__slab *s)
 		pf__free(s->spare);
 
 	long kept = 0;
-	struct chunk *next;
-	for (struct chunk *c = s->all; c != NULL; c = next) {
+	pf__hnode *next;
+	for (pf__hnode *n = s->all.first; n != NULL; n = next) {
+		struct chunk *c = PF_CONTAINER_OF(n, struct chunk, link);
 		/* Read first: once live is published c may be freed anytime. */
-		next = c->next;
+		next = n->next;
 		long used = c->used;
 		if (used == 0) {
 			pf__free(c);
