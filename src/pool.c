@@ -26,15 +26,13 @@
  * pool starts one more worker, up to threads + max_spare.  Spares stay
  * until the pool is destroyed; an idle spare parks like any worker.
  *
- * Run slots (pool.h).  `slots` counts free slots; a taker decrements it by
- * CAS only while it stays above `resumers` (fresh takers leave free slots
- * to threads resuming a handler), a resumer whenever it is positive.  A
+ * Run slots (pool.h, slots.h).  A
  * worker without a slot parks like an idle one and must be woken when a
  * slot frees while work is queued; the parking protocol above extends to
  * it, the giver's side being:
  *
  *   parker (pf__pool_idle_park)          giver (pf__pool_slot_give)
- *   idle := 1; sleepers += 1             slots += 1 (seq_cst RMW)
+ *   idle := 1; sleepers += 1             slots.free += 1 (seq_cst RMW)
  *   fence(seq_cst)                       fence(seq_cst)
  *   work visible and a slot free? -> no  load sleepers, work visible?
  *   park                                 if so: claim an idle worker, unpark
@@ -233,75 +231,23 @@ wake_one(pf__pool *p)
 	}
 }
 
-/* Whether a fresh taker would get a slot now (a hint; the CAS decides). */
-static bool
-slot_free(const pf__pool *p)
-{
-	/* Relaxed: callers that must not miss a slot fence before this. */
-	return atomic_load_explicit(&p->slots, memory_order_relaxed) >
-	    atomic_load_explicit(&p->resumers, memory_order_relaxed);
-}
-
 bool
 pf__pool_slot_take(pf__pool *p)
 {
-	/* Relaxed: a count that publishes nothing (see the top of the file). */
-	int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
-	while (n > atomic_load_explicit(&p->resumers, memory_order_relaxed))
-		if (atomic_compare_exchange_weak_explicit(&p->slots, &n, n - 1,
-			memory_order_relaxed, memory_order_relaxed))
-			return true;
-	return false;
-}
-
-/* Takes any free slot, resumers' included: false when none is free. */
-static bool
-slot_take_any(pf__pool *p)
-{
-	int n = atomic_load_explicit(&p->slots, memory_order_relaxed);
-	while (n > 0)
-		if (atomic_compare_exchange_weak_explicit(&p->slots, &n, n - 1,
-			memory_order_relaxed, memory_order_relaxed))
-			return true;
-	return false;
+	return pf__slots_take(&p->slots);
 }
 
 void
 pf__pool_slot_resume(pf__pool *p)
 {
-	/* Usually a slot is free (the waiter gave its own back). */
-	if (slot_take_any(p))
-		return;
-	/* Announced only when none is: busy workers then hand theirs over at
-	 * their next task boundary, and fresh takers stop taking. */
-	atomic_fetch_add_explicit(&p->resumers, 1, memory_order_relaxed);
-	for (unsigned i = 0;; i++) {
-		if (slot_take_any(p))
-			goto taken;
-		/* Rare (every slot is busy while this thread was blocked):
-		 * back off from spinning to yielding to short sleeps. */
-		if (i < 64) {
-			pf__cpu_relax();
-		} else if (i < 128) {
-			sched_yield();
-		} else {
-			struct timespec ts = { 0, i < 256 ? 20000 : 200000 };
-			nanosleep(&ts, NULL);
-		}
-	}
-taken:
-	atomic_fetch_sub_explicit(&p->resumers, 1, memory_order_relaxed);
+	pf__slots_resume(&p->slots);
 }
 
 void
 pf__pool_slot_give(pf__pool *p)
 {
-	int old = atomic_fetch_add_explicit(&p->slots, 1,
-	    memory_order_seq_cst);
-	/* A slot was free already: a worker that parked with work queued
-	 * did so while none was, and the giver that freed the first one
-	 * woke it.  Only that giver pays for the wake-up. */
-	if (old > atomic_load_explicit(&p->resumers, memory_order_relaxed))
+	/* Only the giver that freed the first slot pays for a wake-up. */
+	if (!pf__slots_give(&p->slots))
 		return;
 	/* StoreLoad, pairs with the fence in pf__pool_idle_park(): see the
 	 * top of this file.  As in notify(), no wake-up while a worker is
@@ -396,7 +342,7 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	atomic_thread_fence(memory_order_seq_cst);
 	/* Queued work keeps w awake only if w can run it: with its slot, or
 	 * with one it can take. */
-	if (!(work_visible(p) && (w->has_slot || slot_free(p))) &&
+	if (!(work_visible(p) && (w->has_slot || pf__slots_free(&p->slots))) &&
 	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 	    !(ready != NULL && ready(arg))) {
 		count(&w->n_park);
@@ -487,8 +433,7 @@ yield_slot(pf__worker *w)
 	/* Relaxed: a hint read at each task boundary; a resumer missed now
 	 * is seen at the next one, or gets a slot some worker gives back.
 	 * Resumers are announced only while no slot is free. */
-	if (PF_LIKELY(atomic_load_explicit(&w->pool->resumers,
-		memory_order_relaxed) == 0))
+	if (PF_LIKELY(!pf__slots_wanted(&w->pool->slots)))
 		return false;
 	w->has_slot = false;
 	pf__pool_slot_give(w->pool);
@@ -730,8 +675,7 @@ pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 	PF_ATOMIC_OBJ(&p->stopping);
 	atomic_init(&p->spawn_failed, false);
 	PF_ATOMIC_OBJ(&p->spawn_failed);
-	atomic_init(&p->slots, (int)cfg->threads);
-	atomic_init(&p->resumers, 0);
+	pf__slots_init(&p->slots, (int)cfg->threads);
 	p->workers = pf__calloc(p->max_workers, sizeof(*p->workers));
 	if (p->workers == NULL) {
 		pf__free(p);

@@ -44,6 +44,7 @@
 #include "deque.h"
 #include "injector.h"
 #include "park.h"
+#include "slots.h"
 #include "task.h"
 
 typedef struct pf__pool pf__pool;
@@ -99,12 +100,7 @@ struct pf__pool {
 	atomic_bool stopping;
 	/* A spare could not be started (thread creation failed). */
 	atomic_bool spawn_failed;
-	/* Run slots free, and threads waiting to take one back in the middle
-	 * of a handler (see the top of this file).  Separate lines: busy and
-	 * spinning workers read resumers all the time, while outside waiters
-	 * write slots on every inline run. */
-	PF_CACHE_ALIGNED atomic_int slots;
-	PF_CACHE_ALIGNED atomic_int resumers;
+	pf__slots slots;      /* run slots (slots.h) */
 	pthread_mutex_t spawn_lock;
 	size_t stack_size;
 	void (*on_start)(pf__worker *w, void *arg);
