@@ -143,6 +143,7 @@ pf__ctx_try_retain(pf_ctx *c)
 {
 	/* Relaxed, as for any increment: the caller holds the parent's lock,
 	 * which keeps the record's memory (not its count) alive. */
+	pf__assert(c->parent == NULL || pf__spin_held(&c->parent->lock));
 	uint32_t n = pf__load_relaxed(&c->refs);
 	while (n != 0)
 		if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1,

@@ -35,6 +35,7 @@ struct pf__journal_entry {
 static pf__journal_entry **
 find(pf_ctx *c, const char *key)
 {
+	pf__assert(pf__spin_held(&c->lock) && pf__cold_of(c) != NULL);
 	pf__journal_entry **link = &pf__cold_of(c)->journal;
 	for (; *link != NULL; link = &(*link)->next)
 		if (strcmp((*link)->key, key) == 0)
@@ -55,6 +56,7 @@ life_is_over(pf_ctx *c)
 static bool
 journal_open(pf_ctx *c)
 {
+	pf__assert(pf__spin_held(&c->lock));
 	if (pf__cold_of(c)->journal_closed)
 		return false;
 	/* Relaxed check: it saves the seq_cst store once the flag is set;

@@ -315,6 +315,7 @@ pf__pool_submit(pf__pool *p, pf__task *t)
 bool
 pf__pool_help(pf__worker *w, pf__worker *prefer)
 {
+	pf__assert(w == tls_worker); /* owner only */
 	bool maybe = false;
 	pf__task *t = find_task(w, prefer, &maybe);
 	if (t == NULL)
@@ -333,6 +334,7 @@ void
 pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
     int64_t deadline_ns)
 {
+	pf__assert(w == tls_worker); /* owner only */
 	pf__pool *p = w->pool;
 	/* Relaxed stores: the fence below orders them before the re-check. */
 	atomic_store_explicit(&w->idle, 1, memory_order_relaxed);
@@ -399,6 +401,7 @@ pf__pool_starved(const pf__pool *p)
 void
 pf__pool_block_begin(pf__worker *w)
 {
+	pf__assert(w == tls_worker); /* owner only */
 	pf__pool *p = w->pool;
 	/* Acq_rel, paired with spawn_spare's acquire re-read under the
 	 * lock: a count, the spare decision needs no other data. */
@@ -420,6 +423,7 @@ pf__pool_block_begin(pf__worker *w)
 void
 pf__pool_block_end(pf__worker *w)
 {
+	pf__assert(w == tls_worker && !w->has_slot); /* owner only */
 	/* Acq_rel, as the increment in pf__pool_block_begin(). */
 	atomic_fetch_sub_explicit(&w->pool->blocked, 1, memory_order_acq_rel);
 	pf__pool_slot_resume(w->pool);
@@ -430,6 +434,7 @@ pf__pool_block_end(pf__worker *w)
 static bool
 yield_slot(pf__worker *w)
 {
+	pf__assert(w == tls_worker && w->has_slot);
 	/* Relaxed: a hint read at each task boundary; a resumer missed now
 	 * is seen at the next one, or gets a slot some worker gives back.
 	 * Resumers are announced only while no slot is free. */

@@ -41,9 +41,19 @@ pf__spin_lock(pf__spin *l)
 	pf__spin_lock_slow(l);
 }
 
+/* Whether some thread holds l: for debug assertions of "under the lock"
+ * (it cannot tell which thread). */
+static inline bool
+pf__spin_held(const pf__spin *l)
+{
+	return atomic_load_explicit(&((pf__spin *)l)->held,
+	    memory_order_relaxed);
+}
+
 static inline void
 pf__spin_unlock(pf__spin *l)
 {
+	pf__assert(pf__spin_held(l));
 	PF_HB_BEFORE(l); /* for the next holder's PF_HB_AFTER */
 	atomic_store_explicit(&l->held, false, memory_order_release);
 }
