@@ -1,5 +1,5 @@
 /*
- * timer.c: the timer thread and its hierarchical timing wheel.
+ * timer.c: the timer thread, and arm and cancel from any thread.
  *
  * Contract (the header says the same):
  *   - pf__timer_arm and pf__timer_cancel run on any thread, concurrently
@@ -17,27 +17,8 @@
  *     did: exactly one of them per arm.
  *   - pf__timers_start and pf__timers_stop run alone.
  *
- * Algorithm: G. Varghese and T. Lauck, "Hashed and Hierarchical Timing
- * Wheels", SOSP 1987 (scheme 7), with the slot placement of W. Ahern's
- * timeout.c: a deadline d is filed by the highest bit in which it differs
- * from the wheel's time "now".  With 6-bit digits, level L = that bit / 6
- * and slot = digit L of d.  So d and now agree on every digit above L and
- * d's digit L is strictly greater than now's: every occupied slot of a
- * level lies ahead of now, and the occupied slot with the lowest index (one
- * ctz on the level's bitmap) is that level's earliest.  A level-L slot
- * starts at (now's digits above L, slot, zeros); moreover level L's slots
- * all start after everything in level L-1, so the earliest event of the
- * whole wheel is the earliest slot of the lowest non-empty level.
- *
- * Advancing to a time T repeats: take the earliest event e <= T, set now =
- * e, empty that one slot, and re-file each node in it relative to the new
- * now: d == e expires, otherwise it lands in a lower level (d and e now
- * agree on digit L too).  This is the cascade; a node moves down at most
- * PF__TIMER_LEVELS times, and a long sleep costs one step per occupied
- * slot, not one per elapsed millisecond.  Expired nodes come out in
- * deadline order.  Deadlines beyond the top level (they differ from now
- * above digit 3) wait on the overflow list, re-filed each time now crosses
- * a multiple of 64^4 ms.
+ * The wheel itself (placement, cascade) is wheel.c; this file is the
+ * thread that owns it and the lock-free way in.
  *
  * Node states, and who moves them:
  *
@@ -82,6 +63,7 @@
 #include "clock.h"
 #include "common.h"
 #include "park.h"
+#include "wheel.h"
 #include "pumped.h"
 
 enum {
@@ -91,14 +73,6 @@ enum {
 	NODE_CANCELLED, /* cancelled; the thread drops it (fn(n, false))   */
 	NODE_FIRING,    /* due; fn(n, true) runs or is about to            */
 };
-
-/* List indices: the wheel's slots, then the overflow and expired lists. */
-#define NSLOTS (PF__TIMER_LEVELS * PF__TIMER_SLOTS)
-#define LIST_OVERFLOW NSLOTS
-#define LIST_EXPIRED (NSLOTS + 1)
-#define NLISTS (NSLOTS + 2)
-/* where of a node in no list of the wheel. */
-#define NOWHERE 0xffffu
 
 /* sleep_until when the thread is awake, or ticking (back within a
  * millisecond): nobody needs to wake it. */
@@ -130,20 +104,14 @@ struct pf__timers {
 	 * emptied in one exchange by the wheel's owner. */
 	PF_CACHE_ALIGNED _Atomic(pf__timer_node *) arms;
 	PF_CACHE_ALIGNED _Atomic(pf__timer_node *) cancels;
-	/*
-	 * The rest is the wheel, protected by mu.  now: the wheel's time in
-	 * ms (every deadline <= now has been taken out); bit s of occ[L]:
-	 * slot s of level L is not empty; the sentinel heads of the lists.
-	 */
-	PF_CACHE_ALIGNED uint64_t now;
-	uint64_t occ[PF__TIMER_LEVELS];
-	pf__ring lists[NLISTS];
+	/* The wheel, protected by mu. */
+	PF_CACHE_ALIGNED pf__wheel wheel;
 };
 
 static pf__timer_node *
 node_of(pf__ring *l)
 {
-	return PF_CONTAINER_OF(l, pf__timer_node, link);
+	return PF_CONTAINER_OF(l, pf__timer_node, wn.link);
 }
 
 /* Time conversions. */
@@ -164,155 +132,27 @@ ns_to_ms_floor(int64_t ns)
 	return ns <= 0 ? 0 : (uint64_t)(ns / NS_PER_MS);
 }
 
-/* The wheel, all under mu. */
-
-static unsigned
-level_shift(unsigned level)
-{
-	return level * PF__TIMER_SLOT_BITS;
-}
-
-/* Files an armed node relative to t->now (see the placement rule above). */
-static void
-wheel_insert(pf__timers *t, pf__timer_node *n)
-{
-	uint64_t d = (uint64_t)n->deadline_ms;
-	unsigned where;
-	if (d <= t->now) {
-		where = LIST_EXPIRED;
-	} else {
-		unsigned level = (63u - (unsigned)__builtin_clzll(d ^ t->now)) /
-		                 PF__TIMER_SLOT_BITS;
-		if (level >= PF__TIMER_LEVELS) {
-			where = LIST_OVERFLOW;
-		} else {
-			unsigned slot = (unsigned)(d >> level_shift(level)) &
-			                (PF__TIMER_SLOTS - 1);
-			t->occ[level] |= UINT64_C(1) << slot;
-			where = level * PF__TIMER_SLOTS + slot;
-		}
-	}
-	n->where = (uint16_t)where;
-	pf__ring_append(&t->lists[where], &n->link);
-}
-
-static void
-wheel_remove(pf__timers *t, pf__timer_node *n)
-{
-	pf__ring_del(&n->link);
-	unsigned where = n->where;
-	n->where = NOWHERE;
-	if (where < NSLOTS && pf__ring_empty(&t->lists[where])) {
-		t->occ[where / PF__TIMER_SLOTS] &=
-		    ~(UINT64_C(1) << (where % PF__TIMER_SLOTS));
-	}
-}
-
 /*
- * The earliest time (ms) at which the wheel has work: the start of the
- * earliest occupied slot (the lowest non-empty level holds it), else the
- * next crossing of a top-level boundary when the overflow list is not
- * empty, else UINT64_MAX.  *list gets the list that event empties.  The
- * expired list is not considered here.
- */
-static uint64_t
-wheel_next_event(const pf__timers *t, unsigned *list)
-{
-	for (unsigned level = 0; level < PF__TIMER_LEVELS; level++) {
-		uint64_t occ = t->occ[level];
-		if (occ == 0)
-			continue;
-		unsigned slot = (unsigned)__builtin_ctzll(occ);
-		unsigned above = level_shift(level + 1);
-		*list = level * PF__TIMER_SLOTS + slot;
-		return ((t->now >> above) << above) |
-		       ((uint64_t)slot << level_shift(level));
-	}
-	if (!pf__ring_empty(&t->lists[LIST_OVERFLOW])) {
-		unsigned top = level_shift(PF__TIMER_LEVELS);
-		*list = LIST_OVERFLOW;
-		return ((t->now >> top) + 1) << top;
-	}
-	return UINT64_MAX;
-}
-
-/* The ms the thread must wake at, or UINT64_MAX when nothing is armed. */
-static uint64_t
-wheel_next_wake(const pf__timers *t)
-{
-	if (!pf__ring_empty(&t->lists[LIST_EXPIRED]))
-		return t->now;
-	unsigned list;
-	return wheel_next_event(t, &list);
-}
-
-/* A node taken out of the wheel because its deadline came: it fires,
- * unless it was cancelled (its canceller pushes it on the cancels stack,
- * where the drain drops it; here it is only left out of every list). */
-static void
-mark_due(pf__ring *due, pf__timer_node *n)
-{
-	uint8_t wheel = NODE_WHEEL;
-	n->where = NOWHERE;
-	/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
-	PF_HB_BEFORE(&n->state);
-	bool won = atomic_compare_exchange_strong_explicit(&n->state, &wheel,
-	    NODE_FIRING, memory_order_acq_rel, memory_order_acquire);
-	PF_HB_AFTER(&n->state);
-	if (won)
-		pf__ring_append(due, &n->link);
-}
-
-/*
- * Moves the wheel's time forward to to_ms and appends every node whose
- * deadline is <= to_ms to due, in deadline order, marked firing.
+ * Marks the nodes an advance handed out firing, each by CAS against its
+ * cancel; one its canceller won is left out of every list (the canceller
+ * pushes it on the cancels stack, where the drain drops it).
  */
 static void
-wheel_advance(pf__timers *t, uint64_t to_ms, pf__ring *due)
+claim_due(pf__ring *due)
 {
-	pf__ring todo;
-	pf__ring_init(&todo);
-	/* Armed in the past: earlier than anything still in the wheel. */
-	if (!pf__ring_empty(&t->lists[LIST_EXPIRED]))
-		pf__ring_splice(&todo, &t->lists[LIST_EXPIRED]);
-	while (!pf__ring_empty(&todo)) {
-		pf__timer_node *n = node_of(todo.next);
-		pf__ring_del(&n->link);
-		mark_due(due, n);
+	for (pf__ring *l = due->next, *next; l != due; l = next) {
+		next = l->next;
+		pf__timer_node *n = node_of(l);
+		uint8_t wheel = NODE_WHEEL;
+		/* Acq_rel: pairs with the cancel's CAS (one of us wins). */
+		PF_HB_BEFORE(&n->state);
+		bool won = atomic_compare_exchange_strong_explicit(&n->state,
+		    &wheel, NODE_FIRING, memory_order_acq_rel,
+		    memory_order_acquire);
+		PF_HB_AFTER(&n->state);
+		if (!won)
+			pf__ring_del(&n->wn.link);
 	}
-
-	for (;;) {
-		unsigned list;
-		uint64_t event = wheel_next_event(t, &list);
-		if (event > to_ms)
-			break;
-		pf__assert(event >= t->now);
-		t->now = event;
-		if (!pf__ring_empty(&t->lists[list]))
-			pf__ring_splice(&todo, &t->lists[list]);
-		if (list < NSLOTS) {
-			t->occ[list / PF__TIMER_SLOTS] &=
-			    ~(UINT64_C(1) << (list % PF__TIMER_SLOTS));
-		}
-		while (!pf__ring_empty(&todo)) {
-			pf__timer_node *n = node_of(todo.next);
-			pf__ring_del(&n->link);
-			if ((uint64_t)n->deadline_ms <= event) {
-				mark_due(due, n);
-			} else {
-				wheel_insert(t, n);
-				/* A cascade moves a node strictly down. */
-				pf__assert(
-				    n->where < list || list == LIST_OVERFLOW);
-			}
-		}
-	}
-	/*
-	 * No slot starts in (now, to_ms], so every node stays where it is
-	 * filed relative to to_ms as well.
-	 */
-	if (to_ms > t->now)
-		t->now = to_ms;
 }
 
 /*
@@ -350,10 +190,9 @@ drain(pf__timers *t, pf__timer_node **drops)
 		    memory_order_acquire);
 		PF_HB_AFTER(&n->state);
 		if (won) {
-			wheel_insert(t, n);
+			pf__wheel_insert(&t->wheel, &n->wn);
 		} else {
 			/* Cancelled while staged: never in the wheel. */
-			n->where = NOWHERE;
 			n->stack_next = *drops;
 			*drops = n;
 		}
@@ -365,9 +204,8 @@ drain(pf__timers *t, pf__timer_node **drops)
 		pf__timer_node *n = c;
 		c = n->stack_next;
 		taken++;
-		/* Unless a due advance took it out already (mark_due). */
-		if (n->where != NOWHERE)
-			wheel_remove(t, n);
+		/* Unless a due advance took it out already (claim_due). */
+		pf__wheel_remove(&t->wheel, &n->wn);
 		n->stack_next = *drops;
 		*drops = n;
 	}
@@ -391,7 +229,7 @@ run_drops(pf__timer_node *n)
 }
 
 /*
- * Runs the callbacks of a batch taken by wheel_advance, with no lock held.
+ * Runs the callbacks of a batch claimed by claim_due, with no lock held.
  * Returns how many ran.
  */
 static long
@@ -407,7 +245,7 @@ fire_batch(pf__ring *batch)
 		 * write without the mutex: a firing node is in no wheel list
 		 * and nobody else writes it until fn(n) starts.
 		 */
-		pf__ring_del(&n->link);
+		pf__ring_del(&n->wn.link);
 		pf__timer_fn fn = n->fn;
 		/* Release: the owner's next arm or free comes after. */
 		atomic_store_explicit(&n->state, NODE_IDLE,
@@ -430,9 +268,10 @@ round_at(pf__timers *t, uint64_t now_ms, uint64_t *next, long *fired)
 	pf__ring_init(&batch);
 	pthread_mutex_lock(&t->mu);
 	long taken = drain(t, &drops);
-	wheel_advance(t, now_ms, &batch);
+	pf__wheel_advance(&t->wheel, now_ms, &batch);
+	claim_due(&batch);
 	if (next != NULL)
-		*next = wheel_next_wake(t);
+		*next = pf__wheel_next_wake(&t->wheel);
 	pthread_mutex_unlock(&t->mu);
 	run_drops(drops);
 	long f = fire_batch(&batch);
@@ -515,11 +354,7 @@ timers_create(pf__timers **out, int64_t now_ns)
 	PF_ATOMIC_OBJ(&t->arms);
 	atomic_init(&t->cancels, NULL);
 	PF_ATOMIC_OBJ(&t->cancels);
-	t->now = ns_to_ms_floor(now_ns);
-	for (unsigned i = 0; i < PF__TIMER_LEVELS; i++)
-		t->occ[i] = 0;
-	for (unsigned i = 0; i < NLISTS; i++)
-		pf__ring_init(&t->lists[i]);
+	pf__wheel_init(&t->wheel, ns_to_ms_floor(now_ns));
 	*out = t;
 	return 0;
 }
@@ -571,16 +406,15 @@ pf__timers_stop(pf__timers *t)
 	pf__timer_node *drops = NULL;
 	pthread_mutex_lock(&t->mu);
 	drain(t, &drops);
-	for (unsigned i = 0; i < NLISTS; i++) {
-		pf__ring *h = &t->lists[i];
-		while (!pf__ring_empty(h)) {
-			pf__timer_node *n = node_of(h->next);
-			pf__ring_del(&n->link);
-			n->where = NOWHERE;
-			/* Release: the owner re-arms or frees it after. */
-			atomic_store_explicit(&n->state, NODE_IDLE,
-			    memory_order_release);
-		}
+	pf__ring armed;
+	pf__ring_init(&armed);
+	pf__wheel_clear(&t->wheel, &armed);
+	while (!pf__ring_empty(&armed)) {
+		pf__timer_node *n = node_of(armed.next);
+		pf__ring_del(&n->wn.link);
+		/* Release: the owner re-arms or frees it after. */
+		atomic_store_explicit(&n->state, NODE_IDLE,
+		    memory_order_release);
 	}
 	pthread_mutex_unlock(&t->mu);
 	timers_destroy(t);
@@ -590,11 +424,9 @@ pf__timers_stop(pf__timers *t)
 void
 pf__timer_node_init(pf__timer_node *n)
 {
-	n->link.next = n->link.prev = &n->link;
-	n->deadline_ms = 0;
+	pf__wheel_node_init(&n->wn);
 	n->fn = NULL;
 	n->stack_next = NULL;
-	n->where = NOWHERE;
 	atomic_init(&n->state, NODE_IDLE);
 	PF_ATOMIC_OBJ(&n->state);
 }
@@ -646,7 +478,9 @@ pf__timer_arm(
 	pf__assert(atomic_load_explicit(&n->state, memory_order_relaxed) ==
 	    NODE_IDLE);
 	uint64_t ms = ns_to_ms_ceil(deadline_ns);
-	n->deadline_ms = (int64_t)ms;
+	if (ms > PF__WHEEL_MAX_MS)
+		ms = PF__WHEEL_MAX_MS; /* never, in practice */
+	n->wn.deadline_ms = ms;
 	n->fn = fn;
 	/* Relaxed: published by the push. */
 	atomic_store_explicit(&n->state, NODE_STAGED, memory_order_relaxed);
@@ -711,7 +545,7 @@ pf__timers_next_for_test(pf__timers *t)
 {
 	drain_for_test(t);
 	pthread_mutex_lock(&t->mu);
-	uint64_t ms = wheel_next_wake(t);
+	uint64_t ms = pf__wheel_next_wake(&t->wheel);
 	pthread_mutex_unlock(&t->mu);
 	return ms == UINT64_MAX ? INT64_MAX : (int64_t)ms * NS_PER_MS;
 }
@@ -723,14 +557,8 @@ pf__timer_level_for_test(pf__timers *t, pf__timer_node *n)
 	pthread_mutex_lock(&t->mu);
 	int level = -1;
 	if (atomic_load_explicit(&n->state, memory_order_relaxed) ==
-	    NODE_WHEEL) {
-		if (n->where < NSLOTS)
-			level = n->where / PF__TIMER_SLOTS;
-		else if (n->where == LIST_OVERFLOW)
-			level = PF__TIMER_LEVELS;
-		else
-			level = 0; /* expired, due at the next advance */
-	}
+	    NODE_WHEEL)
+		level = pf__wheel_level(&n->wn);
 	pthread_mutex_unlock(&t->mu);
 	return level;
 }

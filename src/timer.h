@@ -36,28 +36,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "list.h"
-
-/* Level k holds deadlines less than 64^(k+1) ms ahead: 4 levels, ~4.6 h. */
-#define PF__TIMER_LEVELS 4
-#define PF__TIMER_SLOT_BITS 6
-#define PF__TIMER_SLOTS (1u << PF__TIMER_SLOT_BITS)
+#include "wheel.h"
 
 typedef struct pf__timer_node pf__timer_node;
 typedef void (*pf__timer_fn)(pf__timer_node *n, bool fired);
 
 struct pf__timer_node {
 	/*
-	 * Private to timer.c.  link and where belong to the holder of the
-	 * wheel mutex; state is atomic (owner and timer thread); deadline_ms,
-	 * fn and stack_next are written by arm/cancel before the push that
-	 * publishes them.
+	 * Private to timer.c.  wn belongs to the holder of the wheel mutex
+	 * (its deadline is written by arm before the push that publishes
+	 * it); state is atomic (owner and timer thread); fn and stack_next
+	 * are written by arm/cancel before the push that publishes them.
 	 */
-	pf__ring link;
-	int64_t deadline_ms; /* monotonic milliseconds, rounded up */
+	pf__wheel_node wn;
 	pf__timer_fn fn;
 	struct pf__timer_node *stack_next; /* in the arms or cancels stack */
-	uint16_t where; /* index of the list that holds it, or NOWHERE */
 	_Atomic(uint8_t) state; /* idle, staged, wheel, cancelled, firing */
 };
 
