@@ -32,7 +32,7 @@
 #include <time.h>
 
 #include "pumped.h"
-#include "testlib.h"
+#include "../testlib.h"
 
 #define LOAD_FULL 100000L
 #define LOAD_CHECK 30000L

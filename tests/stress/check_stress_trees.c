@@ -38,7 +38,7 @@
 #include <time.h>
 
 #include "pumped.h"
-#include "testlib.h"
+#include "../testlib.h"
 
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wunused-function"
