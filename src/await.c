@@ -103,25 +103,38 @@ inline_possible(int64_t deadline_ns)
 	    pf__thread_can_nest();
 }
 
-/* Runs e here if nobody started it: true if it did.  It needs a run slot
- * of e's pool, unless an outer inline run on this thread holds one. */
-static bool
-run_inline(pf_exec *e, int64_t deadline_ns)
+bool
+pf__inline_begin(pf__engine *g, pf__frame *f)
 {
-	pf__engine *g = e->ctx.engine;
-	if (!inline_possible(deadline_ns))
+	if (!inline_possible(-1))
 		return false;
 	bool held = pf__frame_holds_slot(g->pool);
 	if (!held && !pf__pool_slot_take(g->pool))
 		return false;
+	pf__frame_push(f, PF__FRAME_WAITER_RUN, g);
+	if (!held)
+		f->slot = g->pool;
+	return true;
+}
+
+void
+pf__inline_end(pf__frame *f)
+{
+	pf__pool *slot = f->slot;
+	pf__frame_pop(f);
+	if (slot != NULL)
+		pf__pool_slot_give(slot);
+}
+
+/* Runs e here if nobody started it: true if it did. */
+static bool
+run_inline(pf_exec *e, int64_t deadline_ns)
+{
 	pf__frame f;
-	pf__frame_push(&f, PF__FRAME_WAITER_RUN, g);
-	if (!held)
-		f.slot = g->pool;
+	if (deadline_ns >= 0 || !pf__inline_begin(e->ctx.engine, &f))
+		return false;
 	bool ran = pf__exec_run_here(e, NULL);
-	pf__frame_pop(&f);
-	if (!held)
-		pf__pool_slot_give(g->pool);
+	pf__inline_end(&f);
 	return ran;
 }
 

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "frame.h"
 #include "record.h"
 
 /* Waits until e is DONE or the monotonic deadline (ns; -1: none; 0: poll)
@@ -23,5 +24,16 @@ int pf__exec_wait(pf_exec *e, void *output, int64_t deadline_ns);
  * PF_EAGAIN.  For callers whose frame e refers to (parallel groups) or
  * that hand out no handle (the *_run calls). */
 int pf__exec_wait_end(pf_exec *e, void *output);
+
+/*
+ * A thread that is not a worker of g's pool runs an execution itself:
+ * between pf__inline_begin (true) and pf__inline_end it holds one of the
+ * pool's run slots (or an outer inline run on this thread does) in a
+ * WAITER_RUN frame f.  False, with nothing taken, when no slot is free or
+ * this thread's nesting is spent.  The caller keeps g's pool alive
+ * meanwhile (an unfinished count).
+ */
+bool pf__inline_begin(pf__engine *g, pf__frame *f);
+void pf__inline_end(pf__frame *f);
 
 #endif /* PF_AWAIT_H */

@@ -114,21 +114,37 @@ pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input, void *output,
     const pf_exec_options *opts)
 {
 	/*
-	 * On a worker of the scope, with stack to spare, the child is not
-	 * queued at all: the wait would claim it from the own deque anyway,
-	 * so run it here at once and skip the push, the take (and its
-	 * fence) and the queue's reference.  Elsewhere it goes through the
-	 * pool as usual.
+	 * The caller would wait for the child, and a waiter runs a pending
+	 * child itself anyway, so the child is not queued at all where the
+	 * caller may run it: on a worker of the scope with stack to spare
+	 * (this skips the push, the take and its fence, and the queue's
+	 * reference), and on a thread that is no pool's worker when a run
+	 * slot is free (pf__inline_begin; this also leaves no stale queue
+	 * entry keeping the finished record alive).  Elsewhere it goes
+	 * through the pool as usual.
 	 */
-	pf__worker *w = parent != NULL && parent->kind != PF__CTX_ROOT ?
-	    pf__pool_current(parent->engine->pool) : NULL;
+	bool valid = parent != NULL && parent->kind != PF__CTX_ROOT;
+	pf__engine *g = valid ? parent->engine : NULL;
+	pf__worker *w = valid ? pf__pool_current(g->pool) : NULL;
 	bool here = w != NULL && pf__worker_can_help(w);
+	pf__frame frame;
+	bool framed = false, entered = false;
+	if (valid && w == NULL && pf__worker_self() == NULL &&
+	    pf__engine_enter(g) == 0) {
+		entered = true;
+		framed = pf__inline_begin(g, &frame);
+	}
 	pf_exec *e;
-	int rc = child_exec(parent, f, input, opts, &e, !here);
+	int rc = child_exec(parent, f, input, opts, &e, !(here || framed));
+	if (rc == 0 && (here || framed))
+		pf__exec_run_here(e, w);
+	if (framed)
+		pf__inline_end(&frame);
+	/* Counted until here: the slot's pool outlives its give. */
+	if (entered)
+		pf__engine_finished(g);
 	if (rc != 0)
 		return rc;
-	if (here)
-		pf__exec_run_here(e, w);
 	rc = pf__exec_wait_end(e, output);
 	pf_exec_release(e);
 	return rc;

@@ -142,21 +142,58 @@ pf_scope_use(pf_scope *s, const pf_extension *ext)
 	return rc != 0 ? rc : pf__ext_add(&s->engine.exts, ext);
 }
 
-int
-pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
-    const pf_exec_options *opts, pf_exec **out)
+/* The checks of a root execution: 0, PF_EINVAL or PF_ESHUTDOWN. */
+static int
+check_root_exec(pf_scope *s, const pf_flow *f, const void *input,
+    const pf_exec_options *opts)
 {
 	if (s == NULL)
 		return PF_EINVAL;
 	int rc = pf__check_flow(f, input, opts);
 	if (rc == 0 && opts != NULL && opts->key != NULL)
 		rc = PF_EINVAL; /* journal keys belong to child executions */
-	if (rc == 0)
-		rc = pf__engine_open(&s->engine);
+	return rc != 0 ? rc : pf__engine_open(&s->engine);
+}
+
+int
+pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	int rc = check_root_exec(s, f, input, opts);
 	if (rc != 0)
 		return rc;
 	return pf__exec_create(&s->engine, &s->root, f, input, opts, NULL,
 	    out);
+}
+
+/*
+ * pf_scope_run on a thread that is not a worker: it would wait for the
+ * execution, and a waiter that finds it pending runs it itself when a run
+ * slot is free.  So take the slot first and run it at once, without a
+ * queue entry: no push, no wake-up, and no stale entry left in the queue
+ * to keep the finished record (and its signal fd) alive until a worker
+ * pops it.  PF_EAGAIN when no slot is free now: then it is queued.
+ */
+static int
+run_at_once(pf_scope *s, const pf_flow *f, const void *input,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	pf__engine *g = &s->engine;
+	if (pf__worker_self() != NULL || pf__engine_enter(g) != 0)
+		return PF_EAGAIN;
+	pf__frame frame;
+	int rc = PF_EAGAIN;
+	if (pf__inline_begin(g, &frame)) {
+		rc = pf__exec_prepare(g, &s->root, f, input, opts, NULL, out);
+		if (rc == 0) {
+			pf__exec_start(*out, opts, out, false);
+			pf__exec_run_here(*out, NULL);
+		}
+		pf__inline_end(&frame);
+	}
+	/* Counted until here: the slot's pool outlives its give. */
+	pf__engine_finished(g);
+	return rc;
 }
 
 int
@@ -164,7 +201,10 @@ pf_scope_run(pf_scope *s, const pf_flow *f, const void *input, void *output,
     const pf_exec_options *opts)
 {
 	pf_exec *e;
-	int rc = pf_scope_exec(s, f, input, opts, &e);
+	int rc = check_root_exec(s, f, input, opts);
+	if (rc == 0 && (rc = run_at_once(s, f, input, opts, &e)) == PF_EAGAIN)
+		rc = pf__exec_create(&s->engine, &s->root, f, input, opts,
+		    NULL, &e);
 	if (rc != 0)
 		return rc;
 	rc = pf__exec_wait_end(e, output);
