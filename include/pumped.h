@@ -492,7 +492,8 @@ PF_EXTERN int pf_signal_reason(const pf_signal *s);
 /*
  * A file descriptor that turns readable when the context is aborted:
  * poll() it with your own I/O.  Created on first call (an eventfd); owned
- * by the context and closed with it.  Returns the fd or a negative code.
+ * by the context and closed with it.  Returns the fd, PF_EINVAL, PF_ENOMEM,
+ * or PF_EAGAIN when the process or system is out of file descriptors.
  */
 PF_EXTERN int pf_signal_fd(pf_signal *s);
 
