@@ -199,10 +199,15 @@ destroy(pf_ctx *c)
 		/* The journal was closed when c's life ended (journal.c),
 		 * and every placeholder was settled by its creator. */
 		pf__assert(k->journal == NULL);
-		pf__tags_free(k);
-		pf__messages_free(k);
-		pf__subs_free(k);
-		pf__signal_free(k);
+		/* Each module frees its part; most blocks have few parts. */
+		if (k->tags != NULL)
+			pf__tags_free(k);
+		if (k->messages != NULL || k->inherited != NULL)
+			pf__messages_free(k);
+		if (k->subs != NULL)
+			pf__subs_free(k);
+		if (k->fd >= 0)
+			pf__signal_free(k);
 		pf__cold_free(k);
 	}
 	if (c->name_owned)
