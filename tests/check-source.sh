@@ -13,9 +13,33 @@
 #    the start of the flows' own range) has its entry in src/errors.h's
 #    PF__ERRORS, from which pf_strerror is generated.
 # Exit 0 when all hold, 1 with one line per violation otherwise.
+# 3. The check itself: run on a copy of the tree with one violation of each
+#    kind planted, it must fail and name each (a check that cannot fail
+#    proves nothing).
 set -u
 top=${srcdir:-.}/
 [ -f "${top}src/ctx.c" ] || top=$(dirname "$0")/../
+if [ -z "${PF_CHECK_SOURCE_PLANTED:-}" ]; then
+	tmp=$(mktemp -d) || exit 1
+	trap 'rm -rf "$tmp"' EXIT
+	mkdir -p "$tmp/src" "$tmp/docs" "$tmp/include"
+	cp "${top}"src/*.[ch] "$tmp/src/"
+	cp "${top}docs/ARCHITECTURE.md" "$tmp/docs/"
+	cp "${top}include/pumped.h" "$tmp/include/"
+	printf '#include "scope.h"\n' >>"$tmp/src/tag.c"   # a call up
+	: >"$tmp/src/stray.c"                                # not in the table
+	sed 's/^#define PF_ENOENT .*/&\n#define PF_EPLANTED (-99)/' \
+		"${top}include/pumped.h" >"$tmp/include/pumped.h"
+	out=$(PF_CHECK_SOURCE_PLANTED=1 srcdir="$tmp" sh "$0" 2>&1)
+	if [ $? -eq 0 ] ||
+		! printf '%s\n' "$out" | grep -q 'tag.c (layer .*) includes scope.h' ||
+		! printf '%s\n' "$out" | grep -q "module 'stray' is not in" ||
+		! printf '%s\n' "$out" | grep -q 'PF_EPLANTED'; then
+		echo "check-source: the planted violations were not all found:"
+		printf '%s\n' "$out"
+		exit 1
+	fi
+fi
 arch=${top}docs/ARCHITECTURE.md
 fail=0
 
