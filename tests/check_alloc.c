@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "testlib.h"
 
 /* Each test starts disarmed, whatever the previous one left behind. */
 static void
@@ -143,29 +144,19 @@ END_TEST
 static Suite *
 alloc_suite(void)
 {
-	Suite *s = suite_create("alloc");
-	TCase *tc = tcase_create("wrappers");
-	tcase_add_checked_fixture(tc, disarm, disarm);
-	tcase_add_test(tc, wrappers_allocate);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("fault_injection");
-	tcase_add_checked_fixture(tc, disarm, disarm);
-	tcase_add_test(tc, fail_at_one_fails_next);
-	tcase_add_test(tc, fail_at_n_fails_nth);
-	tcase_add_test(tc, count_counts_attempts);
-	tcase_add_test(tc, fail_at_zero_disables);
-	tcase_add_test(tc, threads_fail_exactly_once);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "wrappers", .test = wrappers_allocate, .setup = disarm, .teardown = disarm },
+		{ .tcase = "fault_injection", .test = fail_at_one_fails_next, .setup = disarm, .teardown = disarm },
+		{ .tcase = "fault_injection", .test = fail_at_n_fails_nth, .setup = disarm, .teardown = disarm },
+		{ .tcase = "fault_injection", .test = count_counts_attempts, .setup = disarm, .teardown = disarm },
+		{ .tcase = "fault_injection", .test = fail_at_zero_disables, .setup = disarm, .teardown = disarm },
+		{ .tcase = "fault_injection", .test = threads_fail_exactly_once, .setup = disarm, .teardown = disarm },
+	};
+	return pf_test_suite("alloc", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(alloc_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(alloc_suite());
 }

@@ -2064,90 +2064,51 @@ END_TEST
 static Suite *
 api_suite(void)
 {
-	Suite *s = suite_create("api");
-	TCase *tc = tcase_create("parallel");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, parallel_all_succeed);
-	tcase_add_test(tc, parallel_fail_fast_aborts_running_calls);
-	tcase_add_test(tc, parallel_empty_and_null_stats);
-	tcase_add_loop_test(tc, parallel_calls_are_direct_children, 0, 2);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("parallel_settled");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, parallel_settled_fills_each_call);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("journal");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, journal_runs_once_per_key);
-	tcase_add_test(tc, journal_exec_returns_first_execution);
-	tcase_add_test(tc, journal_second_caller_while_running);
-	tcase_add_test(tc, journal_keys_compared_by_content);
-	tcase_add_test(tc, journal_cancelled_entry_dropped);
-	tcase_add_test(tc, journal_separate_per_parent);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("extension_order");
-	tcase_add_test(tc, ext_first_registered_outermost);
-	tcase_add_test(tc, ext_use_appends_innermost);
-	tcase_add_test(tc, ext_fn_step_nests_inside_handler);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("extension_operations");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, ext_operations_targets_and_contexts);
-	tcase_add_test(tc, ext_skip_next_sets_result);
-	tcase_add_test(tc, ext_next_call_twice_einval);
-	tcase_add_test(tc, ext_use_while_running_applies_later);
-	tcase_add_test(tc, ext_cancelled_before_start_skips_chain);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("extension_lifetime");
-	tcase_add_test(tc, ext_init_at_registration_dispose_at_scope_dispose);
-	tcase_add_test(tc, ext_init_failure_refuses);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ids");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, id_format_and_exec_equals_ctx);
-	tcase_add_test(tc, ids_unique);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("bad_input");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, null_args_scope);
-	tcase_add_test(tc, root_key_einval);
-	tcase_add_test(tc, null_args_exec);
-	tcase_add_test(tc, null_args_ctx);
-	tcase_add_test(tc, null_args_tags_and_signal);
-	tcase_add_test(tc, null_input_for_sized_flow);
-	tcase_add_test(tc, new_work_on_disposing_scope_eshutdown);
-	tcase_add_test(tc, dispose_inside_handler_einval);
-	tcase_add_test(tc, strerror_and_status_names);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("lifetime");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, dispose_aborts_running_and_standalone);
-	tcase_add_test(tc, dispose_cancels_pending);
-	tcase_add_test(tc, num_threads_env_read_at_each_create);
-	tcase_add_test(tc, dispose_from_outside_fn_step_is_einval);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("typed_flow");
-	tcase_add_test(tc, typed_flow_macro);
-	tcase_add_test(tc, typed_flow_void_input_and_output);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "parallel", .test = parallel_all_succeed, .timeout = 30 },
+		{ .tcase = "parallel", .test = parallel_fail_fast_aborts_running_calls, .timeout = 30 },
+		{ .tcase = "parallel", .test = parallel_empty_and_null_stats, .timeout = 30 },
+		{ .tcase = "parallel", .test = parallel_calls_are_direct_children, .timeout = 30, .loop = 2 },
+		{ .tcase = "parallel_settled", .test = parallel_settled_fills_each_call, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_runs_once_per_key, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_exec_returns_first_execution, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_second_caller_while_running, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_keys_compared_by_content, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_cancelled_entry_dropped, .timeout = 30 },
+		{ .tcase = "journal", .test = journal_separate_per_parent, .timeout = 30 },
+		{ .tcase = "extension_order", .test = ext_first_registered_outermost },
+		{ .tcase = "extension_order", .test = ext_use_appends_innermost },
+		{ .tcase = "extension_order", .test = ext_fn_step_nests_inside_handler },
+		{ .tcase = "extension_operations", .test = ext_operations_targets_and_contexts, .timeout = 30 },
+		{ .tcase = "extension_operations", .test = ext_skip_next_sets_result, .timeout = 30 },
+		{ .tcase = "extension_operations", .test = ext_next_call_twice_einval, .timeout = 30 },
+		{ .tcase = "extension_operations", .test = ext_use_while_running_applies_later, .timeout = 30 },
+		{ .tcase = "extension_operations", .test = ext_cancelled_before_start_skips_chain, .timeout = 30 },
+		{ .tcase = "extension_lifetime", .test = ext_init_at_registration_dispose_at_scope_dispose },
+		{ .tcase = "extension_lifetime", .test = ext_init_failure_refuses },
+		{ .tcase = "ids", .test = id_format_and_exec_equals_ctx, .timeout = 60 },
+		{ .tcase = "ids", .test = ids_unique, .timeout = 60 },
+		{ .tcase = "bad_input", .test = null_args_scope, .timeout = 30 },
+		{ .tcase = "bad_input", .test = root_key_einval, .timeout = 30 },
+		{ .tcase = "bad_input", .test = null_args_exec, .timeout = 30 },
+		{ .tcase = "bad_input", .test = null_args_ctx, .timeout = 30 },
+		{ .tcase = "bad_input", .test = null_args_tags_and_signal, .timeout = 30 },
+		{ .tcase = "bad_input", .test = null_input_for_sized_flow, .timeout = 30 },
+		{ .tcase = "bad_input", .test = new_work_on_disposing_scope_eshutdown, .timeout = 30 },
+		{ .tcase = "bad_input", .test = dispose_inside_handler_einval, .timeout = 30 },
+		{ .tcase = "bad_input", .test = strerror_and_status_names, .timeout = 30 },
+		{ .tcase = "lifetime", .test = dispose_aborts_running_and_standalone, .timeout = 30 },
+		{ .tcase = "lifetime", .test = dispose_cancels_pending, .timeout = 30 },
+		{ .tcase = "lifetime", .test = num_threads_env_read_at_each_create, .timeout = 30 },
+		{ .tcase = "lifetime", .test = dispose_from_outside_fn_step_is_einval, .timeout = 30 },
+		{ .tcase = "typed_flow", .test = typed_flow_macro },
+		{ .tcase = "typed_flow", .test = typed_flow_void_input_and_output },
+	};
+	return pf_test_suite("api", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(api_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(api_suite());
 }

@@ -1060,22 +1060,15 @@ END_TEST
 static Suite *
 badinput_suite(void)
 {
-	Suite *s = suite_create("badinput");
-	TCase *tc = tcase_create("bad_arguments");
-	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, bad_argument_returns_documented_result, 0,
-	    N_ROWS);
-	tcase_add_test(tc, table_covers_every_public_function);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "bad_arguments", .test = bad_argument_returns_documented_result, .timeout = 60, .loop = N_ROWS },
+		{ .tcase = "bad_arguments", .test = table_covers_every_public_function, .timeout = 60 },
+	};
+	return pf_test_suite("badinput", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(badinput_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(badinput_suite());
 }

@@ -3639,162 +3639,126 @@ END_TEST
 static Suite *
 catalogue_suite(void)
 {
-	Suite *s = suite_create("catalogue");
-	TCase *tc = tcase_create("execution_context");
-	tcase_add_test(tc, test_context_create_execution_details);
-	tcase_add_test(tc, test_context_exec_child_parent_and_result);
-	tcase_add_test(tc, test_context_child_reads_parent_tag);
-	tcase_add_test(tc, test_context_child_shadows_parent_tag);
-	tcase_add_test(tc, test_context_completed_at_after_end);
-	tcase_add_test(tc, test_context_failing_child_records_error);
-	tcase_add_test(tc, test_context_fresh_not_aborted);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("execution_tracking");
-	tcase_add_test(tc, test_tracking_distinct_execution_ids);
-	tcase_add_test(tc, test_tracking_status_pending_running_completed);
-	tcase_add_test(tc, test_tracking_abort_cancels);
-	tcase_add_test(tc, test_tracking_timeout_aborts);
-	tcase_add_test(tc, test_tracking_fast_flow_with_timeout_completes);
-	tcase_add_test(tc, test_tracking_child_flow_result);
-	tcase_add_test(tc, test_tracking_journaled_steps_in_order);
-	tcase_add_test(tc, test_tracking_child_error_caught_by_parent);
-	tcase_add_test(tc, test_tracking_pre_aborted_signal);
-	tcase_add_test(tc, test_tracking_not_aborted_completes);
-	tcase_add_test(tc, test_tracking_callback_tag);
-	tcase_add_test(tc, test_tracking_flow_meta_callback_tag);
-	tcase_add_test(tc, test_tracking_user_set_tag);
-	tcase_add_test(tc, test_tracking_user_map_tag_and_dispose);
-	tcase_add_test(tc, test_tracking_concurrent_executions);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("exec_timeout");
-	tcase_add_test(tc, test_exec_timeout_child_rejects);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("exec_timer_cleanup");
-	tcase_add_test(tc, test_timer_cleanup_child_success);
-	tcase_add_test(tc, test_timer_cleanup_child_failure_caught);
-	tcase_add_test(tc, test_timer_cleanup_journaled_child);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_utils");
-	tcase_add_test(tc, test_abort_utils_no_timeout);
-	tcase_add_test(tc, test_abort_utils_timeout_aborts);
-	tcase_add_test(tc, test_abort_utils_parent_abort_reaches_child);
-	tcase_add_test(tc, test_abort_utils_parent_abort_with_child_timeout);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("flow_execution");
-	tcase_add_test(tc, test_flow_handler_doubles_input);
-	tcase_add_test(tc, test_flow_input_output_definition);
-	tcase_add_test(tc, test_flow_ctx_exec_child);
-	tcase_add_test(tc, test_flow_ctx_exec_journaled_child);
-	tcase_add_test(tc, test_flow_ctx_exec_fn);
-	tcase_add_test(tc, test_flow_journaled_child_invalid_input_rejected);
-	tcase_add_test(tc, test_flow_child_invalid_input_rejected);
-	tcase_add_test(tc, test_flow_journal_runs_child_once);
-	tcase_add_test(tc, test_flow_journal_replays_failure);
-	tcase_add_test(tc, test_flow_journaled_child_in_root);
-	tcase_add_test(tc, test_flow_parallel_results_and_stats);
-	tcase_add_test(tc, test_flow_parallel_settled_success_and_failure);
-	tcase_add_test(tc, test_flow_child_timeout_fails_root);
-	tcase_add_test(tc, test_flow_fn_timeout_rejects);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("flow_extensions");
-	tcase_add_test(tc, test_flow_ext_root_flow_operation);
-	tcase_add_test(tc, test_flow_ext_journaled_child_operation);
-	tcase_add_test(tc, test_flow_ext_child_operation);
-	tcase_add_test(tc, test_flow_ext_fn_operation);
-	tcase_add_test(tc, test_flow_ext_parallel_operation);
-	tcase_add_test(tc, test_flow_ext_operation_variants);
-	tcase_add_test(tc, test_flow_ext_order_outermost_first);
-	tcase_add_test(tc, test_flow_ext_context_depth);
-	tcase_add_test(tc, test_flow_ext_child_ctx_scope);
-	tcase_add_test(tc, test_flow_ext_parent_value_visible_in_child);
-	tcase_add_test(tc, test_flow_ext_child_flow_meta);
-	tcase_add_test(tc, test_flow_ext_parallel_completes);
-	tcase_add_test(tc, test_flow_ext_scope_tag);
-	tcase_add_test(tc, test_flow_ext_execution_tag);
-	tcase_add_test(tc, test_flow_ext_execution_tags_isolated);
-	tcase_add_test(tc, test_flow_ext_root_tag_seen_by_child);
-	tcase_add_test(tc, test_flow_ext_dispose_on_success);
-	tcase_add_test(tc, test_flow_ext_dispose_on_failure);
-	tcase_add_test(tc, test_flow_ext_dispose_only_with_scope);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("extensions");
-	tcase_add_test(tc, test_extensions_records_journaled_steps);
-	tcase_add_test(tc, test_extensions_records_sub_flows);
-	tcase_add_test(tc, test_extensions_parallel_with_fn_steps);
-	tcase_add_test(tc, test_extensions_failing_fn_recorded);
-	tcase_add_test(tc, test_extensions_order_composition);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("parallel_settled");
-	tcase_add_test(tc, test_settled_fulfilled_all);
-	tcase_add_test(tc, test_settled_fulfilled_skips_failures);
-	tcase_add_test(tc, test_settled_rejected_in_order);
-	tcase_add_test(tc, test_settled_rejected_single);
-	tcase_add_test(tc, test_settled_partition);
-	tcase_add_test(tc, test_settled_first_fulfilled);
-	tcase_add_test(tc, test_settled_first_fulfilled_after_failure);
-	tcase_add_test(tc, test_settled_first_rejected);
-	tcase_add_test(tc, test_settled_first_rejected_among_successes);
-	tcase_add_test(tc, test_settled_find_fulfilled);
-	tcase_add_test(tc, test_settled_find_fulfilled_skips_failures);
-	tcase_add_test(tc, test_settled_map_fulfilled);
-	tcase_add_test(tc, test_settled_map_fulfilled_skips_failures);
-	tcase_add_test(tc, test_settled_calls_keep_their_positions);
-	tcase_add_test(tc, test_settled_all_fulfilled);
-	tcase_add_test(tc, test_settled_all_fulfilled_reports_one_of_two);
-	tcase_add_test(tc, test_settled_all_fulfilled_reports_counts);
-	tcase_add_test(tc, test_settled_root_executions_partition);
-	tcase_add_test(tc, test_settled_empty);
-	tcase_add_test(tc, test_settled_chained_filter_sum);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("tag");
-	tcase_add_test(tc, test_tag_context_store);
-	tcase_add_test(tc, test_tag_tag_value_array);
-	tcase_add_test(tc, test_tag_scope_container);
-	tcase_add_test(tc, test_tag_without_default);
-	tcase_add_test(tc, test_tag_with_default);
-	tcase_add_test(tc, test_tag_tagged_value);
-	tcase_add_test(tc, test_tag_tagged_value_explicit);
-	tcase_add_test(tc, test_tag_inject_then_extract);
-	tcase_add_test(tc, test_tag_label_kept);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("js_bugs_fixed");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_bug01_status_set_with_settlement);
-	tcase_add_test(tc, test_bug02_pending_observable_late_subscriber);
-	tcase_add_test(tc, test_bug03_callback_cannot_change_status);
-	tcase_add_test(tc, test_bug04_timer_released_after_completion);
-	tcase_add_test(tc, test_bug05_no_listener_accumulation);
-	tcase_add_test(tc, test_bug06_timeout_aborts_handler_context);
-	tcase_add_test(tc, test_bug06_timeout_reaches_children);
-	tcase_add_test(tc, test_bug07_abort_and_timeout_distinguishable);
-	tcase_add_test(tc, test_bug08_fn_steps_inherit_abort);
-	tcase_add_test(tc, test_bug09_dispose_cancels_and_waits);
-	tcase_add_test(tc, test_bug10_parallel_cancels_siblings_counts_failed);
-	tcase_add_test(tc, test_bug11_get_and_find_agree);
-	tcase_add_test(tc, test_bug12_tag_identity_and_defaults);
-	tcase_add_test(tc, test_bug13_journal_key_by_content);
-	tcase_add_test(tc, test_bug15_root_not_delayed_by_unawaited_children);
-	tcase_add_test(tc, test_bug17_documented_behaviour_holds);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "execution_context", .test = test_context_create_execution_details },
+		{ .tcase = "execution_context", .test = test_context_exec_child_parent_and_result },
+		{ .tcase = "execution_context", .test = test_context_child_reads_parent_tag },
+		{ .tcase = "execution_context", .test = test_context_child_shadows_parent_tag },
+		{ .tcase = "execution_context", .test = test_context_completed_at_after_end },
+		{ .tcase = "execution_context", .test = test_context_failing_child_records_error },
+		{ .tcase = "execution_context", .test = test_context_fresh_not_aborted },
+		{ .tcase = "execution_tracking", .test = test_tracking_distinct_execution_ids },
+		{ .tcase = "execution_tracking", .test = test_tracking_status_pending_running_completed },
+		{ .tcase = "execution_tracking", .test = test_tracking_abort_cancels },
+		{ .tcase = "execution_tracking", .test = test_tracking_timeout_aborts },
+		{ .tcase = "execution_tracking", .test = test_tracking_fast_flow_with_timeout_completes },
+		{ .tcase = "execution_tracking", .test = test_tracking_child_flow_result },
+		{ .tcase = "execution_tracking", .test = test_tracking_journaled_steps_in_order },
+		{ .tcase = "execution_tracking", .test = test_tracking_child_error_caught_by_parent },
+		{ .tcase = "execution_tracking", .test = test_tracking_pre_aborted_signal },
+		{ .tcase = "execution_tracking", .test = test_tracking_not_aborted_completes },
+		{ .tcase = "execution_tracking", .test = test_tracking_callback_tag },
+		{ .tcase = "execution_tracking", .test = test_tracking_flow_meta_callback_tag },
+		{ .tcase = "execution_tracking", .test = test_tracking_user_set_tag },
+		{ .tcase = "execution_tracking", .test = test_tracking_user_map_tag_and_dispose },
+		{ .tcase = "execution_tracking", .test = test_tracking_concurrent_executions },
+		{ .tcase = "exec_timeout", .test = test_exec_timeout_child_rejects },
+		{ .tcase = "exec_timer_cleanup", .test = test_timer_cleanup_child_success },
+		{ .tcase = "exec_timer_cleanup", .test = test_timer_cleanup_child_failure_caught },
+		{ .tcase = "exec_timer_cleanup", .test = test_timer_cleanup_journaled_child },
+		{ .tcase = "abort_utils", .test = test_abort_utils_no_timeout },
+		{ .tcase = "abort_utils", .test = test_abort_utils_timeout_aborts },
+		{ .tcase = "abort_utils", .test = test_abort_utils_parent_abort_reaches_child },
+		{ .tcase = "abort_utils", .test = test_abort_utils_parent_abort_with_child_timeout },
+		{ .tcase = "flow_execution", .test = test_flow_handler_doubles_input },
+		{ .tcase = "flow_execution", .test = test_flow_input_output_definition },
+		{ .tcase = "flow_execution", .test = test_flow_ctx_exec_child },
+		{ .tcase = "flow_execution", .test = test_flow_ctx_exec_journaled_child },
+		{ .tcase = "flow_execution", .test = test_flow_ctx_exec_fn },
+		{ .tcase = "flow_execution", .test = test_flow_journaled_child_invalid_input_rejected },
+		{ .tcase = "flow_execution", .test = test_flow_child_invalid_input_rejected },
+		{ .tcase = "flow_execution", .test = test_flow_journal_runs_child_once },
+		{ .tcase = "flow_execution", .test = test_flow_journal_replays_failure },
+		{ .tcase = "flow_execution", .test = test_flow_journaled_child_in_root },
+		{ .tcase = "flow_execution", .test = test_flow_parallel_results_and_stats },
+		{ .tcase = "flow_execution", .test = test_flow_parallel_settled_success_and_failure },
+		{ .tcase = "flow_execution", .test = test_flow_child_timeout_fails_root },
+		{ .tcase = "flow_execution", .test = test_flow_fn_timeout_rejects },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_root_flow_operation },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_journaled_child_operation },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_child_operation },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_fn_operation },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_parallel_operation },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_operation_variants },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_order_outermost_first },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_context_depth },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_child_ctx_scope },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_parent_value_visible_in_child },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_child_flow_meta },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_parallel_completes },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_scope_tag },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_execution_tag },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_execution_tags_isolated },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_root_tag_seen_by_child },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_dispose_on_success },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_dispose_on_failure },
+		{ .tcase = "flow_extensions", .test = test_flow_ext_dispose_only_with_scope },
+		{ .tcase = "extensions", .test = test_extensions_records_journaled_steps },
+		{ .tcase = "extensions", .test = test_extensions_records_sub_flows },
+		{ .tcase = "extensions", .test = test_extensions_parallel_with_fn_steps },
+		{ .tcase = "extensions", .test = test_extensions_failing_fn_recorded },
+		{ .tcase = "extensions", .test = test_extensions_order_composition },
+		{ .tcase = "parallel_settled", .test = test_settled_fulfilled_all },
+		{ .tcase = "parallel_settled", .test = test_settled_fulfilled_skips_failures },
+		{ .tcase = "parallel_settled", .test = test_settled_rejected_in_order },
+		{ .tcase = "parallel_settled", .test = test_settled_rejected_single },
+		{ .tcase = "parallel_settled", .test = test_settled_partition },
+		{ .tcase = "parallel_settled", .test = test_settled_first_fulfilled },
+		{ .tcase = "parallel_settled", .test = test_settled_first_fulfilled_after_failure },
+		{ .tcase = "parallel_settled", .test = test_settled_first_rejected },
+		{ .tcase = "parallel_settled", .test = test_settled_first_rejected_among_successes },
+		{ .tcase = "parallel_settled", .test = test_settled_find_fulfilled },
+		{ .tcase = "parallel_settled", .test = test_settled_find_fulfilled_skips_failures },
+		{ .tcase = "parallel_settled", .test = test_settled_map_fulfilled },
+		{ .tcase = "parallel_settled", .test = test_settled_map_fulfilled_skips_failures },
+		{ .tcase = "parallel_settled", .test = test_settled_calls_keep_their_positions },
+		{ .tcase = "parallel_settled", .test = test_settled_all_fulfilled },
+		{ .tcase = "parallel_settled", .test = test_settled_all_fulfilled_reports_one_of_two },
+		{ .tcase = "parallel_settled", .test = test_settled_all_fulfilled_reports_counts },
+		{ .tcase = "parallel_settled", .test = test_settled_root_executions_partition },
+		{ .tcase = "parallel_settled", .test = test_settled_empty },
+		{ .tcase = "parallel_settled", .test = test_settled_chained_filter_sum },
+		{ .tcase = "tag", .test = test_tag_context_store },
+		{ .tcase = "tag", .test = test_tag_tag_value_array },
+		{ .tcase = "tag", .test = test_tag_scope_container },
+		{ .tcase = "tag", .test = test_tag_without_default },
+		{ .tcase = "tag", .test = test_tag_with_default },
+		{ .tcase = "tag", .test = test_tag_tagged_value },
+		{ .tcase = "tag", .test = test_tag_tagged_value_explicit },
+		{ .tcase = "tag", .test = test_tag_inject_then_extract },
+		{ .tcase = "tag", .test = test_tag_label_kept },
+		{ .tcase = "js_bugs_fixed", .test = test_bug01_status_set_with_settlement, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug02_pending_observable_late_subscriber, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug03_callback_cannot_change_status, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug04_timer_released_after_completion, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug05_no_listener_accumulation, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug06_timeout_aborts_handler_context, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug06_timeout_reaches_children, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug07_abort_and_timeout_distinguishable, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug08_fn_steps_inherit_abort, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug09_dispose_cancels_and_waits, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug10_parallel_cancels_siblings_counts_failed, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug11_get_and_find_agree, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug12_tag_identity_and_defaults, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug13_journal_key_by_content, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug15_root_not_delayed_by_unawaited_children, .timeout = 60 },
+		{ .tcase = "js_bugs_fixed", .test = test_bug17_documented_behaviour_holds, .timeout = 60 },
+	};
+	return pf_test_suite("catalogue", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(catalogue_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(catalogue_suite());
 }

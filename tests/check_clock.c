@@ -110,29 +110,19 @@ END_TEST
 static Suite *
 clock_suite(void)
 {
-	Suite *s = suite_create("clock");
-	TCase *tc = tcase_create("monotonic");
-	tcase_add_test(tc, mono_never_goes_back);
-	tcase_add_test(tc, mono_advances);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("wall");
-	tcase_add_test(tc, wall_matches_time);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("raw");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, raw_conversion_is_stable_across_refinements);
-	tcase_add_test(tc, raw_conversion_is_monotonic);
-	tcase_add_test(tc, raw_conversion_tracks_monotonic);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "monotonic", .test = mono_never_goes_back },
+		{ .tcase = "monotonic", .test = mono_advances },
+		{ .tcase = "wall", .test = wall_matches_time },
+		{ .tcase = "raw", .test = raw_conversion_is_stable_across_refinements, .timeout = 30 },
+		{ .tcase = "raw", .test = raw_conversion_is_monotonic, .timeout = 30 },
+		{ .tcase = "raw", .test = raw_conversion_tracks_monotonic, .timeout = 30 },
+	};
+	return pf_test_suite("clock", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(clock_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(clock_suite());
 }

@@ -879,63 +879,31 @@ END_TEST
 static Suite *
 ctx_suite(void)
 {
-	Suite *s = suite_create("ctx");
-	TCase *tc = tcase_create("lookup_order");
-	tcase_add_test(tc, default_is_last_resort);
-	tcase_add_test(tc, scope_tags_before_default);
-	tcase_add_test(tc, own_then_each_ancestor_then_scope);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("set_writes_own_store");
-	tcase_add_test(tc, child_set_shadows_parent);
-	tcase_add_test(tc, set_copies_value);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("live_lookup");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, parent_set_after_child_creation_is_visible);
-	tcase_add_test(tc, child_flow_sees_later_parent_set);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("identity_by_address");
-	tcase_add_test(tc, same_label_different_tags);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("absent");
-	tcase_add_test(tc, absent_tag_enoent_and_false);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("stress");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, parent_set_races_children_get);
-	tcase_add_test(tc, threads_share_standalone_context);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("typed_macros");
-	tcase_add_test(tc, typed_tag_macros);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("flow_metadata");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, flow_meta_root_and_child);
-	tcase_add_test(tc, flow_meta_parallel_calls);
-	tcase_add_test(tc, flow_meta_fn_step_and_standalone);
-	tcase_add_test(tc, flow_meta_child_of_standalone_is_depth_1);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("option_tags");
-	tcase_add_test(tc, exec_option_tags_seeded);
-	tcase_add_test(tc, ctx_option_tags_seeded);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "lookup_order", .test = default_is_last_resort },
+		{ .tcase = "lookup_order", .test = scope_tags_before_default },
+		{ .tcase = "lookup_order", .test = own_then_each_ancestor_then_scope },
+		{ .tcase = "set_writes_own_store", .test = child_set_shadows_parent },
+		{ .tcase = "set_writes_own_store", .test = set_copies_value },
+		{ .tcase = "live_lookup", .test = parent_set_after_child_creation_is_visible, .timeout = 30 },
+		{ .tcase = "live_lookup", .test = child_flow_sees_later_parent_set, .timeout = 30 },
+		{ .tcase = "identity_by_address", .test = same_label_different_tags },
+		{ .tcase = "absent", .test = absent_tag_enoent_and_false },
+		{ .tcase = "stress", .test = parent_set_races_children_get, .timeout = 120 },
+		{ .tcase = "stress", .test = threads_share_standalone_context, .timeout = 120 },
+		{ .tcase = "typed_macros", .test = typed_tag_macros },
+		{ .tcase = "flow_metadata", .test = flow_meta_root_and_child, .timeout = 30 },
+		{ .tcase = "flow_metadata", .test = flow_meta_parallel_calls, .timeout = 30 },
+		{ .tcase = "flow_metadata", .test = flow_meta_fn_step_and_standalone, .timeout = 30 },
+		{ .tcase = "flow_metadata", .test = flow_meta_child_of_standalone_is_depth_1, .timeout = 30 },
+		{ .tcase = "option_tags", .test = exec_option_tags_seeded },
+		{ .tcase = "option_tags", .test = ctx_option_tags_seeded },
+	};
+	return pf_test_suite("ctx", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(ctx_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(ctx_suite());
 }

@@ -351,37 +351,22 @@ END_TEST
 static Suite *
 deque_suite(void)
 {
-	Suite *s = suite_create("deque");
-	TCase *tc = tcase_create("single_thread_order");
-	tcase_add_test(tc, take_is_lifo);
-	tcase_add_test(tc, steal_is_fifo);
-	tcase_add_test(tc, both_ends_meet);
-	tcase_add_test(tc, empty_returns_empty);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("growth");
-	tcase_add_checked_fixture(tc, disarm, disarm);
-	tcase_add_test(tc, growth_keeps_order);
-	tcase_add_test(tc, capacity_rounds_up);
-	tcase_add_test(tc, init_reports_enomem);
-	tcase_add_test(tc, failed_growth_keeps_items);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("owner_and_thieves_race");
-	tcase_set_tags(tc, "stress");
-	/* Sanitizer builds run several times slower than the 5 s budget. */
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, every_item_taken_once);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "single_thread_order", .test = take_is_lifo },
+		{ .tcase = "single_thread_order", .test = steal_is_fifo },
+		{ .tcase = "single_thread_order", .test = both_ends_meet },
+		{ .tcase = "single_thread_order", .test = empty_returns_empty },
+		{ .tcase = "growth", .test = growth_keeps_order, .setup = disarm, .teardown = disarm },
+		{ .tcase = "growth", .test = capacity_rounds_up, .setup = disarm, .teardown = disarm },
+		{ .tcase = "growth", .test = init_reports_enomem, .setup = disarm, .teardown = disarm },
+		{ .tcase = "growth", .test = failed_growth_keeps_items, .setup = disarm, .teardown = disarm },
+		{ .tcase = "owner_and_thieves_race", .test = every_item_taken_once, .timeout = 120, .tags = "stress" },
+	};
+	return pf_test_suite("deque", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(deque_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(deque_suite());
 }

@@ -1549,55 +1549,32 @@ END_TEST
 static Suite *
 edges_suite(void)
 {
-	Suite *s = suite_create("edges");
-	TCase *tc = tcase_create("dispose_race");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, scope_exec_racing_dispose_is_safe);
-	tcase_add_test(tc, standalone_timeouts_racing_dispose_are_safe);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_pending");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, abort_pending_never_runs_handler);
-	suite_add_tcase(s, tc);
-
-	/* These hang on a broken library: a short timeout fails them. */
-	tc = tcase_create("off_status");
-	tcase_set_timeout(tc, 5);
-	tcase_add_loop_test(tc, off_status_from_callback_stops_later_subscriber,
-	    0, 2);
-	tcase_add_test(tc, off_status_in_nested_delivery_returns);
-	tcase_add_test(tc, off_status_from_callback_does_not_wait_for_other_thread);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("huge_sizes");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc, huge_flow_input_size_refused);
-	tcase_add_test(tc, strerror_eagain_names_no_thread_available);
-	tcase_add_test(tc, parallel_returns_only_after_its_calls_ended);
-	tcase_add_test(tc, starved_for_a_while_is_not_eagain);
-	tcase_add_test(tc, large_output_costs_nothing_until_written);
-	tcase_add_test(tc, next_call_from_another_thread_einval);
-	tcase_add_test(tc, huge_flow_output_size_refused);
-	tcase_add_test(tc, huge_tag_set_refused);
-	tcase_add_test(tc, huge_tag_in_exec_options_refused);
-	tcase_add_test(tc, huge_tag_in_ctx_options_refused);
-	tcase_add_test(tc, huge_tag_in_scope_options_refused);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("fds");
-	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, run_one_at_a_time_keeps_few_fds_open, 0, 2);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("dispose_inside");
-	tcase_set_timeout(tc, 5);
-	tcase_add_test(tc, dispose_from_timer_signal_listener_einval);
-	tcase_add_test(tc, dispose_from_signal_listener_on_aborting_thread_einval);
-	tcase_add_test(tc, dispose_from_pending_status_callback_einval);
-	tcase_add_test(tc, dispose_from_timer_status_callback_einval);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "dispose_race", .test = scope_exec_racing_dispose_is_safe, .timeout = 60 },
+		{ .tcase = "dispose_race", .test = standalone_timeouts_racing_dispose_are_safe, .timeout = 60 },
+		{ .tcase = "abort_pending", .test = abort_pending_never_runs_handler, .timeout = 30 },
+		/* These hang on a broken library: a short timeout fails them. */
+		{ .tcase = "off_status", .test = off_status_from_callback_stops_later_subscriber, .timeout = 5, .loop = 2 },
+		{ .tcase = "off_status", .test = off_status_in_nested_delivery_returns, .timeout = 5 },
+		{ .tcase = "off_status", .test = off_status_from_callback_does_not_wait_for_other_thread, .timeout = 5 },
+		{ .tcase = "huge_sizes", .test = huge_flow_input_size_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = strerror_eagain_names_no_thread_available, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = parallel_returns_only_after_its_calls_ended, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = starved_for_a_while_is_not_eagain, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = large_output_costs_nothing_until_written, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = next_call_from_another_thread_einval, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_flow_output_size_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_tag_set_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_tag_in_exec_options_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_tag_in_ctx_options_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_tag_in_scope_options_refused, .timeout = 10 },
+		{ .tcase = "fds", .test = run_one_at_a_time_keeps_few_fds_open, .timeout = 60, .loop = 2 },
+		{ .tcase = "dispose_inside", .test = dispose_from_timer_signal_listener_einval, .timeout = 5 },
+		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },
+		{ .tcase = "dispose_inside", .test = dispose_from_pending_status_callback_einval, .timeout = 5 },
+		{ .tcase = "dispose_inside", .test = dispose_from_timer_status_callback_einval, .timeout = 5 },
+	};
+	return pf_test_suite("edges", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "testlib.h"
 
 /* ---- pf__env_parse_uint ---- */
 
@@ -690,65 +691,37 @@ END_TEST
 static Suite *
 env_suite(void)
 {
-	Suite *s = suite_create("env");
-	TCase *tc = tcase_create("parse_uint");
-	tcase_add_loop_test(tc, parse_uint_table, 0,
-	    (int)(sizeof(parse_cases) / sizeof(parse_cases[0])));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("num_threads");
-	tcase_add_checked_fixture(tc, warn_setup, warn_teardown);
-	tcase_add_test(tc, num_threads_valid);
-	tcase_add_test(tc, num_threads_invalid_falls_back);
-	tcase_add_test(tc, default_within_affinity);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("warnings");
-	tcase_add_checked_fixture(tc, warn_setup, warn_teardown);
-	tcase_add_loop_test(tc, warn_num_threads_bad_value, 0,
-	    (int)(sizeof(bad_threads) / sizeof(bad_threads[0])));
-	tcase_add_loop_test(tc, warn_scope_var_bad_value, 0,
-	    (int)(sizeof(scope_var_cases) / sizeof(scope_var_cases[0])));
-	tcase_add_test(tc, warn_once_per_variable);
-	tcase_add_test(tc, warn_valid_is_silent);
-	tcase_add_test(tc, warn_unset_is_silent);
-	tcase_add_test(tc, warn_value_sanitised);
-	tcase_add_test(tc, warn_concurrent_once);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cgroup_v2");
-	tcase_add_checked_fixture(tc, make_base, remove_base);
-	tcase_add_test(tc, v2_max_is_unlimited);
-	tcase_add_test(tc, v2_quota_rounds_up);
-	tcase_add_test(tc, v2_ancestor_tighter);
-	tcase_add_test(tc, v2_leaf_tighter);
-	tcase_add_test(tc, v2_mount_point_is_checked);
-	tcase_add_test(tc, v2_mount_root_is_own_cgroup);
-	tcase_add_test(tc, v2_escaped_mount_point);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cgroup_v1");
-	tcase_add_checked_fixture(tc, make_base, remove_base);
-	tcase_add_test(tc, v1_quota_period);
-	tcase_add_test(tc, v1_minus_one_is_unlimited);
-	tcase_add_test(tc, v1_ancestor_tighter);
-	tcase_add_test(tc, hybrid_smallest_wins);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cgroup_malformed");
-	tcase_add_checked_fixture(tc, make_base, remove_base);
-	tcase_add_test(tc, missing_files_are_unlimited);
-	tcase_add_test(tc, garbage_is_unlimited);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "parse_uint", .test = parse_uint_table, .loop = (int)(sizeof(parse_cases) / sizeof(parse_cases[0])) },
+		{ .tcase = "num_threads", .test = num_threads_valid, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "num_threads", .test = num_threads_invalid_falls_back, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "num_threads", .test = default_within_affinity, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_num_threads_bad_value, .loop = (int)(sizeof(bad_threads) / sizeof(bad_threads[0])), .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_scope_var_bad_value, .loop = (int)(sizeof(scope_var_cases) / sizeof(scope_var_cases[0])), .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_once_per_variable, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_valid_is_silent, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_unset_is_silent, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_value_sanitised, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "warnings", .test = warn_concurrent_once, .setup = warn_setup, .teardown = warn_teardown },
+		{ .tcase = "cgroup_v2", .test = v2_max_is_unlimited, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_quota_rounds_up, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_ancestor_tighter, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_leaf_tighter, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_mount_point_is_checked, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_mount_root_is_own_cgroup, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v2", .test = v2_escaped_mount_point, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v1", .test = v1_quota_period, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v1", .test = v1_minus_one_is_unlimited, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v1", .test = v1_ancestor_tighter, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_v1", .test = hybrid_smallest_wins, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_malformed", .test = missing_files_are_unlimited, .setup = make_base, .teardown = remove_base },
+		{ .tcase = "cgroup_malformed", .test = garbage_is_unlimited, .setup = make_base, .teardown = remove_base },
+	};
+	return pf_test_suite("env", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(env_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(env_suite());
 }

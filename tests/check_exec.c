@@ -2601,163 +2601,74 @@ END_TEST
 static Suite *
 exec_suite(void)
 {
-	Suite *s = suite_create("exec");
-	TCase *tc;
-
-	tc = tcase_create("status_pending_running");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, pending_until_handler_starts);
-	tcase_add_test(tc, running_while_handler_runs);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("status_terminal_rules");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, completed_when_handler_returns_zero);
-	tcase_add_test(tc, failed_when_error_not_aborted);
-	tcase_add_test(tc, cancelled_when_error_while_aborted);
-	tcase_add_test(tc, completed_when_zero_after_abort);
-	tcase_add_test(tc, terminal_never_changes);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("status_published_before_wake");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, terminal_callback_sees_published_result);
-	tcase_add_test(tc, waiter_sees_published_result);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("status_timestamps");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, exec_timestamps_ordered);
-	tcase_add_test(tc, standalone_starts_at_creation_and_end_only_records);
-	tcase_add_test(tc, fn_step_starts_at_creation_ends_on_return);
-	tcase_add_test(tc, exec_fn_returns_fn_result);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("callbacks_see_transitions");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, on_status_sees_each_transition_once);
-	tcase_add_test(tc, callbacks_run_on_transition_thread);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("callbacks_subscribe");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, subscribe_finished_calls_once_at_once);
-	tcase_add_test(tc, subscribe_running_sees_later_only);
-	tcase_add_test(tc, subscribe_pending_sees_running_and_terminal);
-	tcase_add_test(tc, off_status_stops_calls);
-	tcase_add_test(tc, off_status_waits_for_callback_in_flight);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("callbacks_before_wait_returns");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, wait_returns_after_terminal_callbacks);
-	tcase_add_test(tc, wait_for_and_try_after_terminal_callbacks);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("callbacks_may_abort");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, callback_aborts_own_execution);
-	tcase_add_test(tc, pending_callback_aborts_execution_with_timeout);
-	tcase_add_test(tc, callback_aborts_other_context);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_cascades");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, abort_reaches_running_descendants);
-	tcase_add_test(tc, aborted_context_starts_nothing);
-	tcase_add_test(tc, abort_reaches_ended_descendants);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_first_wins");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, timeout_then_abort_keeps_timedout);
-	tcase_add_test(tc, abort_then_timeout_keeps_canceled);
-	tcase_add_test(tc, descendant_keeps_own_earlier_reason);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_pending");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, pending_aborted_never_runs);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_observed_by_handler");
-	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, running_handler_observes_abort, 0, AW_MODES);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_finished");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, abort_finished_changes_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("abort_signal");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, listeners_ran_before_ctx_abort_returns);
-	tcase_add_test(tc, listeners_ran_before_exec_abort_returns);
-	tcase_add_test(tc, listener_added_to_aborted_runs_at_once);
-	tcase_add_test(tc, removed_listener_never_runs);
-	tcase_add_test(tc, remove_waits_for_running_listener);
-	tcase_add_test(tc, signal_fd_turns_readable_and_closes_with_context);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("timeout");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, scope_exec_times_out);
-	tcase_add_test(tc, timeout_counts_pending_time);
-	tcase_add_test(tc, timer_released_when_finished);
-	tcase_add_test(tc, child_exec_times_out);
-	tcase_add_test(tc, standalone_context_times_out);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("wait_in_handlers");
-	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, fib_of_waited_children, 0, 3);
-	tcase_add_loop_test(tc, nested_waits_30_deep, 0, 3);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("wait_outside");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, external_waiter_sleeps);
-	tcase_add_test(tc, external_wait_runs_pending_only_in_a_free_slot);
-	tcase_add_test(tc, external_wait_inline_handler_cannot_dispose);
-	tcase_add_test(tc, external_wait_for_does_not_run_pending);
-	tcase_add_test(tc, wait_for_times_out_then_delivers);
-	tcase_add_test(tc, try_eagain_until_finished);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("wait_many_waiters");
-	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, many_waiters_wake_with_output, 0, 3);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("submit");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, submit_never_runs_on_caller);
-	tcase_add_test(tc, child_submit_never_runs_on_caller);
-	tcase_add_test(tc, submit_does_not_block_on_running_work);
-	tcase_add_loop_test(tc, idle_workers_pick_up_queued_work, 0, 3);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("child_holds_parent");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, child_outlives_parent_reads_tags);
-	tcase_add_test(tc, aborting_finished_parent_aborts_child);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("stress_abort_races");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, abort_races_start_and_finish);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "status_pending_running", .test = pending_until_handler_starts, .timeout = 30 },
+		{ .tcase = "status_pending_running", .test = running_while_handler_runs, .timeout = 30 },
+		{ .tcase = "status_terminal_rules", .test = completed_when_handler_returns_zero, .timeout = 30 },
+		{ .tcase = "status_terminal_rules", .test = failed_when_error_not_aborted, .timeout = 30 },
+		{ .tcase = "status_terminal_rules", .test = cancelled_when_error_while_aborted, .timeout = 30 },
+		{ .tcase = "status_terminal_rules", .test = completed_when_zero_after_abort, .timeout = 30 },
+		{ .tcase = "status_terminal_rules", .test = terminal_never_changes, .timeout = 30 },
+		{ .tcase = "status_published_before_wake", .test = terminal_callback_sees_published_result, .timeout = 30 },
+		{ .tcase = "status_published_before_wake", .test = waiter_sees_published_result, .timeout = 30 },
+		{ .tcase = "status_timestamps", .test = exec_timestamps_ordered, .timeout = 30 },
+		{ .tcase = "status_timestamps", .test = standalone_starts_at_creation_and_end_only_records, .timeout = 30 },
+		{ .tcase = "status_timestamps", .test = fn_step_starts_at_creation_ends_on_return, .timeout = 30 },
+		{ .tcase = "status_timestamps", .test = exec_fn_returns_fn_result, .timeout = 30 },
+		{ .tcase = "callbacks_see_transitions", .test = on_status_sees_each_transition_once, .timeout = 30 },
+		{ .tcase = "callbacks_see_transitions", .test = callbacks_run_on_transition_thread, .timeout = 30 },
+		{ .tcase = "callbacks_subscribe", .test = subscribe_finished_calls_once_at_once, .timeout = 30 },
+		{ .tcase = "callbacks_subscribe", .test = subscribe_running_sees_later_only, .timeout = 30 },
+		{ .tcase = "callbacks_subscribe", .test = subscribe_pending_sees_running_and_terminal, .timeout = 30 },
+		{ .tcase = "callbacks_subscribe", .test = off_status_stops_calls, .timeout = 30 },
+		{ .tcase = "callbacks_subscribe", .test = off_status_waits_for_callback_in_flight, .timeout = 30 },
+		{ .tcase = "callbacks_before_wait_returns", .test = wait_returns_after_terminal_callbacks, .timeout = 30 },
+		{ .tcase = "callbacks_before_wait_returns", .test = wait_for_and_try_after_terminal_callbacks, .timeout = 30 },
+		{ .tcase = "callbacks_may_abort", .test = callback_aborts_own_execution, .timeout = 30 },
+		{ .tcase = "callbacks_may_abort", .test = pending_callback_aborts_execution_with_timeout, .timeout = 30 },
+		{ .tcase = "callbacks_may_abort", .test = callback_aborts_other_context, .timeout = 30 },
+		{ .tcase = "abort_cascades", .test = abort_reaches_running_descendants, .timeout = 30 },
+		{ .tcase = "abort_cascades", .test = aborted_context_starts_nothing, .timeout = 30 },
+		{ .tcase = "abort_cascades", .test = abort_reaches_ended_descendants, .timeout = 30 },
+		{ .tcase = "abort_first_wins", .test = timeout_then_abort_keeps_timedout, .timeout = 30 },
+		{ .tcase = "abort_first_wins", .test = abort_then_timeout_keeps_canceled, .timeout = 30 },
+		{ .tcase = "abort_first_wins", .test = descendant_keeps_own_earlier_reason, .timeout = 30 },
+		{ .tcase = "abort_pending", .test = pending_aborted_never_runs, .timeout = 30 },
+		{ .tcase = "abort_observed_by_handler", .test = running_handler_observes_abort, .timeout = 30, .loop = AW_MODES },
+		{ .tcase = "abort_finished", .test = abort_finished_changes_nothing, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = listeners_ran_before_ctx_abort_returns, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = listeners_ran_before_exec_abort_returns, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = listener_added_to_aborted_runs_at_once, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = removed_listener_never_runs, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = remove_waits_for_running_listener, .timeout = 30 },
+		{ .tcase = "abort_signal", .test = signal_fd_turns_readable_and_closes_with_context, .timeout = 30 },
+		{ .tcase = "timeout", .test = scope_exec_times_out, .timeout = 30 },
+		{ .tcase = "timeout", .test = timeout_counts_pending_time, .timeout = 30 },
+		{ .tcase = "timeout", .test = timer_released_when_finished, .timeout = 30 },
+		{ .tcase = "timeout", .test = child_exec_times_out, .timeout = 30 },
+		{ .tcase = "timeout", .test = standalone_context_times_out, .timeout = 30 },
+		{ .tcase = "wait_in_handlers", .test = fib_of_waited_children, .timeout = 60, .loop = 3 },
+		{ .tcase = "wait_in_handlers", .test = nested_waits_30_deep, .timeout = 60, .loop = 3 },
+		{ .tcase = "wait_outside", .test = external_waiter_sleeps, .timeout = 30 },
+		{ .tcase = "wait_outside", .test = external_wait_runs_pending_only_in_a_free_slot, .timeout = 30 },
+		{ .tcase = "wait_outside", .test = external_wait_inline_handler_cannot_dispose, .timeout = 30 },
+		{ .tcase = "wait_outside", .test = external_wait_for_does_not_run_pending, .timeout = 30 },
+		{ .tcase = "wait_outside", .test = wait_for_times_out_then_delivers, .timeout = 30 },
+		{ .tcase = "wait_outside", .test = try_eagain_until_finished, .timeout = 30 },
+		{ .tcase = "wait_many_waiters", .test = many_waiters_wake_with_output, .timeout = 30, .loop = 3 },
+		{ .tcase = "submit", .test = submit_never_runs_on_caller, .timeout = 30 },
+		{ .tcase = "submit", .test = child_submit_never_runs_on_caller, .timeout = 30 },
+		{ .tcase = "submit", .test = submit_does_not_block_on_running_work, .timeout = 30 },
+		{ .tcase = "submit", .test = idle_workers_pick_up_queued_work, .timeout = 30, .loop = 3 },
+		{ .tcase = "child_holds_parent", .test = child_outlives_parent_reads_tags, .timeout = 30 },
+		{ .tcase = "child_holds_parent", .test = aborting_finished_parent_aborts_child, .timeout = 30 },
+		{ .tcase = "stress_abort_races", .test = abort_races_start_and_finish, .timeout = 120, .tags = "stress" },
+	};
+	return pf_test_suite("exec", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(exec_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(exec_suite());
 }

@@ -1337,68 +1337,38 @@ END_TEST
 static Suite *
 faults_suite(void)
 {
-	Suite *s = suite_create("faults");
-	TCase *tc;
-
-	tc = tcase_create("scope_enomem");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, scope_create_enomem_initialises_nothing_left);
-	tcase_add_test(tc, scope_use_enomem_disposes_extension);
-	tcase_add_test(tc, create_execution_enomem_creates_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("exec_enomem");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, scope_exec_enomem_starts_nothing);
-	tcase_add_test(tc, child_exec_from_handler_enomem_starts_nothing);
-	tcase_add_test(tc, child_exec_from_standalone_enomem_starts_nothing);
-	tcase_add_test(tc, child_run_from_handler_enomem_starts_nothing);
-	tcase_add_test(tc, child_run_from_standalone_enomem_starts_nothing);
-	tcase_add_test(tc, fn_step_from_handler_enomem_runs_nothing);
-	tcase_add_test(tc, fn_step_from_standalone_enomem_runs_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("journal_enomem");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, keyed_child_exec_from_handler_enomem_leaves_no_entry);
-	tcase_add_test(tc,
-	    keyed_child_exec_from_standalone_enomem_leaves_no_entry);
-	tcase_add_test(tc, keyed_child_run_from_handler_enomem_leaves_no_entry);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("parallel_enomem");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, parallel_from_handler_enomem_runs_no_call);
-	tcase_add_test(tc, parallel_settled_from_handler_enomem_runs_no_call);
-	tcase_add_test(tc, parallel_from_standalone_enomem_runs_no_call);
-	tcase_add_test(tc,
-	    parallel_settled_from_standalone_enomem_runs_no_call);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("tags_errors_callbacks_enomem");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, tag_set_from_handler_enomem_leaves_no_tag);
-	tcase_add_test(tc, tag_set_on_standalone_enomem_leaves_no_tag);
-	tcase_add_test(tc, fail_message_enomem_keeps_code);
-	tcase_add_test(tc, on_status_finished_enomem_calls_nothing);
-	tcase_add_test(tc, on_status_pending_enomem_calls_nothing);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("signal_resources");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, signal_fd_failure_leaves_signal_usable);
-	tcase_add_test(tc, signal_fd_enomem_leaves_signal_usable);
-	tcase_add_test(tc, listener_add_allocates_nothing);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "scope_enomem", .test = scope_create_enomem_initialises_nothing_left, .timeout = 120 },
+		{ .tcase = "scope_enomem", .test = scope_use_enomem_disposes_extension, .timeout = 120 },
+		{ .tcase = "scope_enomem", .test = create_execution_enomem_creates_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = scope_exec_enomem_starts_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = child_exec_from_handler_enomem_starts_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = child_exec_from_standalone_enomem_starts_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = child_run_from_handler_enomem_starts_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = child_run_from_standalone_enomem_starts_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = fn_step_from_handler_enomem_runs_nothing, .timeout = 120 },
+		{ .tcase = "exec_enomem", .test = fn_step_from_standalone_enomem_runs_nothing, .timeout = 120 },
+		{ .tcase = "journal_enomem", .test = keyed_child_exec_from_handler_enomem_leaves_no_entry, .timeout = 120 },
+		{ .tcase = "journal_enomem", .test = keyed_child_exec_from_standalone_enomem_leaves_no_entry, .timeout = 120 },
+		{ .tcase = "journal_enomem", .test = keyed_child_run_from_handler_enomem_leaves_no_entry, .timeout = 120 },
+		{ .tcase = "parallel_enomem", .test = parallel_from_handler_enomem_runs_no_call, .timeout = 120 },
+		{ .tcase = "parallel_enomem", .test = parallel_settled_from_handler_enomem_runs_no_call, .timeout = 120 },
+		{ .tcase = "parallel_enomem", .test = parallel_from_standalone_enomem_runs_no_call, .timeout = 120 },
+		{ .tcase = "parallel_enomem", .test = parallel_settled_from_standalone_enomem_runs_no_call, .timeout = 120 },
+		{ .tcase = "tags_errors_callbacks_enomem", .test = tag_set_from_handler_enomem_leaves_no_tag, .timeout = 120 },
+		{ .tcase = "tags_errors_callbacks_enomem", .test = tag_set_on_standalone_enomem_leaves_no_tag, .timeout = 120 },
+		{ .tcase = "tags_errors_callbacks_enomem", .test = fail_message_enomem_keeps_code, .timeout = 120 },
+		{ .tcase = "tags_errors_callbacks_enomem", .test = on_status_finished_enomem_calls_nothing, .timeout = 120 },
+		{ .tcase = "tags_errors_callbacks_enomem", .test = on_status_pending_enomem_calls_nothing, .timeout = 120 },
+		{ .tcase = "signal_resources", .test = signal_fd_failure_leaves_signal_usable, .timeout = 30 },
+		{ .tcase = "signal_resources", .test = signal_fd_enomem_leaves_signal_usable, .timeout = 30 },
+		{ .tcase = "signal_resources", .test = listener_add_allocates_nothing, .timeout = 30 },
+	};
+	return pf_test_suite("faults", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(faults_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(faults_suite());
 }

@@ -314,34 +314,20 @@ END_TEST
 static Suite *
 injector_suite(void)
 {
-	Suite *s = suite_create("injector");
-	TCase *tc = tcase_create("fifo_single_thread");
-	tcase_add_test(tc, pop_is_fifo);
-	tcase_add_test(tc, drain_and_refill);
-	tcase_add_test(tc, empty_hint_tracks_contents);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("busy_means_retry");
-	tcase_add_test(tc, busy_when_lock_held);
-	tcase_add_test(tc, busy_while_producer_links_into_empty);
-	tcase_add_test(tc, busy_while_producer_links_behind_last);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("producers_and_consumers_race");
-	tcase_set_tags(tc, "stress");
-	/* Sanitizer builds run several times slower than the 5 s budget. */
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, every_task_popped_once_in_producer_order);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "fifo_single_thread", .test = pop_is_fifo },
+		{ .tcase = "fifo_single_thread", .test = drain_and_refill },
+		{ .tcase = "fifo_single_thread", .test = empty_hint_tracks_contents },
+		{ .tcase = "busy_means_retry", .test = busy_when_lock_held },
+		{ .tcase = "busy_means_retry", .test = busy_while_producer_links_into_empty },
+		{ .tcase = "busy_means_retry", .test = busy_while_producer_links_behind_last },
+		{ .tcase = "producers_and_consumers_race", .test = every_task_popped_once_in_producer_order, .timeout = 120, .tags = "stress" },
+	};
+	return pf_test_suite("injector", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(injector_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(injector_suite());
 }

@@ -370,44 +370,26 @@ END_TEST
 static Suite *
 pool_suite(void)
 {
-	Suite *s = suite_create("pool");
-	TCase *tc = tcase_create("submission");
-	tcase_add_test(tc, test_create_rejects_bad_config);
-	tcase_add_test(tc, test_outside_submit_runs_everything);
-	tcase_add_test(tc, test_idle_pool_parks);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("parking_no_lost_wakeup");
-	tcase_set_tags(tc, "stress");
-	/* Generous: on an overloaded machine each cycle waits for the
-	 * scheduler; a lost wake-up hangs for good and still fails. */
-	tcase_set_timeout(tc, 900);
-	tcase_add_test(tc, test_park_wake_cycles_1_worker);
-	tcase_add_test(tc, test_park_wake_cycles_2_workers);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("helping_wait");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_helping_wait_nested_30_1_worker);
-	tcase_add_test(tc, test_helping_wait_nested_30_2_workers);
-	tcase_add_test(tc, test_helping_wait_nested_30_4_workers);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("spare_workers");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_spare_runs_work_when_1_worker_blocked);
-	tcase_add_test(tc, test_spare_runs_work_when_2_workers_blocked);
-	tcase_add_test(tc, test_no_spare_beyond_cap);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "submission", .test = test_create_rejects_bad_config },
+		{ .tcase = "submission", .test = test_outside_submit_runs_everything },
+		{ .tcase = "submission", .test = test_idle_pool_parks },
+		{ .tcase = "parking_no_lost_wakeup", .test = test_park_wake_cycles_1_worker, .timeout = 900, .tags = "stress" },
+		{ .tcase = "parking_no_lost_wakeup", .test = test_park_wake_cycles_2_workers, .timeout = 900, .tags = "stress" },
+		/* Generous: on an overloaded machine each cycle waits for the
+		 * scheduler; a lost wake-up hangs for good and still fails. */
+		{ .tcase = "helping_wait", .test = test_helping_wait_nested_30_1_worker, .timeout = 60 },
+		{ .tcase = "helping_wait", .test = test_helping_wait_nested_30_2_workers, .timeout = 60 },
+		{ .tcase = "helping_wait", .test = test_helping_wait_nested_30_4_workers, .timeout = 60 },
+		{ .tcase = "spare_workers", .test = test_spare_runs_work_when_1_worker_blocked, .timeout = 60 },
+		{ .tcase = "spare_workers", .test = test_spare_runs_work_when_2_workers_blocked, .timeout = 60 },
+		{ .tcase = "spare_workers", .test = test_no_spare_beyond_cap, .timeout = 60 },
+	};
+	return pf_test_suite("pool", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(pool_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(pool_suite());
 }

@@ -368,51 +368,20 @@ END_TEST
 static Suite *
 review_suite(void)
 {
-	Suite *s = suite_create("review");
-	TCase *tc = tcase_create("journal_keys_across_groups");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, parallel_groups_with_crossing_keys_finish);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("parallel_fail_fast");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, call_cancelled_by_its_timeout_fails_the_group);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("signal_listeners");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, remove_waits_for_self_removed_listener);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cross_scope_wait");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, worker_waiting_on_another_scope_does_not_deadlock);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("nested_dispose_refusal");
-	tcase_set_timeout(tc, 10);
-	tcase_add_test(tc,
-	    dispose_from_nested_fn_step_of_another_scope_is_refused);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("extension_skips_handler");
-	tcase_add_test(tc, skipped_handler_completes_with_zeroed_output);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("deep_abort");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, abort_reaches_the_bottom_of_a_deep_chain);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "journal_keys_across_groups", .test = parallel_groups_with_crossing_keys_finish, .timeout = 120 },
+		{ .tcase = "parallel_fail_fast", .test = call_cancelled_by_its_timeout_fails_the_group, .timeout = 30 },
+		{ .tcase = "signal_listeners", .test = remove_waits_for_self_removed_listener, .timeout = 30 },
+		{ .tcase = "cross_scope_wait", .test = worker_waiting_on_another_scope_does_not_deadlock, .timeout = 30 },
+		{ .tcase = "nested_dispose_refusal", .test = dispose_from_nested_fn_step_of_another_scope_is_refused, .timeout = 10 },
+		{ .tcase = "extension_skips_handler", .test = skipped_handler_completes_with_zeroed_output },
+		{ .tcase = "deep_abort", .test = abort_reaches_the_bottom_of_a_deep_chain, .timeout = 300, .tags = "stress" },
+	};
+	return pf_test_suite("review", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(review_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(review_suite());
 }

@@ -521,22 +521,15 @@ END_TEST
 static Suite *
 stress_api_suite(void)
 {
-	Suite *s = suite_create("stress_api");
-	TCase *tc = tcase_create("random_trees");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, stress_random_trees_2_threads);
-	tcase_add_test(tc, stress_random_trees_4_threads);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "random_trees", .test = stress_random_trees_2_threads, .timeout = 300, .tags = "stress" },
+		{ .tcase = "random_trees", .test = stress_random_trees_4_threads, .timeout = 300, .tags = "stress" },
+	};
+	return pf_test_suite("stress_api", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(stress_api_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(stress_api_suite());
 }

@@ -952,67 +952,35 @@ disarm(void)
 static Suite *
 timer_suite(void)
 {
-	Suite *s = suite_create("timer");
-	TCase *tc = tcase_create("order");
-	tcase_add_test(tc, fires_in_deadline_order);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cancel");
-	tcase_add_test(tc, cancel_before_expiry_prevents_fire);
-	tcase_add_test(tc, cancel_right_after_arm_drops_once);
-	tcase_add_test(tc, cancel_wakes_a_long_sleep);
-	tcase_add_test(tc, cancel_after_fire_does_nothing);
-	tcase_add_test(tc, cancel_never_armed_does_nothing);
-	tcase_add_test(tc, stop_delivers_pending_drops);
-	tcase_add_test(tc, rearm_after_cancel_fires_once);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("past_deadline");
-	tcase_add_test(tc, past_deadlines_fire_promptly);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("callback");
-	tcase_add_test(tc, callback_may_free_its_node);
-	tcase_add_test(tc, callback_may_rearm_its_node);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("lifecycle");
-	tcase_add_checked_fixture(tc, disarm, disarm);
-	tcase_add_test(tc, stop_drops_armed_timers);
-	tcase_add_test(tc, start_reports_enomem);
-	tcase_add_test(tc, later_arms_do_not_wake_the_thread);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("wheel_cascade");
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, far_deadline_cascades_down_and_fires_on_time);
-	tcase_add_test(tc, far_deadline_survives_jumps);
-	tcase_add_test(tc, overflow_deadline_fires);
-	tcase_add_test(tc, cancel_far_timer_empties_wheel);
-	tcase_add_test(tc, random_deadlines_fire_exactly_on_time);
-	tcase_add_test(tc, one_big_jump_fires_all_in_order);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("stress");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, stress_cancelled_never_fire_others_once);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("lateness");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 30);
-	tcase_add_test(tc, lateness_is_bounded);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "order", .test = fires_in_deadline_order },
+		{ .tcase = "cancel", .test = cancel_before_expiry_prevents_fire },
+		{ .tcase = "cancel", .test = cancel_right_after_arm_drops_once },
+		{ .tcase = "cancel", .test = cancel_wakes_a_long_sleep },
+		{ .tcase = "cancel", .test = cancel_after_fire_does_nothing },
+		{ .tcase = "cancel", .test = cancel_never_armed_does_nothing },
+		{ .tcase = "cancel", .test = stop_delivers_pending_drops },
+		{ .tcase = "cancel", .test = rearm_after_cancel_fires_once },
+		{ .tcase = "past_deadline", .test = past_deadlines_fire_promptly },
+		{ .tcase = "callback", .test = callback_may_free_its_node },
+		{ .tcase = "callback", .test = callback_may_rearm_its_node },
+		{ .tcase = "lifecycle", .test = stop_drops_armed_timers, .setup = disarm, .teardown = disarm },
+		{ .tcase = "lifecycle", .test = start_reports_enomem, .setup = disarm, .teardown = disarm },
+		{ .tcase = "lifecycle", .test = later_arms_do_not_wake_the_thread, .setup = disarm, .teardown = disarm },
+		{ .tcase = "wheel_cascade", .test = far_deadline_cascades_down_and_fires_on_time, .timeout = 60 },
+		{ .tcase = "wheel_cascade", .test = far_deadline_survives_jumps, .timeout = 60 },
+		{ .tcase = "wheel_cascade", .test = overflow_deadline_fires, .timeout = 60 },
+		{ .tcase = "wheel_cascade", .test = cancel_far_timer_empties_wheel, .timeout = 60 },
+		{ .tcase = "wheel_cascade", .test = random_deadlines_fire_exactly_on_time, .timeout = 60 },
+		{ .tcase = "wheel_cascade", .test = one_big_jump_fires_all_in_order, .timeout = 60 },
+		{ .tcase = "stress", .test = stress_cancelled_never_fire_others_once, .timeout = 120, .tags = "stress" },
+		{ .tcase = "lateness", .test = lateness_is_bounded, .timeout = 30, .tags = "stress" },
+	};
+	return pf_test_suite("timer", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(timer_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(timer_suite());
 }

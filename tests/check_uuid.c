@@ -210,39 +210,21 @@ END_TEST
 static Suite *
 uuid_suite(void)
 {
-	Suite *s = suite_create("uuid");
-	TCase *tc = tcase_create("format");
-	tcase_add_test(tc, format_known_value);
-	tcase_add_test(tc, format_shape);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("layout");
-	tcase_add_test(tc, version_and_variant);
-	tcase_add_test(tc, timestamp_is_given_time);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("monotonic");
-	tcase_add_test(tc, clock_step_back_keeps_order);
-	tcase_add_test(tc, counter_overflow_advances_ms);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("fork");
-	tcase_add_test(tc, fork_child_reseeds);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("stress");
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, threads_unique_and_ordered);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "format", .test = format_known_value },
+		{ .tcase = "format", .test = format_shape },
+		{ .tcase = "layout", .test = version_and_variant },
+		{ .tcase = "layout", .test = timestamp_is_given_time },
+		{ .tcase = "monotonic", .test = clock_step_back_keeps_order },
+		{ .tcase = "monotonic", .test = counter_overflow_advances_ms },
+		{ .tcase = "fork", .test = fork_child_reseeds },
+		{ .tcase = "stress", .test = threads_unique_and_ordered, .timeout = 120 },
+	};
+	return pf_test_suite("uuid", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(uuid_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(uuid_suite());
 }

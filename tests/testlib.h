@@ -5,9 +5,11 @@
  *   runners are slow and sanitizer builds slower still, while a local run
  *   keeps the full size);
  * - sleep_ms;
- * - with pumped.h: pf_test_transition_ok; with pumped.h and Check's
- *   check.h as well: new_scope, a scope of n threads (0: the default) or
- *   the test fails.
+ * - with Check's check.h: pf_test, pf_test_suite and pf_test_run (a
+ *   suite declared as one table, and the main of every test program);
+ * - with pumped.h: pf_test_transition_ok; with pumped.h and check.h as
+ *   well: new_scope, a scope of n threads (0: the default) or the test
+ *   fails.
  */
 #ifndef PF_TEST_TESTLIB_H
 #define PF_TEST_TESTLIB_H
@@ -32,6 +34,60 @@ sleep_ms(long ms)
 	while (nanosleep(&ts, &ts) != 0)
 		;
 }
+
+#ifdef CHECK_H
+/*
+ * A suite as one table, in the suite function (an automatic array: Check's
+ * test names are not constant expressions).  Each row adds one test to the
+ * Check test case `tcase`; consecutive rows with the same tcase form one
+ * test case, whose timeout (s; 0: Check's default), tags and checked
+ * fixture are its first row's.  loop > 0 adds a loop test over [0, loop).
+ */
+typedef struct pf_test {
+	const char *tcase;
+	const TTest *test;
+	double timeout;
+	int loop;
+	const char *tags;
+	SFun setup, teardown;
+} pf_test;
+
+static inline Suite *
+pf_test_suite(const char *name, const pf_test *t, size_t n)
+{
+	Suite *s = suite_create(name);
+	TCase *tc = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (tc == NULL || strcmp(t[i].tcase, t[i - 1].tcase) != 0) {
+			tc = tcase_create(t[i].tcase);
+			if (t[i].timeout > 0)
+				tcase_set_timeout(tc, t[i].timeout);
+			if (t[i].tags != NULL)
+				tcase_set_tags(tc, t[i].tags);
+			if (t[i].setup != NULL || t[i].teardown != NULL)
+				tcase_add_checked_fixture(tc, t[i].setup,
+				    t[i].teardown);
+			suite_add_tcase(s, tc);
+		}
+		if (t[i].loop > 0)
+			tcase_add_loop_test(tc, t[i].test, 0, t[i].loop);
+		else
+			tcase_add_test(tc, t[i].test);
+	}
+	return s;
+}
+
+/* Runs suite s: the exit status of a test program. */
+static inline int
+pf_test_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+#endif
 
 /*
  * Whether status st may be the (prev+1)-th transition a status callback

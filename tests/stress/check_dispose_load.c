@@ -448,23 +448,16 @@ END_TEST
 static Suite *
 dispose_load_suite(void)
 {
-	Suite *s = suite_create("dispose_load");
-	TCase *tc = tcase_create("dispose_under_load");
-	tcase_set_tags(tc, "stress");
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, dispose_load_1_thread);
-	tcase_add_test(tc, dispose_load_2_threads);
-	tcase_add_test(tc, dispose_load_4_threads);
-	suite_add_tcase(s, tc);
-	return s;
+	const pf_test tests[] = {
+		{ .tcase = "dispose_under_load", .test = dispose_load_1_thread, .timeout = 300, .tags = "stress" },
+		{ .tcase = "dispose_under_load", .test = dispose_load_2_threads, .timeout = 300, .tags = "stress" },
+		{ .tcase = "dispose_under_load", .test = dispose_load_4_threads, .timeout = 300, .tags = "stress" },
+	};
+	return pf_test_suite("dispose_load", tests, sizeof(tests) / sizeof(tests[0]));
 }
 
 int
 main(void)
 {
-	SRunner *sr = srunner_create(dispose_load_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pf_test_run(dispose_load_suite());
 }
