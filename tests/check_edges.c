@@ -1546,6 +1546,81 @@ START_TEST(run_one_at_a_time_keeps_few_fds_open)
 }
 END_TEST
 
+/* Racers of run_at_once_racing_dispose_is_safe. */
+struct run_racer {
+	pthread_t thread;
+	pf_scope *scope;
+	pf_ctx *standalone;
+	bool child;  /* pf_ctx_run on the standalone context, else pf_scope_run */
+	int bad_rc;  /* a code no *_run may return here, or 0 */
+	long runs;
+};
+
+static int
+run_racer_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	return 0;
+}
+
+static const pf_flow run_racer_flow = { "run", run_racer_handler, 0, 0 };
+
+static void *
+run_racer_main(void *arg)
+{
+	struct run_racer *r = arg;
+	for (;;) {
+		int rc = r->child ?
+		    pf_ctx_run(r->standalone, &run_racer_flow, NULL, NULL, NULL) :
+		    pf_scope_run(r->scope, &run_racer_flow, NULL, NULL, NULL);
+		if (rc == PF_ESHUTDOWN)
+			break;
+		/* Dispose cancels what it finds pending or running. */
+		if (rc != 0 && rc != PF_ECANCELED) {
+			r->bad_rc = rc;
+			break;
+		}
+		r->runs++;
+	}
+	return NULL;
+}
+
+/*
+ * pf_scope_run and pf_ctx_run on threads that are not workers run their
+ * execution at once in a run slot of the scope: dispose, racing them, must
+ * neither tear the pool down under a slot still held nor leave one of them
+ * waiting (ASan and TSan builds check the first).
+ */
+START_TEST(run_at_once_racing_dispose_is_safe)
+{
+	const long rounds = pf_test_scale(200);
+	for (long round = 0; round < rounds; round++) {
+		pf_scope *s = new_scope(1 + (unsigned)(round % 2));
+		pf_ctx *sa = NULL;
+		ck_assert_int_eq(pf_scope_create_execution(s, NULL, &sa), 0);
+		struct run_racer r[4];
+		for (int i = 0; i < 4; i++) {
+			r[i] = (struct run_racer){ .scope = s, .standalone = sa,
+				.child = i % 2 == 1 };
+			ck_assert_int_eq(pthread_create(&r[i].thread, NULL,
+			    run_racer_main, &r[i]), 0);
+		}
+		pause_us((round * 37) % 500);
+		ck_assert_int_eq(pf_scope_dispose(s), 0);
+		for (int i = 0; i < 4; i++) {
+			pthread_join(r[i].thread, NULL);
+			ck_assert_msg(r[i].bad_rc == 0, "round %ld: %s returned %d",
+			    round, r[i].child ? "pf_ctx_run" : "pf_scope_run",
+			    r[i].bad_rc);
+		}
+		/* The racers' calls kept s alive through sa. */
+		pf_ctx_release(sa);
+	}
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1568,6 +1643,7 @@ edges_suite(void)
 		{ .tcase = "huge_sizes", .test = huge_tag_in_exec_options_refused, .timeout = 10 },
 		{ .tcase = "huge_sizes", .test = huge_tag_in_ctx_options_refused, .timeout = 10 },
 		{ .tcase = "huge_sizes", .test = huge_tag_in_scope_options_refused, .timeout = 10 },
+		{ .tcase = "run_at_once", .test = run_at_once_racing_dispose_is_safe, .timeout = 120 },
 		{ .tcase = "fds", .test = run_one_at_a_time_keeps_few_fds_open, .timeout = 60, .loop = 2 },
 		{ .tcase = "dispose_inside", .test = dispose_from_timer_signal_listener_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },
