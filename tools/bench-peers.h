@@ -29,6 +29,10 @@ int bench_tbb_available(void);
 /* fib(n) with a task_group per call (run n-1, compute n-2, wait) inside
  * a task_arena of `threads` slots; *result gets fib(n). */
 int64_t bench_tbb_fib(unsigned threads, int n, long *result);
+/* The N-queens solutions of an n x n board, a task_group per board above
+ * the last two rows (those are counted serially), the last placement
+ * inline; *result gets the count. */
+int64_t bench_tbb_nqueens(unsigned threads, int n, long *result);
 /* n tasks enqueued from this (outside) thread into an arena of `threads`
  * worker slots, then waited for (last task signals a condvar). */
 int64_t bench_tbb_wide(unsigned threads, long n);

@@ -70,6 +70,60 @@ tfib(int n)
 	return a + b;
 }
 
+struct board {
+	int n, row;
+	uint32_t cols, d1, d2;
+};
+
+uint32_t
+free_cols(const board &b)
+{
+	uint32_t all = (UINT32_C(1) << b.n) - 1;
+	return all & ~(b.cols | b.d1 | b.d2);
+}
+
+board
+place(const board &b, uint32_t bit)
+{
+	uint32_t all = (UINT32_C(1) << b.n) - 1;
+	return board{ b.n, b.row + 1, b.cols | bit, ((b.d1 | bit) << 1) & all,
+		(b.d2 | bit) >> 1 };
+}
+
+long
+nq_serial(const board &b)
+{
+	if (b.row == b.n)
+		return 1;
+	long count = 0;
+	for (uint32_t f = free_cols(b); f != 0; f &= f - 1)
+		count += nq_serial(place(b, f & -f));
+	return count;
+}
+
+long
+tnq(const board &b)
+{
+	if (b.row >= b.n - 2)
+		return nq_serial(b);
+	board kids[32];
+	long res[32];
+	int k = 0;
+	for (uint32_t f = free_cols(b); f != 0; f &= f - 1)
+		kids[k++] = place(b, f & -f);
+	if (k == 0)
+		return 0;
+	tbb::task_group g;
+	for (int i = 0; i < k - 1; i++)
+		g.run([&, i] { res[i] = tnq(kids[i]); });
+	res[k - 1] = tnq(kids[k - 1]);
+	g.wait();
+	long total = 0;
+	for (int i = 0; i < k; i++)
+		total += res[i];
+	return total;
+}
+
 struct countdown {
 	std::mutex mu;
 	std::condition_variable cv;
@@ -108,6 +162,18 @@ bench_tbb_fib(unsigned threads, int n, long *result)
 	long r = 0;
 	int64_t t0 = now_ns();
 	a.execute([&] { r = tfib(n); });
+	int64_t t1 = now_ns();
+	*result = r;
+	return t1 - t0;
+}
+
+int64_t
+bench_tbb_nqueens(unsigned threads, int n, long *result)
+{
+	tbb::task_arena &a = arena(threads, 1);
+	long r = 0;
+	int64_t t0 = now_ns();
+	a.execute([&] { r = tnq(board{ n, 0, 0, 0, 0 }); });
 	int64_t t1 = now_ns();
 	*result = r;
 	return t1 - t0;

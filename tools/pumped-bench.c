@@ -15,6 +15,8 @@
  * Workloads (ARG overrides the size):
  *   rt-fib N    runtime level: fib(N), one pool task per call and a join
  *               by helping, on src/pool.h directly; vs serial fib
+ *   nqueens N   tracked: a child execution per placement above the last two
+ *               rows of an N x N board; vs oneTBB task_group, same split
  *   fib N       tracked: every call >= 2 a child execution (pf_ctx_exec +
  *               pf_ctx_run), waited on; vs oneTBB task_group, OpenMP tasks
  *   wide N      N root executions from one outside thread, then waited;
@@ -67,6 +69,11 @@ bench_tbb_available(void)
 }
 int64_t
 bench_tbb_fib(unsigned threads, int n, long *result)
+{
+	return -1;
+}
+int64_t
+bench_tbb_nqueens(unsigned threads, int n, long *result)
 {
 	return -1;
 }
@@ -702,6 +709,179 @@ wl_fib(long arg)
 	series sp = series_ratio(&one, &many);
 	snprintf(what, sizeof(what), "fib %d: tracked speedup 1 -> %u", n, T);
 	report(what, &sp, 0, 0, NULL);
+}
+
+/* ------------------------------------------------------------ nqueens */
+
+/*
+ * N-queens: a child execution per placement above the last two rows (the
+ * last two rows are counted serially in the handler), the last child of
+ * each node run with pf_ctx_run and the others started with pf_ctx_exec
+ * and waited; against oneTBB with a task_group per node, the same split.
+ */
+typedef struct nq_board {
+	int n, row;
+	uint32_t cols, d1, d2; /* attacked columns, both diagonals */
+} nq_board;
+
+static uint32_t
+nq_free(const nq_board *b)
+{
+	uint32_t all = (UINT32_C(1) << b->n) - 1;
+	return all & ~(b->cols | b->d1 | b->d2);
+}
+
+static nq_board
+nq_place(const nq_board *b, uint32_t bit)
+{
+	uint32_t all = (UINT32_C(1) << b->n) - 1;
+	nq_board k = { b->n, b->row + 1, b->cols | bit,
+		((b->d1 | bit) << 1) & all, (b->d2 | bit) >> 1 };
+	return k;
+}
+
+/* Solutions below board b, serially. */
+static long
+nq_serial(const nq_board *b)
+{
+	if (b->row == b->n)
+		return 1;
+	long count = 0;
+	for (uint32_t f = nq_free(b); f != 0; f &= f - 1) {
+		nq_board k = nq_place(b, f & -f);
+		count += nq_serial(&k);
+	}
+	return count;
+}
+
+/* Executions the tracked solve makes: the root and every board above the
+ * last two rows. */
+static long
+nq_execs(const nq_board *b)
+{
+	if (b->row >= b->n - 2)
+		return 1;
+	long count = 1;
+	for (uint32_t f = nq_free(b); f != 0; f &= f - 1) {
+		nq_board k = nq_place(b, f & -f);
+		count += nq_execs(&k);
+	}
+	return count;
+}
+
+static int nq_handler(pf_ctx *c, const void *in, void *out);
+static const pf_flow nq_flow = { "nqueens", nq_handler, sizeof(nq_board),
+	sizeof(long) };
+
+static int
+nq_handler(pf_ctx *c, const void *in, void *out)
+{
+	const nq_board *b = in;
+	if (b->row >= b->n - 2) {
+		*(long *)out = nq_serial(b);
+		return 0;
+	}
+	nq_board kids[32];
+	int k = 0;
+	for (uint32_t f = nq_free(b); f != 0; f &= f - 1)
+		kids[k++] = nq_place(b, f & -f);
+	pf_exec *e[32];
+	int started = 0, rc = 0;
+	for (; started < k - 1; started++)
+		if ((rc = pf_ctx_exec(c, &nq_flow, &kids[started], NULL,
+			 &e[started])) != 0)
+			break;
+	long total = 0, v = 0;
+	if (rc == 0 && k > 0) {
+		rc = pf_ctx_run(c, &nq_flow, &kids[k - 1], &v, NULL);
+		total += v;
+	}
+	for (int i = 0; i < started; i++) {
+		int r = pf_exec_wait(e[i], &v);
+		pf_exec_release(e[i]);
+		if (r != 0 && rc == 0)
+			rc = r;
+		total += v;
+	}
+	*(long *)out = total;
+	return rc;
+}
+
+static int64_t
+time_tracked_nq(pf_scope *s, int n, long want)
+{
+	nq_board b = { n, 0, 0, 0, 0 };
+	long r = 0;
+	int64_t t0 = now_ns();
+	int rc = pf_scope_run(s, &nq_flow, &b, &r, NULL);
+	int64_t t1 = now_ns();
+	if (rc != 0)
+		die("nqueens: pf_scope_run", rc);
+	if (r != want) {
+		fprintf(stderr, "pumped-bench: tracked nqueens(%d) = %ld, "
+				"want %ld\n", n, r, want);
+		exit(1);
+	}
+	return t1 - t0;
+}
+
+static int64_t
+time_serial_nq(int n, long *r)
+{
+	nq_board b = { n, 0, 0, 0, 0 };
+	int64_t t0 = now_ns();
+	*r = nq_serial(&b);
+	return now_ns() - t0;
+}
+
+static void
+wl_nqueens(long arg)
+{
+	int n = (int)arg;
+	unsigned T = g_opt.threads;
+	nq_board root = { n, 0, 0, 0, 0 };
+	long execs = nq_execs(&root), want = 0;
+	char ln[48], lt[48];
+	snprintf(ln, sizeof(ln), "pumped tracked, %u threads", T);
+	snprintf(lt, sizeof(lt), "oneTBB task_group, %u threads", T);
+	series ser = { "serial C", "ms", { 0 }, 0, false };
+	series many = { ln, "ms", { 0 }, 0, false };
+	series tbb = { lt, "ms", { 0 }, 0,
+		!g_opt.peers || !bench_tbb_available() };
+	print_title("nqueens", arg,
+	    "a tracked child execution per placement above the last 2 rows");
+	pf_scope *sn = scope_create(T);
+	(void)time_serial_nq(n, &want);
+	(void)time_tracked_nq(sn, n, want);
+	settle();
+	for (int r = 0; r < g_opt.runs; r++) {
+		long got = 0;
+		series_add(&ser, (double)time_serial_nq(n, &got) / 1e6);
+		series_add(&many, (double)time_tracked_nq(sn, n, want) / 1e6);
+		settle();
+		if (!tbb.missing) {
+			int64_t t = bench_tbb_nqueens(T, n, &got);
+			if (t >= 0 && got != want) {
+				fprintf(stderr, "pumped-bench: oneTBB nqueens(%d) "
+						"= %ld, want %ld\n", n, got, want);
+				exit(1);
+			}
+			series_add(&tbb, (double)t / 1e6);
+			settle();
+		}
+	}
+	pf_scope_dispose(sn);
+	printf("  %ld solutions, %ld executions per solve\n", want, execs);
+	print_series(&ser, "solve");
+	print_series(&many, "solve");
+	print_series(&tbb, "solve");
+	add_bar("nqueens", &many);
+	add_bar("nqueens", &tbb);
+	series rt = series_ratio(&many, &tbb);
+	char what[64];
+	snprintf(what, sizeof(what), "nqueens %d: tracked / oneTBB, %u thr", n,
+	    T);
+	report(what, &rt, 1.0, 0, "<= 1.0");
 }
 
 /* --------------------------------------------------------------- wide */
@@ -1349,6 +1529,7 @@ typedef struct workload {
 static const workload g_workloads[] = {
 	{ "rt-fib", wl_rt_fib, 30, 25 },
 	{ "fib", wl_fib, 30, 25 },
+	{ "nqueens", wl_nqueens, 12, 10 },
 	{ "wide", wl_wide, 1000000, 100000 },
 	{ "rtt", wl_rtt, 100000, 10000 },
 	{ "rtt-idle", wl_rtt_idle, 1000, 200 },
