@@ -72,6 +72,7 @@ pf__ctx_init(pf_ctx *c, pf__engine *g, pf_ctx *parent, uint8_t kind,
 	c->name_owned = false;
 	c->listeners = c->firing = NULL;
 	c->firing_removed = false;
+	c->start_is_creation = false;
 	c->flow = NULL;
 	c->created_at = now;
 	pf__atomic_init(&c->started_at, 0);

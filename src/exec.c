@@ -152,8 +152,10 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 	/* Relaxed: a hint for helpers choosing whom to steal from. */
 	atomic_store_explicit(&e->where, w, memory_order_relaxed);
 	/* Not before creation, even if the TSCs of two CPUs disagree by a
-	 * few cycles. */
-	int64_t now = pf__clock_raw();
+	 * few cycles.  One started for its creator to run at once starts at
+	 * its creation: one clock read for both. */
+	int64_t now = e->ctx.start_is_creation ? e->ctx.created_at :
+	    pf__clock_raw();
 	if (now < e->ctx.created_at)
 		now = e->ctx.created_at;
 	/* Release: pairs with the acquire in pf_ctx_started_at(). */
@@ -377,8 +379,10 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 	/* Relaxed: a stale "pending" only submits a task that will find the
 	 * execution cancelled and drop its reference (task_run). */
 	if (!queue) {
-		/* The caller runs it (pf__exec_run_here), or it was
-		 * cancelled: no task, no queue reference. */
+		/* The caller runs it (pf__exec_run_here) at once, or it was
+		 * cancelled: no task, no queue reference.  Unless a pending
+		 * callback ran since, its creation is its start. */
+		e->ctx.start_is_creation = e->on_status == NULL;
 	} else if ((pf__load_relaxed(&e->state) & PF__ST_MASK) == PF_PENDING) {
 		/* Relaxed: a hint; the push below publishes it. */
 		atomic_store_explicit(&e->where, pf__pool_current(g->pool),

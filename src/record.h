@@ -147,6 +147,10 @@ struct pf_ctx {
 	 * from another thread still waits for it) but the signal no longer
 	 * touches it once it returns (its owner may have freed it). */
 	bool firing_removed;           /* protected by lock */
+	/* Executions started for their creator to run at once (exec.c): the
+	 * creation's clock read is their start too.  Immutable once
+	 * started. */
+	bool start_is_creation;
 	pf_ctx *parent;        /* holds a reference; NULL for the root only */
 	pf__engine *engine;    /* what the scope runs on (engine.h) */
 	/* Children, protected by this context's lock; each child's sibling
