@@ -211,5 +211,7 @@ pf__engine_stop(pf__engine *g)
 	 * already finished) and joins the workers. */
 	pf__pool_destroy(g->pool);
 	pf__timers_stop(g->timers);
+	/* Release: pairs with pf__engine_open()'s acquire; a late caller
+	 * that reads CLOSED backs out without touching the stopped pool. */
 	pf__store_release(&g->state, PF__ENGINE_CLOSED);
 }
