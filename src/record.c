@@ -1,24 +1,88 @@
 /*
  * record.c: memory for context records and their cold blocks.
  *
- * Each worker owns a slab of 256-byte objects (its start hook makes it),
- * so a worker creating child executions allocates without a lock;
- * records freed on another thread go back to the owner's slab through
- * its remote list (slab.c).  Other threads, and larger records, use the
- * heap.
+ * Every thread that makes records owns a slab of 256-byte objects
+ * (slab.c): a worker's is made by its start hook and destroyed by its
+ * stop hook; any other thread's is made on its first record and destroyed
+ * when the thread exits (a pthread key's destructor).  So records are
+ * allocated without a lock on any thread, records freed on another thread
+ * go back to their owner's slab through its remote list, and the chunks of
+ * a burst of records are reused by the next burst (the slab depot) instead
+ * of faulting in fresh pages.  Larger records, and any record when a slab
+ * cannot be made, use the heap.
  */
 #include "config.h"
+
+#include <pthread.h>
 
 #include "alloc.h"
 #include "record.h"
 #include "slab.h"
 
+/* This thread's slab, or NULL before its first record. */
+static _Thread_local pf__slab *tls_slab PF_TLS_MODEL;
+
+/* Destroys the slabs of threads other than workers when they exit. */
+static pthread_key_t slab_key;
+static pthread_once_t slab_key_once = PTHREAD_ONCE_INIT;
+static bool slab_key_made; /* written once, under slab_key_once */
+
+static void
+thread_slab_destroy(void *s)
+{
+	/* A record freed by a later destructor takes the remote path. */
+	tls_slab = NULL;
+	pf__slab_destroy(s);
+}
+
+static void
+slab_key_make(void)
+{
+	slab_key_made =
+	    pthread_key_create(&slab_key, thread_slab_destroy) == 0;
+}
+
+/* The calling thread's slab, made now if it is not a worker and has
+ * none; NULL when out of memory or keys. */
+#ifdef PF_TESTING
+static _Thread_local bool tls_heap_only;
+
+void
+pf__record_heap_only(bool on)
+{
+	tls_heap_only = on;
+}
+#endif
+
+static pf__slab *
+thread_slab(void)
+{
+	pf__slab *s = tls_slab;
+#ifdef PF_TESTING
+	if (tls_heap_only)
+		return NULL;
+#endif
+	if (PF_LIKELY(s != NULL))
+		return s;
+	if (pthread_once(&slab_key_once, slab_key_make) != 0 ||
+	    !slab_key_made)
+		return NULL;
+	if (pf__slab_create(&s, PF__RECORD_SLAB_SIZE) != 0)
+		return NULL;
+	if (pthread_setspecific(slab_key, s) != 0) {
+		pf__slab_destroy(s);
+		return NULL;
+	}
+	tls_slab = s;
+	return s;
+}
+
 void *
 pf__record_alloc(size_t size, bool *from_slab)
 {
-	pf__worker *w = pf__worker_self();
-	if (w != NULL && w->user != NULL && size <= PF__RECORD_SLAB_SIZE) {
-		void *p = pf__slab_alloc(w->user);
+	pf__slab *s;
+	if (size <= PF__RECORD_SLAB_SIZE && (s = thread_slab()) != NULL) {
+		void *p = pf__slab_alloc(s);
 		*from_slab = p != NULL;
 		if (p != NULL)
 			return p;
@@ -34,8 +98,7 @@ pf__record_free(void *p, bool from_slab)
 		pf__free(p);
 		return;
 	}
-	pf__worker *w = pf__worker_self();
-	pf__slab_free(w != NULL ? w->user : NULL, p);
+	pf__slab_free(tls_slab, p);
 }
 
 void
@@ -46,12 +109,14 @@ pf__record_worker_start(pf__worker *w, void *arg)
 	/* Without a slab the worker allocates records from the heap. */
 	if (pf__slab_create(&slab, PF__RECORD_SLAB_SIZE) == 0)
 		w->user = slab;
+	tls_slab = slab;
 }
 
 void
 pf__record_worker_stop(pf__worker *w, void *arg)
 {
 	(void)arg;
+	tls_slab = NULL;
 	if (w->user != NULL)
 		pf__slab_destroy(w->user);
 	w->user = NULL;

@@ -267,6 +267,11 @@ pf__flow_name(const pf_flow *f)
 #define PF__RECORD_SLAB_SIZE 256
 void *pf__record_alloc(size_t size, bool *from_slab);
 void pf__record_free(void *p, bool from_slab);
+#ifdef PF_TESTING
+/* Records this thread makes from now on come from the heap (on) or its
+ * slab (off, the default): for tests that count or fail allocations. */
+void pf__record_heap_only(bool on);
+#endif
 /* Pool start/stop hooks: each worker owns a record slab. */
 void pf__record_worker_start(pf__worker *w, void *arg);
 void pf__record_worker_stop(pf__worker *w, void *arg);

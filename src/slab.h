@@ -1,7 +1,7 @@
 /*
  * slab.h: per-thread slabs for fixed-size records, over the system heap.
  *
- * Each worker owns one pf__slab per record size.  A slab carves 64 KiB
+ * Each thread that makes records owns one pf__slab per record size.  A slab carves 64 KiB
  * chunks (aligned to their size, so a record's chunk header is found by
  * masking its address) into equal objects.  The owner allocates and frees
  * from a private free list with no atomic operation; any other thread frees
@@ -15,6 +15,12 @@
  * still hold live objects stay until their last object is freed (from any
  * thread), which frees the chunk.  So records may outlive the worker that
  * allocated them (a user keeps an execution handle after the pool is gone).
+ *
+ * Chunks that empty go to a process-wide depot (one mutex, taken once per
+ * chunk, never per object) and new chunks come from it before the heap, so
+ * a burst of records reuses the pages of the last one; a chunk idle in the
+ * depot for PUMPED_RECORD_RETAIN_MS (default 10000) goes back to the heap
+ * (slab.c, "Depot").
  *
  * Concurrency contract:
  *   pf__slab_create: the calling thread becomes the owner.
@@ -53,5 +59,15 @@ void pf__slab_destroy(pf__slab *s);
  * statistics.
  */
 size_t pf__slab_chunks(const pf__slab *s);
+/*
+ * Any thread.  Gives the depot's chunks idle past the retention time back
+ * to the heap; returns the number of chunks it still keeps.
+ */
+size_t pf__slab_depot_trim(void);
+#ifdef PF_TESTING
+/* The retention time in ms from now on (0: none), instead of the
+ * environment's. */
+void pf__slab_depot_set_retain_ms(long ms);
+#endif
 
 #endif /* PF_SLAB_H */

@@ -44,6 +44,7 @@
 
 #include <pumped.h>
 
+#include "slab.h"
 #include "testlib.h"
 
 /* Sanitizers report freed memory themselves, and map shadow memory for
@@ -1621,6 +1622,59 @@ START_TEST(run_at_once_racing_dispose_is_safe)
 }
 END_TEST
 
+/* An outside thread that makes records, keeps none of them and exits. */
+struct maker {
+	pthread_t thread;
+	pf_scope *scope;
+	pf_exec *h[300]; /* more records than one slab chunk holds */
+	int bad_rc;
+};
+
+static void *
+maker_main(void *arg)
+{
+	struct maker *m = arg;
+	for (int i = 0; i < 300 && m->bad_rc == 0; i++)
+		m->bad_rc = pf_scope_exec(m->scope, &run_racer_flow, NULL, NULL,
+		    &m->h[i]);
+	return NULL;
+}
+
+/*
+ * A thread that is not a worker gets its own record slab on its first
+ * record; when it exits the slab is destroyed, and once the last of its
+ * records is released (here by another thread, after the exit) its chunks
+ * go to the depot.  ASan's leak check sees a slab left behind.
+ */
+START_TEST(exited_threads_slabs_are_freed)
+{
+	pf__slab_depot_set_retain_ms(3600000);
+	size_t before = pf__slab_depot_trim();
+	pf_scope *s = new_scope(2);
+	struct maker m[4];
+	for (int i = 0; i < 4; i++) {
+		m[i] = (struct maker){ .scope = s };
+		ck_assert_int_eq(pthread_create(&m[i].thread, NULL, maker_main,
+		    &m[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(m[i].thread, NULL);
+		ck_assert_int_eq(m[i].bad_rc, 0);
+	}
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 300; j++) {
+			ck_assert_int_eq(pf_exec_wait(m[i].h[j], NULL), 0);
+			pf_exec_release(m[i].h[j]);
+		}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	/* Two chunks per thread at least (300 records of 256 bytes), and
+	 * the workers' slabs. */
+	ck_assert_uint_ge(pf__slab_depot_trim(), before + 8);
+	pf__slab_depot_set_retain_ms(0);
+	ck_assert_uint_eq(pf__slab_depot_trim(), 0);
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1645,6 +1699,7 @@ edges_suite(void)
 		{ .tcase = "huge_sizes", .test = huge_tag_in_scope_options_refused, .timeout = 10 },
 		{ .tcase = "run_at_once", .test = run_at_once_racing_dispose_is_safe, .timeout = 120 },
 		{ .tcase = "fds", .test = run_one_at_a_time_keeps_few_fds_open, .timeout = 60, .loop = 2 },
+		{ .tcase = "slabs", .test = exited_threads_slabs_are_freed, .timeout = 30 },
 		{ .tcase = "dispose_inside", .test = dispose_from_timer_signal_listener_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_pending_status_callback_einval, .timeout = 5 },

@@ -51,6 +51,8 @@
 #include <pumped.h>
 
 #include "alloc.h"
+#include "record.h"
+#include "slab.h"
 #include "testlib.h"
 
 #if defined(__has_feature)
@@ -1370,5 +1372,12 @@ faults_suite(void)
 int
 main(void)
 {
+	/* Every allocation on a path is counted and failed in turn, so the
+	 * count must not depend on what earlier rounds left behind: the
+	 * main thread's records come from the heap, and workers' slabs give
+	 * their chunks back to the heap at once rather than keep them for
+	 * the next round (record.c, slab.c). */
+	pf__record_heap_only(true);
+	pf__slab_depot_set_retain_ms(0);
 	return pf_test_run(faults_suite());
 }

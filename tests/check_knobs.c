@@ -5,8 +5,8 @@
  * variables PUMPED_MAX_SPARE and PUMPED_STACK_KB), the thread count as a
  * bound on parallelism (item 5), failure messages reaching the caller
  * (items 1 and 8), journal keys reused for another flow (item 9), parallel
- * stats (item 8) and calls forbidden inside status callbacks and signal
- * listeners (item 2).
+ * stats (item 8), calls forbidden inside status callbacks and signal
+ * listeners (item 2), and PUMPED_RECORD_RETAIN_MS.
  *
  * A behaviour that could hang is checked with a bounded wait where the
  * test thread can wait with a deadline (pf_exec_wait_for), else by the
@@ -41,6 +41,7 @@
 #include <pumped.h>
 
 #include "annotate.h"
+#include "slab.h"
 #include "testlib.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -1273,6 +1274,51 @@ START_TEST(signal_listener_cannot_wait_or_start_work)
 }
 END_TEST
 
+/* ------------------------------------------------- record retention */
+
+static int
+nothing(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	(void)in;
+	(void)out;
+	return 0;
+}
+
+static const pf_flow nothing_flow = { "nothing", nothing, 0, 0 };
+
+/*
+ * PUMPED_RECORD_RETAIN_MS is read once per process, on the first chunk
+ * that enters or leaves the depot; each test here runs in a process of its
+ * own.  0: the chunks of a burst go back to the heap as they empty;
+ * unset: the default (10 s) keeps them for the next burst.
+ */
+START_TEST(record_retain_ms_from_environment)
+{
+	const char *fork_mode = getenv("CK_FORK");
+	if (fork_mode != NULL && strcmp(fork_mode, "no") == 0)
+		return; /* an earlier test in this process read it */
+	tune("PUMPED_RECORD_RETAIN_MS", _i == 0 ? "0" : NULL);
+	pf_scope *s = new_scope(1);
+	enum { N = 2000 };
+	static pf_exec *h[N];
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(pf_scope_exec(s, &nothing_flow, NULL, NULL,
+		    &h[i]), 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pf_exec_wait(h[i], NULL), 0);
+		pf_exec_release(h[i]);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	size_t kept = pf__slab_depot_trim();
+	if (_i == 0)
+		ck_assert_uint_eq(kept, 0);
+	else
+		ck_assert_uint_ge(kept, 4); /* of 8 chunks at least */
+	tune("PUMPED_RECORD_RETAIN_MS", NULL);
+}
+END_TEST
+
 /* ----------------------------------------------------------------- suite */
 
 static TCase *
@@ -1316,6 +1362,9 @@ knobs_suite(void)
 	tcase_add_test(tc, parallel_stats_count_cancelled);
 #endif
 	tcase_add_test(tc, parallel_empty_zeroes_stats);
+
+	tc = knob_case(s, "record_retain", 60);
+	tcase_add_loop_test(tc, record_retain_ms_from_environment, 0, 2);
 
 	tc = knob_case(s, "callbacks", 60);
 	tcase_add_loop_test(tc, status_callback_cannot_wait_or_start_work, 0,

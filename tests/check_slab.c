@@ -1,7 +1,9 @@
 /*
  * check_slab.c: slabs hand out distinct, aligned objects, reuse what the
- * owner and other threads free, give empty chunks back, outlive their
- * owner's destroy while objects are live, and report PF_ENOMEM.
+ * owner and other threads free, give empty chunks to the depot (which
+ * serves the next burst and gives them back after the retention time),
+ * outlive their owner's destroy while objects are live, and report
+ * PF_ENOMEM.
  *
  * Worker threads never call ck_assert: they record what they saw in their
  * argument struct, and the test thread asserts after joining them.
@@ -28,6 +30,16 @@ static void
 disarm(void)
 {
 	pf__alloc_fail_at(0);
+}
+
+/* Chunks go straight back to the heap, so that a failing heap call is
+ * the only way to a new chunk. */
+static void
+no_depot(void)
+{
+	disarm();
+	pf__slab_depot_set_retain_ms(0);
+	(void)pf__slab_depot_trim();
 }
 
 static int
@@ -614,6 +626,106 @@ START_TEST(alloc_returns_null_when_chunk_fails)
 }
 END_TEST
 
+/* ---- the depot: empty chunks serve the next burst, then go back ---- */
+
+/* The chunks that objects p[0..n) lie in, sorted, without repeats;
+ * returns how many. */
+static size_t
+chunks_of(void **p, size_t n, uintptr_t *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = (uintptr_t)p[i] & ~(uintptr_t)(CHUNK_SIZE - 1);
+	qsort(out, n, sizeof(*out), cmp_ptr);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || out[k - 1] != out[i])
+			out[k++] = out[i];
+	return k;
+}
+
+static bool
+in_chunks(const void *q, const uintptr_t *c, size_t k)
+{
+	uintptr_t a = (uintptr_t)q & ~(uintptr_t)(CHUNK_SIZE - 1);
+	for (size_t i = 0; i < k; i++)
+		if (c[i] == a)
+			return true;
+	return false;
+}
+
+/* A burst fills chunks and frees them; a slab made afterwards (of another
+ * object size) carves the same chunks without calling the heap. */
+START_TEST(depot_serves_the_next_burst)
+{
+	pf__slab_depot_set_retain_ms(3600000);
+	size_t before = pf__slab_depot_trim();
+	enum { N = 2000 };
+	void **p = malloc(N * sizeof(*p));
+	uintptr_t *c = malloc(N * sizeof(*c));
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(c);
+	pf__slab *s = make_slab(256);
+	for (size_t i = 0; i < N; i++) {
+		p[i] = pf__slab_alloc(s);
+		ck_assert_ptr_nonnull(p[i]);
+	}
+	size_t k = chunks_of(p, N, c);
+	ck_assert_uint_ge(k, 7);
+	for (size_t i = 0; i < N; i++)
+		pf__slab_free(s, p[i]);
+	/* All but the current chunk and the spare went to the depot. */
+	ck_assert_uint_eq(pf__slab_depot_trim(), before + k - 2);
+	pf__slab_destroy(s);
+	ck_assert_uint_eq(pf__slab_depot_trim(), before + k);
+
+	/* Any heap allocation now fails: the chunks must come from the
+	 * depot, newest first, so the last burst's. */
+	pf__slab *t = make_slab(128);
+	size_t n = 0;
+	pf__alloc_fail_at(1);
+	size_t want = (k - 1) * ((CHUNK_SIZE - 256) / 128);
+	for (; n < want && n < N; n++) {
+		p[n] = pf__slab_alloc(t);
+		ck_assert_ptr_nonnull(p[n]);
+		ck_assert(in_chunks(p[n], c, k));
+	}
+	disarm();
+	for (size_t i = 0; i < n; i++)
+		pf__slab_free(t, p[i]);
+	pf__slab_destroy(t);
+	free(p);
+	free(c);
+	/* Retention 0: the next look gives every chunk back. */
+	pf__slab_depot_set_retain_ms(0);
+	ck_assert_uint_eq(pf__slab_depot_trim(), 0);
+}
+END_TEST
+
+/* Chunks idle past the retention time go back to the heap; younger ones
+ * stay. */
+START_TEST(depot_gives_back_after_retention)
+{
+	pf__slab_depot_set_retain_ms(0);
+	ck_assert_uint_eq(pf__slab_depot_trim(), 0);
+	pf__slab_depot_set_retain_ms(200);
+	enum { N = 1000 };
+	void **p = malloc(N * sizeof(*p));
+	ck_assert_ptr_nonnull(p);
+	pf__slab *s = make_slab(256);
+	for (size_t i = 0; i < N; i++) {
+		p[i] = pf__slab_alloc(s);
+		ck_assert_ptr_nonnull(p[i]);
+	}
+	for (size_t i = 0; i < N; i++)
+		pf__slab_free(s, p[i]);
+	pf__slab_destroy(s);
+	ck_assert_uint_ge(pf__slab_depot_trim(), 3);
+	sleep_ms(400);
+	ck_assert_uint_eq(pf__slab_depot_trim(), 0);
+	free(p);
+}
+END_TEST
+
 #ifdef PF_DEBUG
 /* ---- debug builds catch a double free ---- */
 
@@ -677,8 +789,14 @@ slab_suite(void)
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(su, tc);
 
-	tc = tcase_create("alloc_failure");
+	tc = tcase_create("depot");
 	tcase_add_checked_fixture(tc, disarm, disarm);
+	tcase_add_test(tc, depot_serves_the_next_burst);
+	tcase_add_test(tc, depot_gives_back_after_retention);
+	suite_add_tcase(su, tc);
+
+	tc = tcase_create("alloc_failure");
+	tcase_add_checked_fixture(tc, no_depot, disarm);
 	tcase_add_test(tc, create_reports_enomem);
 	tcase_add_test(tc, alloc_returns_null_when_chunk_fails);
 	suite_add_tcase(su, tc);
