@@ -215,6 +215,15 @@ signaled(void *w)
 	return pf__waiter_signaled(w);
 }
 
+/* The worker e's hint names (record.h), or NULL. */
+static pf__worker *
+where_of(const pf_exec *e)
+{
+	uint32_t where = pf__load_relaxed(&((pf_exec *)e)->ctx.where);
+	return where == 0 ? NULL :
+	    pf__pool_worker_at(e->ctx.engine->pool, where - 1);
+}
+
 /* A worker's wait (see the top of this file). */
 static void
 helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
@@ -227,12 +236,12 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 			/* Queued on our own deque: pop it (and whatever was
 			 * pushed after it) rather than claim it in place, so
 			 * no stale entry keeps the record alive. */
-			pf__worker *where = pf__load_relaxed(&e->where);
+			pf__worker *where = where_of(e);
 			if (where == wk && pf__pool_help(wk, NULL))
 				continue;
 			if (pf__exec_run_here(e, wk))
 				continue;
-			if (pf__pool_help(wk, pf__load_relaxed(&e->where)))
+			if (pf__pool_help(wk, where_of(e)))
 				continue;
 		}
 		if (!registered) {

@@ -56,7 +56,7 @@ pf__ctx_init(pf_ctx *c, pf__engine *g, pf_ctx *parent, uint8_t kind,
 	c->kind = kind;
 	c->from_slab = false;
 	c->parallel = false;
-	pf__atomic_init(&c->handles, 0);
+	pf__atomic_init(&c->handles, 0); /* and `where`, its union twin */
 	c->depth = 0;
 	pf__atomic_init(&c->abort_reason, 0);
 	pf__spin_init(&c->lock);
@@ -193,6 +193,8 @@ destroy(pf_ctx *c)
 	}
 	/* Nobody can reach c any more: no listener, child or waiter. */
 	pf__assert(pf__hlist_empty(&c->children));
+	if (c->name_owned) /* before the cold block that may hold it */
+		pf__free((char *)pf__ctx_name(c));
 	/* Relaxed: the count reached 0 with acquire; nobody else can
 	 * install a cold block any more. */
 	pf__cold *k = pf__load_relaxed(&c->cold);
@@ -211,8 +213,6 @@ destroy(pf_ctx *c)
 			pf__signal_free(k);
 		pf__cold_free(k);
 	}
-	if (c->name_owned)
-		pf__free((char *)c->name);
 #ifdef PF_DEBUG
 	/* A later release of this record reads a poisoned count (heap
 	 * memory keeps it; slab memory is poisoned past the guard). */
@@ -259,13 +259,20 @@ int
 pf__ctx_set_name(pf_ctx *c, const char *name, const char *fallback)
 {
 	if (name == NULL) {
-		c->name = fallback;
+		if (c->kind != PF__CTX_FLOW) /* a flow's is its flow's */
+			c->name = fallback;
 		return 0;
 	}
+	pf__cold *k = NULL;
+	if (c->kind == PF__CTX_FLOW && (k = pf__ctx_cold(c)) == NULL)
+		return PF_ENOMEM;
 	char *copy = pf__strdup(name);
 	if (copy == NULL)
 		return PF_ENOMEM;
-	c->name = copy;
+	if (k != NULL)
+		k->name = copy;
+	else
+		c->name = copy;
 	c->name_owned = true;
 	return 0;
 }
@@ -467,7 +474,7 @@ pf_ctx_id(const pf_ctx *cc)
 const char *
 pf_ctx_name(const pf_ctx *c)
 {
-	return c != NULL ? c->name : NULL;
+	return c != NULL ? pf__ctx_name(c) : NULL;
 }
 
 pf_ctx *

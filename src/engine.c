@@ -59,7 +59,7 @@ pf__engine_init(pf__engine *g, void *handle)
 }
 
 int
-pf__engine_start(pf__engine *g, unsigned threads)
+pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run)
 {
 	g->threads = threads;
 	int rc = pf__timers_start(&g->timers);
@@ -71,6 +71,7 @@ pf__engine_start(pf__engine *g, unsigned threads)
 		    PF__MAX_THREADS, DEFAULT_MAX_SPARE),
 		.stack_size = (size_t)pf__env_uint("PUMPED_STACK_KB", 64,
 				  1u << 20, 8192) * 1024,
+		.run = run,
 		.on_start = pf__record_worker_start,
 		.on_stop = pf__record_worker_stop,
 	};

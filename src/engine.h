@@ -49,8 +49,10 @@ typedef struct pf__engine {
  * handle: the public handle the extensions receive (ext.h). */
 void pf__engine_init(pf__engine *g, void *handle);
 /* Starts the timer wheel and the pool of `threads` workers (each with a
- * record slab): 0, PF_ENOMEM or PF_EAGAIN, with nothing left started. */
-int pf__engine_start(pf__engine *g, unsigned threads);
+ * record slab) that runs every task with run (the execution layer's,
+ * passed down by the scope): 0, PF_ENOMEM or PF_EAGAIN, with nothing left
+ * started. */
+int pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run);
 /* Frees what init and start made; the pool and wheel are stopped. */
 void pf__engine_fini(pf__engine *g);
 

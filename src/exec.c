@@ -95,7 +95,7 @@ settle(pf_exec *e, uint32_t st)
 	 * barrier). */
 	PF_HB_BEFORE(&e->state);
 	do {
-		done = e->on_status == NULL && !(old & PF__F_SUBS) ?
+		done = !(old & (PF__F_ON_STATUS | PF__F_SUBS)) ?
 		    PF__F_DONE : 0;
 	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
 	    (old & ~PF__ST_MASK) | st | done, memory_order_seq_cst,
@@ -142,7 +142,8 @@ static int
 call_handler(void *arg)
 {
 	pf_exec *e = arg;
-	return e->ctx.flow->handler(&e->ctx, e->input, pf__exec_output(e));
+	return e->ctx.flow->handler(&e->ctx, pf__exec_input(e),
+	    pf__exec_output(e));
 }
 
 /* Runs a claimed execution on worker w (which may be NULL). */
@@ -150,7 +151,8 @@ static void
 run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 {
 	/* Relaxed: a hint for helpers choosing whom to steal from. */
-	atomic_store_explicit(&e->where, w, memory_order_relaxed);
+	atomic_store_explicit(&e->ctx.where, w != NULL ? w->index + 1 : 0,
+	    memory_order_relaxed);
 	/* Not before creation, even if the TSCs of two CPUs disagree by a
 	 * few cycles.  One started for its creator to run at once starts at
 	 * its creation: one clock read for both. */
@@ -173,8 +175,8 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 			.target = PF_TARGET_FLOW,
 			.context = &e->ctx,
 			.flow = e->ctx.flow,
-			.name = e->ctx.name,
-			.input = e->input,
+			.name = pf__ctx_name(&e->ctx),
+			.input = pf__exec_input(e),
 			.output = pf__exec_output(e),
 			.key = exec_key(e),
 		};
@@ -209,8 +211,8 @@ pf__exec_run_here(pf_exec *e, pf__worker *w)
 	return true;
 }
 
-static void
-task_run(pf__task *t)
+void
+pf__exec_task_run(pf__task *t)
 {
 	pf_exec *e = PF_CONTAINER_OF(t, pf_exec, task);
 	(void)pf__exec_run_here(e, pf__worker_self());
@@ -245,15 +247,21 @@ flow_depth(const pf_ctx *parent)
 static int
 apply_options(pf_exec *e, const pf_exec_options *opts)
 {
-	e->on_status = opts->on_status;
-	e->on_status_data = opts->on_status_data;
 	pf__cold *k = NULL;
 	if ((opts->key != NULL || opts->timeout_ms != 0 ||
-		opts->metadata != NULL) &&
+		opts->metadata != NULL || opts->on_status != NULL) &&
 	    (k = pf__ctx_cold(&e->ctx)) == NULL)
 		return PF_ENOMEM;
 	if (k != NULL)
 		k->metadata = opts->metadata;
+	if (opts->on_status != NULL) {
+		k->on_status = opts->on_status;
+		k->on_status_data = opts->on_status_data;
+		/* Relaxed: nobody else can see the record yet. */
+		atomic_store_explicit(&e->state,
+		    pf__load_relaxed(&e->state) | PF__F_ON_STATUS,
+		    memory_order_relaxed);
+	}
 	if (opts->key != NULL && (k->key = pf__strdup(opts->key)) == NULL)
 		return PF_ENOMEM;
 	return pf__tags_seed(&e->ctx, opts->tags, opts->n_tags);
@@ -268,14 +276,16 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	 * this arithmetic can overflow. */
 	pf__assert(f->input_size <= PF__MAX_DATA &&
 	    f->output_size <= PF__MAX_DATA);
-	size_t in_size = (f->input_size + 15) & ~(size_t)15;
+	size_t in_size = f->input_size > 0 ?
+	    (f->input_size + 15) & ~(size_t)15 : input != NULL ? 16 : 0;
 	size_t size = sizeof(pf_exec) + in_size + f->output_size;
 	/* Options that need the cold block: it comes in the same allocation,
 	 * after the data (aligned for it), when the record comes from the
 	 * heap anyway; else it is a slab object of its own (apply_options),
 	 * as two slab objects cost less than one heap record. */
 	bool cold = opts != NULL && (opts->timeout_ms != 0 ||
-	    opts->key != NULL || opts->metadata != NULL || opts->n_tags != 0);
+	    opts->key != NULL || opts->metadata != NULL || opts->n_tags != 0 ||
+	    opts->on_status != NULL || opts->name != NULL);
 	size_t cold_at = (size + alignof(pf__cold) - 1) &
 	    ~(alignof(pf__cold) - 1);
 	if (cold && size <= PF__RECORD_SLAB_SIZE &&
@@ -307,20 +317,16 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 		atomic_init(&e->ctx.cold, k); /* nobody else sees e yet */
 	}
 	e->ctx.depth = flow_depth(parent);
-	e->task.run = task_run;
 	pf__atomic_init(&e->task.next, NULL);
-	pf__atomic_init(&e->state, PF_PENDING);
+	pf__atomic_init(&e->state, f->input_size == 0 && input != NULL ?
+	    PF_PENDING | PF__F_INPUT_PTR : PF_PENDING);
 	e->result = 0;
-	e->on_status = NULL;
-	e->on_status_data = NULL;
 	pf__hlist_init(&e->waiters);
 	e->group = group;
-	pf__atomic_init(&e->where, NULL);
 	if (f->input_size > 0) {
 		memcpy(e->data, input, f->input_size);
-		e->input = e->data;
-	} else {
-		e->input = input;
+	} else if (input != NULL) {
+		memcpy(e->data, &input, sizeof(input)); /* INPUT_PTR, above */
 	}
 	if (f->output_size > 0 && !zeroed)
 		/* Zeroed: a handler (or an extension that skips it) may
@@ -370,7 +376,7 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 	    memory_order_relaxed);
 	/* pending is delivered before anyone else can see the execution, so
 	 * it is always the first status a callback sees. */
-	if (e->on_status != NULL)
+	if (pf__load_relaxed(&e->state) & PF__F_ON_STATUS)
 		pf__status_call(e, PF_PENDING);
 	/* Armed before it is linked: if the link finds the parent aborted,
 	 * the cancellation that follows also cancels the timer.  Not armed
@@ -382,16 +388,18 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 		pf__ctx_arm_timeout(&e->ctx, opts->timeout_ms);
 	pf__ctx_link(&e->ctx);
 	/* Relaxed: a stale "pending" only submits a task that will find the
-	 * execution cancelled and drop its reference (task_run). */
+	 * execution cancelled and drop its reference (pf__exec_task_run). */
 	if (!queue) {
 		/* The caller runs it (pf__exec_run_here) at once, or it was
 		 * cancelled: no task, no queue reference.  Unless a pending
 		 * callback ran since, its creation is its start. */
-		e->ctx.start_is_creation = e->on_status == NULL;
+		e->ctx.start_is_creation =
+		    !(pf__load_relaxed(&e->state) & PF__F_ON_STATUS);
 	} else if ((pf__load_relaxed(&e->state) & PF__ST_MASK) == PF_PENDING) {
 		/* Relaxed: a hint; the push below publishes it. */
-		atomic_store_explicit(&e->where, pf__pool_current(g->pool),
-		    memory_order_relaxed);
+		pf__worker *w = pf__pool_current(g->pool);
+		atomic_store_explicit(&e->ctx.where, w != NULL ? w->index + 1 :
+		    0, memory_order_relaxed);
 		pf__pool_submit(g->pool, &e->task);
 	} else {
 		/* Cancelled at link time: no task, drop the queue's

@@ -39,6 +39,9 @@ int pf__exec_create(pf__engine *g, pf_ctx *parent, const pf_flow *f,
  * pf__exec_start's queue false, the caller must call it (nobody else
  * would run it).  The one place an execution is claimed and run. */
 bool pf__exec_run_here(pf_exec *e, pf__worker *w);
+/* The pool's run function (pf__pool_config.run): runs the execution whose
+ * queued task t is, if still pending, and drops the queue's reference. */
+void pf__exec_task_run(pf__task *t);
 
 /* Whether e's terminal callbacks returned, so its result is final
  * (acquire: pairs with the RMW that sets DONE in exec.c's settle). */

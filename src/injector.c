@@ -61,7 +61,6 @@ pf__injector_init(pf__injector *q)
 	 */
 	atomic_init(&q->stub.next, NULL);
 	PF_ATOMIC_OBJ(&q->stub.next);
-	q->stub.run = NULL;
 	atomic_init(&q->tail, &q->stub);
 	q->head = &q->stub;
 	atomic_init(&q->locked, false);

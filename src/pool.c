@@ -101,6 +101,12 @@ live_workers(const pf__pool *p)
 	return pf__load_acquire(&p->nworkers);
 }
 
+pf__worker *
+pf__pool_worker_at(const pf__pool *p, unsigned index)
+{
+	return index < live_workers(p) ? p->workers[index] : NULL;
+}
+
 /* The statistics are for the tests (pf__pool_stats_read): other builds
  * keep nothing, so running a task costs no counter update. */
 static void
@@ -121,7 +127,7 @@ static void
 run_task(pf__worker *w, pf__task *t)
 {
 	count(&w->n_run);
-	t->run(t);
+	w->pool->run(t);
 }
 
 static pf__task *
@@ -659,7 +665,7 @@ stop_and_join(pf__pool *p)
 int
 pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 {
-	if (out == NULL || cfg == NULL || cfg->threads == 0)
+	if (out == NULL || cfg == NULL || cfg->threads == 0 || cfg->run == NULL)
 		return PF_EINVAL;
 	pf__pool *p = pf__aligned_alloc(PF_CACHELINE, sizeof(*p));
 	if (p == NULL)
@@ -668,6 +674,7 @@ pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 	p->threads = cfg->threads;
 	p->max_workers = cfg->threads + cfg->max_spare;
 	p->stack_size = cfg->stack_size != 0 ? cfg->stack_size : DEFAULT_STACK;
+	p->run = cfg->run;
 	p->on_start = cfg->on_start;
 	p->on_stop = cfg->on_stop;
 	p->hook_arg = cfg->hook_arg;

@@ -54,6 +54,7 @@ typedef struct pf__pool_config {
 	unsigned threads;    /* >= 1 */
 	unsigned max_spare;  /* spare workers allowed beyond threads */
 	size_t stack_size;   /* bytes per worker stack; 0: default (8 MiB) */
+	pf__task_fn run;     /* runs every task of the pool; required */
 	/* Called on each worker thread when it starts and before it exits
 	 * (may be NULL); the tracking layer keeps its per-worker slabs here. */
 	void (*on_start)(pf__worker *w, void *arg);
@@ -76,7 +77,6 @@ struct pf__worker {
 	char *stack_limit; /* helping stops below this address */
 	bool has_slot;     /* holds one of the pool's run slots */
 	pthread_t thread;
-	void *user; /* the tracking layer's per-worker state */
 	/* Statistics, written by the owner (relaxed), summed on read; kept
 	 * in PF_TESTING builds only (0 elsewhere). */
 	_Atomic(uint64_t) n_run, n_steal, n_park;
@@ -103,6 +103,7 @@ struct pf__pool {
 	pf__slots slots;      /* run slots (slots.h) */
 	pthread_mutex_t spawn_lock;
 	size_t stack_size;
+	pf__task_fn run;      /* immutable */
 	void (*on_start)(pf__worker *w, void *arg);
 	void (*on_stop)(pf__worker *w, void *arg);
 	void *hook_arg;
@@ -135,6 +136,9 @@ void pf__pool_submit(pf__pool *p, pf__task *t);
  * found none.
  */
 bool pf__pool_help(pf__worker *w, pf__worker *prefer);
+/* Any thread: the worker of p with this index, or NULL when there is none
+ * (yet). */
+pf__worker *pf__pool_worker_at(const pf__pool *p, unsigned index);
 
 /* Owner only: whether the stack still has room to run tasks nested. */
 bool pf__worker_can_help(const pf__worker *w);

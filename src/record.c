@@ -1,14 +1,17 @@
 /*
  * record.c: memory for context records and their cold blocks.
  *
- * Every thread that makes records owns a slab of 256-byte objects
- * (slab.c): a worker's is made by its start hook and destroyed by its
- * stop hook; any other thread's is made on its first record and destroyed
- * when the thread exits (a pthread key's destructor).  So records are
- * allocated without a lock on any thread, records freed on another thread
- * go back to their owner's slab through its remote list, and the chunks of
- * a burst of records are reused by the next burst (the slab depot) instead
- * of faulting in fresh pages.  Larger records, and any record when a slab
+ * Every thread that makes records owns two slabs (slab.c): one of
+ * PF__RECORD_SMALL-byte objects, the size of an execution with no data
+ * (what a pending burst is made of), and one of PF__RECORD_SLAB_SIZE-byte
+ * objects for records with a little data and for cold blocks.  A
+ * worker's are made by its start hook and destroyed by its stop hook; any
+ * other thread's are made on its first record and destroyed when the
+ * thread exits (a pthread key's destructor).  So records are allocated
+ * without a lock on any thread, records freed on another thread go back to
+ * their owner's slab through its remote list, and the chunks of a burst of
+ * records are reused by the next burst (the slab depot) instead of
+ * faulting in fresh pages.  Larger records, and any record when a slab
  * cannot be made, use the heap.
  */
 #include "config.h"
@@ -19,31 +22,68 @@
 #include "record.h"
 #include "slab.h"
 
-/* This thread's slab, or NULL before its first record. */
-static _Thread_local pf__slab *tls_slab PF_TLS_MODEL;
+/* The objects of the small slab fit an execution with no data, its own
+ * record made no bigger: one size class for every pending burst. */
+#define PF__RECORD_SMALL ((sizeof(pf_exec) + 15) & ~(size_t)15)
+_Static_assert(PF__RECORD_SMALL <= PF__RECORD_SLAB_SIZE,
+    "the small class is the smaller one");
+_Static_assert(sizeof(pf__cold) <= PF__RECORD_SLAB_SIZE,
+    "a cold block fits a slab object");
+
+/* This thread's slabs; both NULL before its first record (or when they
+ * could not be made). */
+typedef struct thread_slabs {
+	pf__slab *small, *large;
+} thread_slabs;
+
+static _Thread_local thread_slabs tls_slabs PF_TLS_MODEL;
 
 /* Destroys the slabs of threads other than workers when they exit. */
 static pthread_key_t slab_key;
 static pthread_once_t slab_key_once = PTHREAD_ONCE_INIT;
 static bool slab_key_made; /* written once, under slab_key_once */
 
-static void
-thread_slab_destroy(void *s)
+static int
+slabs_make(thread_slabs *t)
 {
-	/* A record freed by a later destructor takes the remote path. */
-	tls_slab = NULL;
-	pf__slab_destroy(s);
+	pf__slab *small = NULL, *large = NULL;
+	int rc = pf__slab_create(&small, PF__RECORD_SMALL);
+	if (rc == 0 && (rc = pf__slab_create(&large, PF__RECORD_SLAB_SIZE)) !=
+	    0)
+		pf__slab_destroy(small);
+	if (rc == 0)
+		*t = (thread_slabs){ small, large };
+	return rc;
+}
+
+static void
+slabs_destroy(thread_slabs *t)
+{
+	thread_slabs old = *t;
+	/* A record freed later on this thread (by a later destructor) takes
+	 * the remote path. */
+	*t = (thread_slabs){ NULL, NULL };
+	if (old.small != NULL) {
+		pf__slab_destroy(old.small);
+		pf__slab_destroy(old.large);
+	}
+}
+
+static void
+thread_slabs_destroy(void *arg)
+{
+	(void)arg; /* non-NULL so that the destructor runs; the slabs are
+	              this thread's */
+	slabs_destroy(&tls_slabs);
 }
 
 static void
 slab_key_make(void)
 {
 	slab_key_made =
-	    pthread_key_create(&slab_key, thread_slab_destroy) == 0;
+	    pthread_key_create(&slab_key, thread_slabs_destroy) == 0;
 }
 
-/* The calling thread's slab, made now if it is not a worker and has
- * none; NULL when out of memory or keys. */
 #ifdef PF_TESTING
 static _Thread_local bool tls_heap_only;
 
@@ -54,35 +94,37 @@ pf__record_heap_only(bool on)
 }
 #endif
 
-static pf__slab *
-thread_slab(void)
+/* The calling thread's slabs, made now if it is not a worker and has
+ * none; NULL when out of memory or keys. */
+static thread_slabs *
+thread_slabs_get(void)
 {
-	pf__slab *s = tls_slab;
+	thread_slabs *t = &tls_slabs;
 #ifdef PF_TESTING
 	if (tls_heap_only)
 		return NULL;
 #endif
-	if (PF_LIKELY(s != NULL))
-		return s;
+	if (PF_LIKELY(t->small != NULL))
+		return t;
 	if (pthread_once(&slab_key_once, slab_key_make) != 0 ||
 	    !slab_key_made)
 		return NULL;
-	if (pf__slab_create(&s, PF__RECORD_SLAB_SIZE) != 0)
+	if (slabs_make(t) != 0)
 		return NULL;
-	if (pthread_setspecific(slab_key, s) != 0) {
-		pf__slab_destroy(s);
+	if (pthread_setspecific(slab_key, t) != 0) {
+		slabs_destroy(t);
 		return NULL;
 	}
-	tls_slab = s;
-	return s;
+	return t;
 }
 
 void *
 pf__record_alloc(size_t size, bool *from_slab)
 {
-	pf__slab *s;
-	if (size <= PF__RECORD_SLAB_SIZE && (s = thread_slab()) != NULL) {
-		void *p = pf__slab_alloc(s);
+	thread_slabs *t;
+	if (size <= PF__RECORD_SLAB_SIZE && (t = thread_slabs_get()) != NULL) {
+		void *p = pf__slab_alloc(size <= PF__RECORD_SMALL ? t->small :
+		    t->large);
 		*from_slab = p != NULL;
 		if (p != NULL)
 			return p;
@@ -98,28 +140,28 @@ pf__record_free(void *p, bool from_slab)
 		pf__free(p);
 		return;
 	}
-	pf__slab_free(tls_slab, p);
+	/* The owner's fast path when p is one of this thread's. */
+	pf__slab *s = pf__slab_of(p);
+	pf__slab *mine = s == tls_slabs.small || s == tls_slabs.large ? s :
+	    NULL;
+	pf__slab_free(mine, p);
 }
 
 void
 pf__record_worker_start(pf__worker *w, void *arg)
 {
+	(void)w;
 	(void)arg;
-	pf__slab *slab = NULL;
-	/* Without a slab the worker allocates records from the heap. */
-	if (pf__slab_create(&slab, PF__RECORD_SLAB_SIZE) == 0)
-		w->user = slab;
-	tls_slab = slab;
+	/* Without slabs the worker allocates records from the heap. */
+	(void)slabs_make(&tls_slabs);
 }
 
 void
 pf__record_worker_stop(pf__worker *w, void *arg)
 {
+	(void)w;
 	(void)arg;
-	tls_slab = NULL;
-	if (w->user != NULL)
-		pf__slab_destroy(w->user);
-	w->user = NULL;
+	slabs_destroy(&tls_slabs);
 }
 
 void
@@ -138,6 +180,9 @@ pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
 	k->metadata = NULL;
 	k->subs = NULL;
 	k->key = NULL;
+	k->name = NULL;
+	k->on_status = NULL;
+	k->on_status_data = NULL;
 	pf__timer_node_init(&k->timer);
 }
 

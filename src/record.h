@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "atomics.h"
 #include "common.h"
@@ -74,7 +75,7 @@ struct pf_signal {
 /*
  * The cold block of a context: what most contexts never use, made on first
  * need by pf__ctx_cold() and installed once by CAS.  Keeping it out of the
- * record makes a pending execution with no data fit in 224 bytes.  Fields
+ * record makes a pending execution with no data fit in 176 bytes.  Fields
  * are protected by the context's lock unless noted; the module that owns
  * each is named.
  */
@@ -103,6 +104,14 @@ typedef struct pf__cold {
 	 * owned copy, immutable once started). */
 	pf__sub *subs;
 	const char *key;
+	/* Executions only: the creator's status callback (exec.c; sub.h),
+	 * immutable once created; the status word's ON_STATUS flag says it
+	 * is set, without a look here. */
+	pf_status_fn on_status;
+	void *on_status_data;
+	/* Flow contexts: the name given in the options (owned, immutable
+	 * once created); see pf_ctx.flow. */
+	const char *name;
 	/* Timeout: armed with one reference held; protected by the wheel
 	 * (ctx). */
 	pf__timer_node timer;
@@ -130,8 +139,18 @@ struct pf_ctx {
 	bool parallel;         /* flow started by parallel; immutable */
 	pf__spin lock;         /* children, cold fields, error, and for
 	                          executions subscribers and waiters */
-	/* Standalone contexts only: user handles; the last release ends it. */
-	_Atomic(uint32_t) handles;
+	union {
+		/* Standalone contexts: user handles; the last release ends
+		 * it (standalone.c). */
+		_Atomic(uint32_t) handles;
+		/* Flow contexts: a hint for helpers (relaxed), the index + 1
+		 * of a worker of the scope's pool, 0 for none (the injector):
+		 * while pending, the worker whose deque the task was pushed
+		 * to, written before the push publishes the task; once
+		 * running, the worker running the handler (exec.c,
+		 * await.c). */
+		_Atomic(uint32_t) where;
+	};
 	uint32_t depth;        /* flows above and including this one, minus 1 */
 	/* 0, or the abort reason; written once by CAS (first abort wins). */
 	atomic_int abort_reason;
@@ -157,8 +176,13 @@ struct pf_ctx {
 	 * node is protected by its parent's lock. */
 	pf__hlist children;
 	pf__hnode sibling;
-	const char *name;              /* immutable; owned when name_owned */
-	const pf_flow *flow;           /* flow contexts: immutable */
+	union {
+		/* Other contexts: immutable; owned when name_owned. */
+		const char *name;
+		/* Flow contexts: immutable.  Their name is the flow's, or an
+		 * owned copy in the cold block (name_owned): pf__ctx_name. */
+		const pf_flow *flow;
+	};
 	/* Signal listeners not yet run, and the one being run now, so that
 	 * remove_listener can wait for it (protected by lock).  Here, not in
 	 * the cold block: adding a listener never allocates. */
@@ -177,30 +201,29 @@ struct pf_ctx {
 #define PF__F_SUBS 0x8u        /* dynamic subscribers were added       */
 #define PF__F_WAITERS 0x10u    /* a waiter is registered               */
 #define PF__F_DONE 0x20u       /* terminal callbacks returned          */
+#define PF__F_ON_STATUS 0x40u  /* the cold block has an on_status;
+                                  immutable once created               */
+#define PF__F_INPUT_PTR 0x80u  /* a flow without input data was given an
+                                  input pointer: it is in data[];
+                                  immutable once created               */
 
 struct pf_exec {
 	pf_ctx ctx; /* first: a pf_exec is also its context */
 	pf__task task;
 	_Atomic(uint32_t) state;   /* the status word, above */
 	int result;                /* written before the terminal CAS */
-	pf_status_fn on_status;
-	void *on_status_data;
 	pf__hlist waiters;         /* waiter.c; protected by ctx.lock */
 	pf__group *group;          /* parallel group, or NULL */
-	/* A hint for helpers (relaxed): while pending, the worker whose
-	 * deque the task was pushed to (NULL: the injector), written before
-	 * the push publishes the task; once running, the worker running the
-	 * handler. */
-	_Atomic(pf__worker *) where;
-	const void *input;         /* the copy in data[], or the caller's */
-	/* input (input_size rounded up to 16), then output_size bytes */
+	/* The input: input_size bytes, or for a flow with none the caller's
+	 * pointer when it gave one (INPUT_PTR), rounded up to 16; then
+	 * output_size bytes.  See pf__exec_input. */
 	alignas(16) unsigned char data[];
 };
 
-/* A pending execution of a flow with no data must fit jemalloc's 224-byte
- * size class (README, "Numbers": at most 256 bytes resident per pending
+/* A pending execution of a flow with no data is one 176-byte slab object
+ * (record.c; README, "Numbers": at most 192 bytes resident per pending
  * execution). */
-_Static_assert(sizeof(pf_exec) <= 224, "pf_exec grew past 224 bytes");
+_Static_assert(sizeof(pf_exec) <= 176, "pf_exec grew past 176 bytes");
 
 /* ------------------------------------------------------------- reads */
 
@@ -244,13 +267,39 @@ pf__exec_ended(const pf_exec *e, memory_order mo)
 	return st >= PF_COMPLETED && st != PF__ST_CANCELLING;
 }
 
+/* The bytes of data[] before the output: the input (rounded up to 16),
+ * the input pointer's 16, or none.  Relaxed: the flag is immutable. */
+static inline size_t
+pf__exec_input_room(const pf_exec *e)
+{
+	size_t n = e->ctx.flow->input_size;
+	if (n > 0)
+		return (n + 15) & ~(size_t)15;
+	return pf__load_relaxed(&((pf_exec *)e)->state) & PF__F_INPUT_PTR ?
+	    16 : 0;
+}
+
+/* The input the handler gets: the copy in data[], the caller's pointer,
+ * or NULL. */
+static inline const void *
+pf__exec_input(const pf_exec *e)
+{
+	if (e->ctx.flow->input_size > 0)
+		return e->data;
+	if (pf__load_relaxed(&((pf_exec *)e)->state) & PF__F_INPUT_PTR) {
+		const void *p;
+		memcpy(&p, e->data, sizeof(p));
+		return p;
+	}
+	return NULL;
+}
+
 /* The output buffer of e in data[], or NULL when the flow has none. */
 static inline void *
 pf__exec_output(pf_exec *e)
 {
-	const pf_flow *f = e->ctx.flow;
-	return f->output_size > 0 ?
-	    e->data + ((f->input_size + 15) & ~(size_t)15) : NULL;
+	return e->ctx.flow->output_size > 0 ?
+	    e->data + pf__exec_input_room(e) : NULL;
 }
 
 /* A flow's name as the API reports it. */
@@ -260,10 +309,23 @@ pf__flow_name(const pf_flow *f)
 	return f->name != NULL ? f->name : "anonymous";
 }
 
+/* A context's name (pf_ctx_name).  A flow context's name_owned and cold
+ * block were set before anyone could see it. */
+static inline const char *
+pf__ctx_name(const pf_ctx *c)
+{
+	if (c->kind != PF__CTX_FLOW)
+		return c->name;
+	if (c->name_owned)
+		return pf__cold_of(c)->name;
+	return pf__flow_name(c->flow);
+}
+
 /* ------------------------------------------------------------ memory */
 
-/* Record memory: the calling worker's slab when it has one and size fits,
- * else the heap.  *from_slab tells pf__record_free which. */
+/* Record memory: one of the calling thread's slabs when size fits (the
+ * small one, or objects of PF__RECORD_SLAB_SIZE bytes), else the heap.
+ * *from_slab tells pf__record_free which. */
 #define PF__RECORD_SLAB_SIZE 256
 void *pf__record_alloc(size_t size, bool *from_slab);
 void pf__record_free(void *p, bool from_slab);
@@ -272,7 +334,7 @@ void pf__record_free(void *p, bool from_slab);
  * slab (off, the default): for tests that count or fail allocations. */
 void pf__record_heap_only(bool on);
 #endif
-/* Pool start/stop hooks: each worker owns a record slab. */
+/* Pool start/stop hooks: each worker owns its record slabs. */
 void pf__record_worker_start(pf__worker *w, void *arg);
 void pf__record_worker_stop(pf__worker *w, void *arg);
 

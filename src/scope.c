@@ -79,7 +79,7 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	if (rc != 0)
 		goto release_root;
 	rc = pf__engine_start(&s->engine, opts->threads != 0 ? opts->threads :
-	    pf__default_threads());
+	    pf__default_threads(), pf__exec_task_run);
 	if (rc != 0)
 		goto release_root;
 	for (size_t i = 0; i < opts->n_extensions; i++) {

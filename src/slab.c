@@ -584,6 +584,13 @@ remote_free(pf__slab *s, struct chunk *c, struct obj *o)
 	    &s->remote, &head, o, memory_order_release, memory_order_relaxed));
 }
 
+pf__slab *
+pf__slab_of(const void *p)
+{
+	/* Written once before any object of the chunk was handed out. */
+	return chunk_of(p)->slab;
+}
+
 void
 pf__slab_free(pf__slab *mine, void *p)
 {

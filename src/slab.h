@@ -48,6 +48,8 @@ void *pf__slab_alloc(pf__slab *s);
  * owner's fast path.  p == NULL does nothing.
  */
 void pf__slab_free(pf__slab *mine, void *p);
+/* Any thread: the slab that p (a live object) came from. */
+pf__slab *pf__slab_of(const void *p);
 /*
  * Owner only.  After it, s is gone; live objects may still be freed, from
  * any thread, with mine == NULL or the caller's own (other) slab, and the

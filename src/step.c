@@ -55,7 +55,7 @@ pf_ctx_exec_fn(pf_ctx *parent, const char *name, pf_fn fn, void *arg)
 		.kind = PF_OP_EXECUTION,
 		.target = PF_TARGET_FN,
 		.context = child,
-		.name = child->name,
+		.name = pf__ctx_name(child),
 	};
 	pf__frame f;
 	pf__frame_push(&f, PF__FRAME_STEP, g);

@@ -18,20 +18,23 @@ void pf__subs_deliver(pf_exec *e, uint32_t st);
 /* Frees the subscribers of a cold block at the end of its record. */
 void pf__subs_free(pf__cold *k);
 
-/* Calls e's on_status with st, counted as a callback on this thread. */
+/* Calls e's on_status (the status word has ON_STATUS) with st, counted
+ * as a callback on this thread. */
 static inline void
 pf__status_call(pf_exec *e, uint32_t st)
 {
+	const pf__cold *k = pf__cold_of(&e->ctx);
 	pf__in_callback++;
-	e->on_status(e, (pf_status)st, e->on_status_data);
+	k->on_status(e, (pf_status)st, k->on_status_data);
 	pf__in_callback--;
 }
 
-/* Delivers st to on_status, then (flags has SUBS) to the subscribers. */
+/* Delivers st to on_status (flags has ON_STATUS), then (flags has SUBS)
+ * to the subscribers. */
 static inline void
 pf__status_deliver(pf_exec *e, uint32_t st, uint32_t flags)
 {
-	if (e->on_status != NULL)
+	if (flags & PF__F_ON_STATUS)
 		pf__status_call(e, st);
 	if (flags & PF__F_SUBS)
 		pf__subs_deliver(e, st);

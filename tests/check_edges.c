@@ -1626,7 +1626,7 @@ END_TEST
 struct maker {
 	pthread_t thread;
 	pf_scope *scope;
-	pf_exec *h[300]; /* more records than one slab chunk holds */
+	pf_exec *h[800]; /* more records than one slab chunk holds */
 	int bad_rc;
 };
 
@@ -1634,7 +1634,7 @@ static void *
 maker_main(void *arg)
 {
 	struct maker *m = arg;
-	for (int i = 0; i < 300 && m->bad_rc == 0; i++)
+	for (int i = 0; i < 800 && m->bad_rc == 0; i++)
 		m->bad_rc = pf_scope_exec(m->scope, &run_racer_flow, NULL, NULL,
 		    &m->h[i]);
 	return NULL;
@@ -1662,12 +1662,12 @@ START_TEST(exited_threads_slabs_are_freed)
 		ck_assert_int_eq(m[i].bad_rc, 0);
 	}
 	for (int i = 0; i < 4; i++)
-		for (int j = 0; j < 300; j++) {
+		for (int j = 0; j < 800; j++) {
 			ck_assert_int_eq(pf_exec_wait(m[i].h[j], NULL), 0);
 			pf_exec_release(m[i].h[j]);
 		}
 	ck_assert_int_eq(pf_scope_dispose(s), 0);
-	/* Two chunks per thread at least (300 records of 256 bytes), and
+	/* Two chunks per thread at least (800 records of 176 bytes), and
 	 * the workers' slabs. */
 	ck_assert_uint_ge(pf__slab_depot_trim(), before + 8);
 	pf__slab_depot_set_retain_ms(0);

@@ -64,7 +64,6 @@ job_run(pf__task *t)
 static void
 job_init(job *j, pf__pool *p, void (*body)(job *))
 {
-	j->task.run = job_run;
 	atomic_init(&j->task.next, NULL);
 	j->pool = p;
 	atomic_init(&j->waiter, NULL);
@@ -127,7 +126,8 @@ job_join(job *j)
 static pf__pool *
 make_pool(unsigned threads, unsigned spare)
 {
-	pf__pool_config cfg = { .threads = threads, .max_spare = spare };
+	pf__pool_config cfg = { .threads = threads, .max_spare = spare,
+		.run = job_run };
 	pf__pool *p = NULL;
 	ck_assert_int_eq(pf__pool_create(&p, &cfg), 0);
 	return p;
@@ -136,7 +136,10 @@ make_pool(unsigned threads, unsigned spare)
 START_TEST(test_create_rejects_bad_config)
 {
 	pf__pool *p = NULL;
-	pf__pool_config cfg = { .threads = 0 };
+	pf__pool_config cfg = { .threads = 0, .run = job_run };
+	ck_assert_int_eq(pf__pool_create(&p, &cfg), PF_EINVAL);
+	/* Every pool needs its run function. */
+	cfg = (pf__pool_config){ .threads = 1 };
 	ck_assert_int_eq(pf__pool_create(&p, &cfg), PF_EINVAL);
 	ck_assert_int_eq(pf__pool_create(NULL, &cfg), PF_EINVAL);
 	ck_assert_int_eq(pf__pool_create(&p, NULL), PF_EINVAL);

@@ -407,8 +407,21 @@ time_serial_fib(int n)
  * every grandchild was joined already) until the child is done, spinning
  * when there is nothing to help with, as Lace does.
  */
-typedef struct rt_job {
+/* The pool runs every task with one function (rt_run); each kind of task
+ * here says its own. */
+typedef struct rt_task {
 	pf__task task;
+	void (*fn)(pf__task *t);
+} rt_task;
+
+static void
+rt_run(pf__task *t)
+{
+	PF_CONTAINER_OF(t, rt_task, task)->fn(t);
+}
+
+typedef struct rt_job {
+	rt_task task;
 	int n;
 	long result;
 	atomic_int done;
@@ -419,7 +432,7 @@ static long rt_fib(pf__worker *w, int n);
 static void
 rt_job_run(pf__task *t)
 {
-	rt_job *j = PF_CONTAINER_OF(t, rt_job, task);
+	rt_job *j = PF_CONTAINER_OF(t, rt_job, task.task);
 	j->result = rt_fib(pf__worker_self(), j->n);
 	/* Release: publishes result to the joiner's acquire load. */
 	atomic_store_explicit(&j->done, 1, memory_order_release);
@@ -447,11 +460,11 @@ rt_fib(pf__worker *w, int n)
 	if (n < 2)
 		return n;
 	rt_job j;
-	j.task.run = rt_job_run;
-	atomic_init(&j.task.next, NULL);
+	j.task.fn = rt_job_run;
+	atomic_init(&j.task.task.next, NULL);
 	j.n = n - 1;
 	atomic_init(&j.done, 0);
-	pf__pool_submit(w->pool, &j.task);
+	pf__pool_submit(w->pool, &j.task.task);
 	long b = rt_fib(w, n - 2);
 	rt_join(w, &j);
 	return j.result + b;
@@ -459,7 +472,7 @@ rt_fib(pf__worker *w, int n)
 
 /* The root runs on a worker; the outside thread sleeps on a condvar. */
 typedef struct rt_root {
-	pf__task task;
+	rt_task task;
 	pf__pool *pool;
 	int n;
 	long result;
@@ -471,7 +484,7 @@ typedef struct rt_root {
 static void
 rt_root_run(pf__task *t)
 {
-	rt_root *r = PF_CONTAINER_OF(t, rt_root, task);
+	rt_root *r = PF_CONTAINER_OF(t, rt_root, task.task);
 	r->result = rt_fib(pf__pool_current(r->pool), r->n);
 	pthread_mutex_lock(&r->mu);
 	r->done = true;
@@ -484,14 +497,14 @@ time_rt_fib(pf__pool *p, int n)
 {
 	rt_root r;
 	memset(&r, 0, sizeof(r));
-	r.task.run = rt_root_run;
-	atomic_init(&r.task.next, NULL);
+	r.task.fn = rt_root_run;
+	atomic_init(&r.task.task.next, NULL);
 	r.pool = p;
 	r.n = n;
 	pthread_mutex_init(&r.mu, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	int64_t t0 = now_ns();
-	pf__pool_submit(p, &r.task);
+	pf__pool_submit(p, &r.task.task);
 	pthread_mutex_lock(&r.mu);
 	while (!r.done)
 		pthread_cond_wait(&r.cv, &r.mu);
@@ -514,6 +527,7 @@ rt_pool_create(unsigned threads)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.threads = threads;
 	cfg.max_spare = 1;
+	cfg.run = rt_run;
 	pf__pool *p;
 	int rc = pf__pool_create(&p, &cfg);
 	if (rc != 0)
