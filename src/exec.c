@@ -280,16 +280,17 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	    (f->input_size + 15) & ~(size_t)15 : input != NULL ? 16 : 0;
 	size_t size = sizeof(pf_exec) + in_size + f->output_size;
 	/* Options that need the cold block: it comes in the same allocation,
-	 * after the data (aligned for it), when the record comes from the
-	 * heap anyway; else it is a slab object of its own (apply_options),
-	 * as two slab objects cost less than one heap record. */
+	 * after the data (aligned for it), when the two fit the largest slab
+	 * class or the record comes from the heap anyway; else it is a slab
+	 * object of its own (apply_options), as two slab objects cost less
+	 * than one heap record. */
 	bool cold = opts != NULL && (opts->timeout_ms != 0 ||
 	    opts->key != NULL || opts->metadata != NULL || opts->n_tags != 0 ||
 	    opts->on_status != NULL || opts->name != NULL);
 	size_t cold_at = (size + alignof(pf__cold) - 1) &
 	    ~(alignof(pf__cold) - 1);
-	if (cold && size <= PF__RECORD_SLAB_SIZE &&
-	    cold_at + sizeof(pf__cold) > PF__RECORD_SLAB_SIZE)
+	if (cold && size <= PF__RECORD_SLAB_MAX &&
+	    cold_at + sizeof(pf__cold) > PF__RECORD_SLAB_MAX)
 		cold = false;
 	if (cold)
 		size = cold_at + sizeof(pf__cold);

@@ -1,18 +1,19 @@
 /*
  * record.c: memory for context records and their cold blocks.
  *
- * Every thread that makes records owns two slabs (slab.c): one of
- * PF__RECORD_SMALL-byte objects, the size of an execution with no data
- * (what a pending burst is made of), and one of PF__RECORD_SLAB_SIZE-byte
- * objects for records with a little data and for cold blocks.  A
- * worker's are made by its start hook and destroyed by its stop hook; any
- * other thread's are made on its first record and destroyed when the
- * thread exits (a pthread key's destructor).  So records are allocated
- * without a lock on any thread, records freed on another thread go back to
- * their owner's slab through its remote list, and the chunks of a burst of
- * records are reused by the next burst (the slab depot) instead of
- * faulting in fresh pages.  Larger records, and any record when a slab
- * cannot be made, use the heap.
+ * Every thread that makes records owns one slab (slab.c) per size class:
+ * 176 bytes, an execution with no data (what a pending burst is made of);
+ * 256 bytes, a little data or a cold block of its own; 384 bytes, an
+ * execution with no data and its cold block in one object (a timeout, a
+ * key: one allocation, no install CAS, the two side by side in memory).
+ * A worker's slabs are made by its start hook and destroyed by its stop
+ * hook; any other thread's are made on its first record and destroyed
+ * when the thread exits (a pthread key's destructor).  So records are
+ * allocated without a lock on any thread, records freed on another thread
+ * go back to their owner's slab through its remote list, and the chunks
+ * of a burst of records are reused by the next burst (the slab depot)
+ * instead of faulting in fresh pages.  Larger records, and any record when
+ * the slabs cannot be made, use the heap.
  */
 #include "config.h"
 
@@ -22,18 +23,20 @@
 #include "record.h"
 #include "slab.h"
 
-/* The objects of the small slab fit an execution with no data, its own
- * record made no bigger: one size class for every pending burst. */
-#define PF__RECORD_SMALL ((sizeof(pf_exec) + 15) & ~(size_t)15)
-_Static_assert(PF__RECORD_SMALL <= PF__RECORD_SLAB_SIZE,
-    "the small class is the smaller one");
-_Static_assert(sizeof(pf__cold) <= PF__RECORD_SLAB_SIZE,
-    "a cold block fits a slab object");
+/* The size classes, smallest first; the first fits an execution with no
+ * data, its record made no bigger. */
+#define N_CLASSES 3
+static const size_t class_size[N_CLASSES] = {
+	(sizeof(pf_exec) + 15) & ~(size_t)15, 256, PF__RECORD_SLAB_MAX
+};
+_Static_assert(((sizeof(pf_exec) + 15) & ~(size_t)15) <= 256,
+    "the classes grow");
+_Static_assert(sizeof(pf__cold) <= 256, "a cold block fits the middle class");
 
-/* This thread's slabs; both NULL before its first record (or when they
+/* This thread's slabs; all NULL before its first record (or when they
  * could not be made). */
 typedef struct thread_slabs {
-	pf__slab *small, *large;
+	pf__slab *s[N_CLASSES];
 } thread_slabs;
 
 static _Thread_local thread_slabs tls_slabs PF_TLS_MODEL;
@@ -43,30 +46,31 @@ static pthread_key_t slab_key;
 static pthread_once_t slab_key_once = PTHREAD_ONCE_INIT;
 static bool slab_key_made; /* written once, under slab_key_once */
 
-static int
-slabs_make(thread_slabs *t)
-{
-	pf__slab *small = NULL, *large = NULL;
-	int rc = pf__slab_create(&small, PF__RECORD_SMALL);
-	if (rc == 0 && (rc = pf__slab_create(&large, PF__RECORD_SLAB_SIZE)) !=
-	    0)
-		pf__slab_destroy(small);
-	if (rc == 0)
-		*t = (thread_slabs){ small, large };
-	return rc;
-}
-
 static void
 slabs_destroy(thread_slabs *t)
 {
 	thread_slabs old = *t;
 	/* A record freed later on this thread (by a later destructor) takes
 	 * the remote path. */
-	*t = (thread_slabs){ NULL, NULL };
-	if (old.small != NULL) {
-		pf__slab_destroy(old.small);
-		pf__slab_destroy(old.large);
+	*t = (thread_slabs){ { NULL } };
+	for (int i = 0; i < N_CLASSES; i++)
+		if (old.s[i] != NULL)
+			pf__slab_destroy(old.s[i]);
+}
+
+static int
+slabs_make(thread_slabs *t)
+{
+	thread_slabs made = { { NULL } };
+	for (int i = 0; i < N_CLASSES; i++) {
+		int rc = pf__slab_create(&made.s[i], class_size[i]);
+		if (rc != 0) {
+			slabs_destroy(&made);
+			return rc;
+		}
 	}
+	*t = made;
+	return 0;
 }
 
 static void
@@ -104,7 +108,7 @@ thread_slabs_get(void)
 	if (tls_heap_only)
 		return NULL;
 #endif
-	if (PF_LIKELY(t->small != NULL))
+	if (PF_LIKELY(t->s[0] != NULL))
 		return t;
 	if (pthread_once(&slab_key_once, slab_key_make) != 0 ||
 	    !slab_key_made)
@@ -122,9 +126,11 @@ void *
 pf__record_alloc(size_t size, bool *from_slab)
 {
 	thread_slabs *t;
-	if (size <= PF__RECORD_SLAB_SIZE && (t = thread_slabs_get()) != NULL) {
-		void *p = pf__slab_alloc(size <= PF__RECORD_SMALL ? t->small :
-		    t->large);
+	if (size <= PF__RECORD_SLAB_MAX && (t = thread_slabs_get()) != NULL) {
+		int i = 0;
+		while (size > class_size[i])
+			i++;
+		void *p = pf__slab_alloc(t->s[i]);
 		*from_slab = p != NULL;
 		if (p != NULL)
 			return p;
@@ -142,8 +148,10 @@ pf__record_free(void *p, bool from_slab)
 	}
 	/* The owner's fast path when p is one of this thread's. */
 	pf__slab *s = pf__slab_of(p);
-	pf__slab *mine = s == tls_slabs.small || s == tls_slabs.large ? s :
-	    NULL;
+	pf__slab *mine = NULL;
+	for (int i = 0; i < N_CLASSES; i++)
+		if (s == tls_slabs.s[i])
+			mine = s;
 	pf__slab_free(mine, p);
 }
 

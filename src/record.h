@@ -323,10 +323,10 @@ pf__ctx_name(const pf_ctx *c)
 
 /* ------------------------------------------------------------ memory */
 
-/* Record memory: one of the calling thread's slabs when size fits (the
- * small one, or objects of PF__RECORD_SLAB_SIZE bytes), else the heap.
- * *from_slab tells pf__record_free which. */
-#define PF__RECORD_SLAB_SIZE 256
+/* Record memory: the calling thread's slab of the smallest size class
+ * that fits (record.c), else the heap.  *from_slab tells pf__record_free
+ * which. */
+#define PF__RECORD_SLAB_MAX 384
 void *pf__record_alloc(size_t size, bool *from_slab);
 void pf__record_free(void *p, bool from_slab);
 #ifdef PF_TESTING
