@@ -397,10 +397,20 @@ unfinished(pf_ctx *c)
 	return st == PF_PENDING || st == PF_RUNNING || st == PF__ST_CANCELLING;
 }
 
-static void
-timer_fired(pf__timer_node *n, bool fired)
+/* A flow context's inline timer (record.h), or NULL. */
+static pf__inline_timer *
+inline_timer(pf_ctx *c)
 {
-	pf_ctx *c = PF_CONTAINER_OF(n, pf__cold, timer)->owner;
+	/* Relaxed: the flag is immutable once the record is created. */
+	if (c->kind == PF__CTX_FLOW &&
+	    (pf__load_relaxed(&((pf_exec *)c)->state) & PF__F_TIMER_INLINE))
+		return pf__exec_inline_timer((pf_exec *)c);
+	return NULL;
+}
+
+static void
+timer_fired_ctx(pf_ctx *c, bool fired)
+{
 	/* Finishing cancels the timer but may lose the race with this
 	 * callback; a deadline that finds the work finished changes nothing.
 	 * A cancelled timer only gives its reference back. */
@@ -413,6 +423,19 @@ timer_fired(pf__timer_node *n, bool fired)
 	pf__ctx_release(c); /* the timer's reference */
 }
 
+static void
+timer_fired(pf__timer_node *n, bool fired)
+{
+	timer_fired_ctx(PF_CONTAINER_OF(n, pf__cold, timer)->owner, fired);
+}
+
+static void
+inline_timer_fired(pf__timer_node *n, bool fired)
+{
+	timer_fired_ctx(PF_CONTAINER_OF(n, pf__inline_timer, node)->owner,
+	    fired);
+}
+
 void
 pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 {
@@ -423,21 +446,32 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 	 * calibration point, whose error grows with the distance: a timeout
 	 * must never fire early. */
 	int64_t created = pf__clock_raw_to_mono_near(c->created_at);
+	int64_t deadline = created + ms * 1000000;
+	pf__ctx_retain(c);
+	pf__inline_timer *it = inline_timer(c);
+	if (it != NULL) {
+		pf__timer_arm(c->engine->timers, &it->node, deadline,
+		    inline_timer_fired);
+		return;
+	}
 	pf__cold *k = pf__cold_of(c);
 	pf__assert(k != NULL); /* made by the caller beforehand */
-	pf__ctx_retain(c);
-	pf__timer_arm(c->engine->timers, &k->timer, created + ms * 1000000,
-	    timer_fired);
+	pf__timer_arm(c->engine->timers, &k->timer, deadline, timer_fired);
 }
 
 void
 pf__ctx_cancel_timeout(pf_ctx *c)
 {
-	/* No cold block: no timer.  A cancel of a node never armed, already
+	/* No inline timer and no cold block: no timer.  A cancel of a node never armed, already
 	 * cancelled or fired does nothing and does not touch the wheel
 	 * (which dispose may have stopped by then); otherwise the timer
 	 * thread gives the timer's reference back (timer_fired), whether the
 	 * deadline or this cancel came first. */
+	pf__inline_timer *it = inline_timer(c);
+	if (it != NULL) {
+		pf__timer_cancel(c->engine->timers, &it->node);
+		return;
+	}
 	pf__cold *k = pf__cold_of(c);
 	if (k != NULL)
 		pf__timer_cancel(c->engine->timers, &k->timer);

@@ -248,8 +248,11 @@ static int
 apply_options(pf_exec *e, const pf_exec_options *opts)
 {
 	pf__cold *k = NULL;
-	if ((opts->key != NULL || opts->timeout_ms != 0 ||
-		opts->metadata != NULL || opts->on_status != NULL) &&
+	/* Relaxed: nobody else can see the record yet. */
+	bool cold_timer = opts->timeout_ms != 0 &&
+	    !(pf__load_relaxed(&e->state) & PF__F_TIMER_INLINE);
+	if ((opts->key != NULL || cold_timer || opts->metadata != NULL ||
+		opts->on_status != NULL) &&
 	    (k = pf__ctx_cold(&e->ctx)) == NULL)
 		return PF_ENOMEM;
 	if (k != NULL)
@@ -284,9 +287,18 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	 * class or the record comes from the heap anyway; else it is a slab
 	 * object of its own (apply_options), as two slab objects cost less
 	 * than one heap record. */
-	bool cold = opts != NULL && (opts->timeout_ms != 0 ||
-	    opts->key != NULL || opts->metadata != NULL || opts->n_tags != 0 ||
+	bool cold = opts != NULL && (opts->key != NULL ||
+	    opts->metadata != NULL || opts->n_tags != 0 ||
 	    opts->on_status != NULL || opts->name != NULL);
+	/* A timeout alone: its timer follows the data (record.h). */
+	bool timer_inline = opts != NULL && opts->timeout_ms != 0 && !cold;
+	cold = cold || (opts != NULL && opts->timeout_ms != 0);
+	size_t timer_at = (size + alignof(pf__inline_timer) - 1) &
+	    ~(alignof(pf__inline_timer) - 1);
+	if (timer_inline) {
+		size = timer_at + sizeof(pf__inline_timer);
+		cold = false;
+	}
 	size_t cold_at = (size + alignof(pf__cold) - 1) &
 	    ~(alignof(pf__cold) - 1);
 	if (cold && size <= PF__RECORD_SLAB_MAX &&
@@ -319,8 +331,16 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	}
 	e->ctx.depth = flow_depth(parent);
 	pf__atomic_init(&e->task.next, NULL);
-	pf__atomic_init(&e->state, f->input_size == 0 && input != NULL ?
-	    PF_PENDING | PF__F_INPUT_PTR : PF_PENDING);
+	pf__atomic_init(&e->state, PF_PENDING |
+	    (f->input_size == 0 && input != NULL ? PF__F_INPUT_PTR : 0) |
+	    (timer_inline ? PF__F_TIMER_INLINE : 0));
+	if (timer_inline) {
+		pf__inline_timer *it =
+		    (pf__inline_timer *)(void *)((unsigned char *)e + timer_at);
+		pf__assert(it == pf__exec_inline_timer(e));
+		it->owner = &e->ctx;
+		pf__timer_node_init(&it->node);
+	}
 	e->result = 0;
 	pf__hlist_init(&e->waiters);
 	e->group = group;

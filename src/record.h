@@ -206,6 +206,10 @@ struct pf_ctx {
 #define PF__F_INPUT_PTR 0x80u  /* a flow without input data was given an
                                   input pointer: it is in data[];
                                   immutable once created               */
+#define PF__F_TIMER_INLINE 0x100u /* the timeout's timer node follows the
+                                  data (pf__exec_inline_timer), not in
+                                  the cold block; immutable once
+                                  created                              */
 
 struct pf_exec {
 	pf_ctx ctx; /* first: a pf_exec is also its context */
@@ -292,6 +296,28 @@ pf__exec_input(const pf_exec *e)
 		return p;
 	}
 	return NULL;
+}
+
+/*
+ * The timer of an execution whose only option needing the cold block is
+ * a timeout: it follows the data in the record (TIMER_INLINE), with its
+ * owner, so that such an execution costs one 256-byte slab object and no
+ * cold block (timer_fired finds the owner from the node).
+ */
+typedef struct pf__inline_timer {
+	pf_ctx *owner;
+	pf__timer_node node;
+} pf__inline_timer;
+
+/* Where e's inline timer is (TIMER_INLINE): after the input room and the
+ * output, aligned; exec.c sizes the record the same way. */
+static inline pf__inline_timer *
+pf__exec_inline_timer(pf_exec *e)
+{
+	size_t at = pf__exec_input_room(e) + e->ctx.flow->output_size;
+	at = (at + alignof(pf__inline_timer) - 1) &
+	    ~(alignof(pf__inline_timer) - 1);
+	return (pf__inline_timer *)(void *)(e->data + at);
 }
 
 /* The output buffer of e in data[], or NULL when the flow has none. */
