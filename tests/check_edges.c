@@ -1675,6 +1675,76 @@ START_TEST(exited_threads_slabs_are_freed)
 }
 END_TEST
 
+/*
+ * An execution whose only cold option is a timeout keeps its timer after
+ * its data: every layout of input (none, a pointer, bytes) and output
+ * (none, small, a zeroed large one) with a timeout that does not fire
+ * (the handler fills its whole output, so an overlap with the timer would
+ * corrupt one or the other) and one that does (the handler waits for the
+ * abort).
+ */
+struct layout {
+	size_t in, out;
+	bool ptr; /* input_size 0 with a pointer */
+};
+
+static const struct layout layouts[] = {
+	{ 0, 0, false }, { 0, 0, true }, { 0, 8, true }, { 20, 8, false },
+	{ 20, 0, false }, { 3, 13, false }, { 0, 100, false },
+	{ 8, 64 * 1024, false }, /* the allocator's zeroed pages */
+};
+
+static int
+fill_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	const size_t *sz = in; /* the first word of every input here */
+	if (out != NULL)
+		memset(out, 0xa5, sz != NULL ? sz[0] : 0);
+	return 0;
+}
+
+static int
+wait_abort_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	(void)out;
+	while (!pf_signal_aborted(pf_ctx_signal(c)))
+		sleep_ms(1);
+	return pf_signal_reason(pf_ctx_signal(c));
+}
+
+START_TEST(timeout_only_layouts_keep_data_and_timer_apart)
+{
+	const struct layout *l = &layouts[_i];
+	pf_scope *s = new_scope(2);
+	size_t in[8] = { l->out }; /* the handler reads the output size */
+	size_t insize = l->in == 0 ? 0 : l->in < sizeof(size_t) ?
+	    sizeof(size_t) : l->in;
+	pf_flow fill = { "fill", fill_handler, insize, l->out };
+	const void *input = insize > 0 || l->ptr ? in : NULL;
+	pf_exec_options o = { .timeout_ms = 10000 };
+	for (int round = 0; round < 50; round++) {
+		pf_exec *e = NULL;
+		ck_assert_int_eq(pf_scope_exec(s, &fill, input, &o, &e), 0);
+		unsigned char *got = l->out > 0 ? malloc(l->out) : NULL;
+		ck_assert_int_eq(pf_exec_wait(e, got), 0);
+		for (size_t i = 0; i < l->out && input != NULL; i++)
+			ck_assert_uint_eq(got[i], 0xa5);
+		free(got);
+		ck_assert_int_eq(pf_exec_status(e), PF_COMPLETED);
+		pf_exec_release(e);
+	}
+	pf_flow waits = { "waits", wait_abort_handler, insize, l->out };
+	o.timeout_ms = 20;
+	pf_exec *e = NULL;
+	ck_assert_int_eq(pf_scope_exec(s, &waits, input, &o, &e), 0);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), PF_ETIMEDOUT);
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1700,6 +1770,7 @@ edges_suite(void)
 		{ .tcase = "run_at_once", .test = run_at_once_racing_dispose_is_safe, .timeout = 120 },
 		{ .tcase = "fds", .test = run_one_at_a_time_keeps_few_fds_open, .timeout = 60, .loop = 2 },
 		{ .tcase = "slabs", .test = exited_threads_slabs_are_freed, .timeout = 30 },
+		{ .tcase = "slabs", .test = timeout_only_layouts_keep_data_and_timer_apart, .timeout = 30, .loop = 8 },
 		{ .tcase = "dispose_inside", .test = dispose_from_timer_signal_listener_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_pending_status_callback_einval, .timeout = 5 },
