@@ -462,11 +462,11 @@ pf__ctx_arm_timeout(pf_ctx *c, uint64_t timeout_ms)
 void
 pf__ctx_cancel_timeout(pf_ctx *c)
 {
-	/* No inline timer and no cold block: no timer.  A cancel of a node never armed, already
-	 * cancelled or fired does nothing and does not touch the wheel
-	 * (which dispose may have stopped by then); otherwise the timer
-	 * thread gives the timer's reference back (timer_fired), whether the
-	 * deadline or this cancel came first. */
+	/* No inline timer and no cold block: no timer.  A cancel of a node
+	 * never armed, already cancelled or fired does nothing and does not
+	 * touch the wheel (which dispose may have stopped by then);
+	 * otherwise the timer thread gives the timer's reference back
+	 * (timer_fired), whether the deadline or this cancel came first. */
 	pf__inline_timer *it = inline_timer(c);
 	if (it != NULL) {
 		pf__timer_cancel(c->engine->timers, &it->node);

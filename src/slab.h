@@ -1,9 +1,9 @@
 /*
  * slab.h: per-thread slabs for fixed-size records, over the system heap.
  *
- * Each thread that makes records owns one pf__slab per record size.  A slab carves 64 KiB
- * chunks (aligned to their size, so a record's chunk header is found by
- * masking its address) into equal objects.  The owner allocates and frees
+ * Each thread that makes records owns one pf__slab per record size.  A
+ * slab carves 64 KiB chunks (aligned to their size, so a record's chunk
+ * header is found by masking its address) into equal objects.  The owner allocates and frees
  * from a private free list with no atomic operation; any other thread frees
  * by pushing onto the owning slab's remote-free stack (a lock-free Treiber
  * stack that the owner empties with one atomic exchange, so there is no ABA
