@@ -494,9 +494,23 @@ worker_main(void *arg)
 	pf__pool *p = w->pool;
 	tls_worker = w;
 	/* Helping may use the stack down to a quarter of its size from the
-	 * bottom; the rest is headroom for the handler that runs last. */
-	w->stack_limit = (char *)__builtin_frame_address(0) - p->stack_size +
-	    p->stack_size / 4;
+	 * bottom; the rest is headroom for the handler that runs last.  The
+	 * bottom is the mapping's (pthread_getattr_np), not this frame minus
+	 * stack_size: the thread's static TLS comes out of the same mapping
+	 * above the frames, so a program with large thread-locals overflowed
+	 * a small stack before the limit was reached. */
+	w->stack_limit = NULL;
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		void *lo;
+		size_t size;
+		if (pthread_attr_getstack(&attr, &lo, &size) == 0 && size > 0)
+			w->stack_limit = (char *)lo + size / 4;
+		pthread_attr_destroy(&attr);
+	}
+	if (w->stack_limit == NULL)
+		w->stack_limit = (char *)__builtin_frame_address(0) -
+		    p->stack_size + p->stack_size / 4;
 	if (p->on_start != NULL)
 		p->on_start(w, p->hook_arg);
 	bool woken = false;

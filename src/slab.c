@@ -271,20 +271,67 @@ static struct {
 	pthread_mutex_t lock;
 	pf__ring chunks; /* oldest first */
 	size_t n;
-	/* ms; -1 until read from the environment (under lock). */
-	long retain_ms;
-} depot = { PTHREAD_MUTEX_INITIALIZER, { &depot.chunks, &depot.chunks }, 0,
-	-1 };
+} depot = { PTHREAD_MUTEX_INITIALIZER, { &depot.chunks, &depot.chunks }, 0 };
+
+/* The retention in ms; -1 until read from the environment.  Relaxed: a
+ * plain value; two first readers both read the same environment. */
+static _Atomic long retain_ms_cached = -1;
+
+static long
+retain_ms(void)
+{
+	long ms = atomic_load_explicit(&retain_ms_cached, memory_order_relaxed);
+	if (ms < 0) {
+		ms = (long)pf__env_uint("PUMPED_RECORD_RETAIN_MS", 0,
+		    RETAIN_MS_MAX, RETAIN_MS_DEFAULT);
+		atomic_store_explicit(&retain_ms_cached, ms,
+		    memory_order_relaxed);
+	}
+	return ms;
+}
+
+/*
+ * Fork: a child must not inherit the depot's lock held by a thread that
+ * does not exist in it.  The lock is taken around fork (the prepare
+ * handler) and released on both sides, as jemalloc does with its own.
+ * Registered on the first use of the depot, before anyone can hold it.
+ */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void
+depot_fork_prepare(void)
+{
+	pthread_mutex_lock(&depot.lock);
+}
+
+static void
+depot_fork_release(void)
+{
+	pthread_mutex_unlock(&depot.lock);
+}
+
+static void
+depot_fork_register(void)
+{
+	/* Without handlers (ENOMEM) a fork racing a depot call may leave the
+	 * child's depot locked; nothing else changes. */
+	(void)pthread_atfork(depot_fork_prepare, depot_fork_release,
+	    depot_fork_release);
+}
+
+static void
+depot_lock(void)
+{
+	(void)pthread_once(&fork_once, depot_fork_register);
+	pthread_mutex_lock(&depot.lock);
+}
 
 /* Under the depot lock.  Unlinks the chunks idle past the retention time
- * onto *out, for the caller to free once it has dropped the lock. */
+ * (ms) onto *out, for the caller to free once it has dropped the lock. */
 static void
-depot_expire(int64_t now, pf__ring *out)
+depot_expire(int64_t now, long ms, pf__ring *out)
 {
-	if (depot.retain_ms < 0)
-		depot.retain_ms = (long)pf__env_uint("PUMPED_RECORD_RETAIN_MS",
-		    0, RETAIN_MS_MAX, RETAIN_MS_DEFAULT);
-	int64_t cutoff = now - (int64_t)depot.retain_ms * 1000000;
+	int64_t cutoff = now - (int64_t)ms * 1000000;
 	while (!pf__ring_empty(&depot.chunks)) {
 		struct chunk *c = PF_CONTAINER_OF(depot.chunks.next,
 		    struct chunk, dlink);
@@ -313,11 +360,12 @@ depot_give(struct chunk *c)
 	pf__ring expired;
 	pf__ring_init(&expired);
 	int64_t now = pf__clock_mono_ns();
-	pthread_mutex_lock(&depot.lock);
+	long ms = retain_ms();
+	depot_lock();
 	c->idle_since = now;
 	pf__ring_append(&depot.chunks, &c->dlink);
 	depot.n++;
-	depot_expire(now, &expired);
+	depot_expire(now, ms, &expired);
 	pthread_mutex_unlock(&depot.lock);
 	free_expired(&expired);
 }
@@ -331,8 +379,9 @@ depot_take(void)
 	pf__ring_init(&expired);
 	struct chunk *c = NULL;
 	int64_t now = pf__clock_mono_ns();
-	pthread_mutex_lock(&depot.lock);
-	depot_expire(now, &expired);
+	long ms = retain_ms();
+	depot_lock();
+	depot_expire(now, ms, &expired);
 	if (!pf__ring_empty(&depot.chunks)) {
 		c = PF_CONTAINER_OF(depot.chunks.prev, struct chunk, dlink);
 		pf__ring_del(&c->dlink);
@@ -348,8 +397,10 @@ pf__slab_depot_trim(void)
 {
 	pf__ring expired;
 	pf__ring_init(&expired);
-	pthread_mutex_lock(&depot.lock);
-	depot_expire(pf__clock_mono_ns(), &expired);
+	int64_t now = pf__clock_mono_ns();
+	long ms = retain_ms();
+	depot_lock();
+	depot_expire(now, ms, &expired);
 	size_t n = depot.n;
 	pthread_mutex_unlock(&depot.lock);
 	free_expired(&expired);
@@ -360,9 +411,16 @@ pf__slab_depot_trim(void)
 void
 pf__slab_depot_set_retain_ms(long ms)
 {
-	pthread_mutex_lock(&depot.lock);
-	depot.retain_ms = ms;
-	pthread_mutex_unlock(&depot.lock);
+	atomic_store_explicit(&retain_ms_cached, ms, memory_order_relaxed);
+}
+
+void
+pf__slab_depot_hold(bool hold)
+{
+	if (hold)
+		depot_lock();
+	else
+		pthread_mutex_unlock(&depot.lock);
 }
 #endif
 

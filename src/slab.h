@@ -31,6 +31,7 @@
 #ifndef PF_SLAB_H
 #define PF_SLAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct pf__slab pf__slab;
@@ -70,6 +71,9 @@ size_t pf__slab_depot_trim(void);
 /* The retention time in ms from now on (0: none), instead of the
  * environment's. */
 void pf__slab_depot_set_retain_ms(long ms);
+/* Takes (true) or drops (false) the depot's lock, as a depot call in
+ * progress would hold it. */
+void pf__slab_depot_hold(bool hold);
 #endif
 
 #endif /* PF_SLAB_H */

@@ -42,6 +42,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <pumped.h>
 
 #include "slab.h"
@@ -1745,6 +1747,128 @@ START_TEST(timeout_only_layouts_keep_data_and_timer_apart)
 }
 END_TEST
 
+/* Threads that keep chunks moving through the depot (retention 0: every
+ * empty chunk goes back to the heap, every new one asks the depot). */
+struct churner {
+	pthread_t thread;
+	pf_scope *scope;
+	atomic_bool *stop;
+};
+
+static void *
+churner_main(void *arg)
+{
+	struct churner *c = arg;
+	/* A large thread-local: the static TLS of every thread, workers'
+	 * included, now takes ~5 KiB of each stack mapping.  The worker's
+	 * helping limit used to ignore it and overflowed the 64 KiB stacks
+	 * of parallel_returns_only_after_its_calls_ended under ASan. */
+	static _Thread_local pf_exec *h[600];
+	while (!atomic_load(c->stop)) {
+		for (int i = 0; i < 600; i++)
+			if (pf_scope_exec(c->scope, &run_racer_flow, NULL, NULL,
+				&h[i]) != 0)
+				h[i] = NULL;
+		for (int i = 0; i < 600; i++)
+			if (h[i] != NULL) {
+				(void)pf_exec_wait(h[i], NULL);
+				pf_exec_release(h[i]);
+			}
+	}
+	return NULL;
+}
+
+/* Holds the depot's lock for a while, as a depot call in progress. */
+static void *
+holder_main(void *arg)
+{
+	atomic_int *held = arg;
+	pf__slab_depot_hold(true);
+	atomic_store(held, 1);
+	sleep_ms(100);
+	pf__slab_depot_hold(false);
+	return NULL;
+}
+
+/*
+ * fork() while other threads take and give chunks: the child must not
+ * inherit the depot's lock held by a thread it does not have (slab.c's
+ * atfork handlers).  Round 0 forks while another thread surely holds the
+ * lock (without the handlers that child hangs); the others fork at random
+ * moments of two threads' churn.  Each child makes a scope and bursts of
+ * records, so it takes chunks from the depot; a child stuck on the lock is
+ * killed after 20 s and fails the test.  Not under TSan, which ends a
+ * child that starts threads after a multi-threaded fork (die_after_fork).
+ */
+START_TEST(fork_while_depot_busy_child_runs)
+{
+#ifdef EDGES_TSAN
+	return;
+#endif
+	pf__slab_depot_set_retain_ms(0);
+	pf_scope *s = new_scope(2);
+	atomic_bool stop = false;
+	struct churner c[2];
+	for (int i = 0; i < 2; i++) {
+		c[i] = (struct churner){ .scope = s, .stop = &stop };
+		ck_assert_int_eq(pthread_create(&c[i].thread, NULL,
+		    churner_main, &c[i]), 0);
+	}
+	for (int round = 0; round < 20; round++) {
+		pthread_t holder;
+		atomic_int held = 0;
+		if (round == 0) {
+			ck_assert_int_eq(pthread_create(&holder, NULL,
+			    holder_main, &held), 0);
+			while (!atomic_load(&held))
+				sched_yield();
+		} else {
+			pause_us(500 + round * 97 % 700);
+		}
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			pf_scope *cs = NULL;
+			pf_scope_options o = { .threads = 1 };
+			if (pf_scope_create(&cs, &o) != 0)
+				_exit(2);
+			/* Held, so that new chunks come from the depot. */
+			static pf_exec *ch[3000];
+			for (int i = 0; i < 3000; i++)
+				if (pf_scope_exec(cs, &run_racer_flow, NULL, NULL,
+					&ch[i]) != 0)
+					_exit(3);
+			for (int i = 0; i < 3000; i++) {
+				(void)pf_exec_wait(ch[i], NULL);
+				pf_exec_release(ch[i]);
+			}
+			_exit(pf_scope_dispose(cs) == 0 ? 0 : 4);
+		}
+		if (round == 0)
+			pthread_join(holder, NULL);
+		int status = 0;
+		pid_t got = 0;
+		for (int waited = 0; waited < 20000 && got == 0; waited += 10) {
+			got = waitpid(pid, &status, WNOHANG);
+			if (got == 0)
+				sleep_ms(10);
+		}
+		if (got == 0) {
+			kill(pid, SIGKILL);
+			(void)waitpid(pid, &status, 0);
+			ck_abort_msg("round %d: the child hung", round);
+		}
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "round %d: the child ended with status %d", round, status);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(c[i].thread, NULL);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	pf__slab_depot_set_retain_ms(10000);
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1770,6 +1894,7 @@ edges_suite(void)
 		{ .tcase = "run_at_once", .test = run_at_once_racing_dispose_is_safe, .timeout = 120 },
 		{ .tcase = "fds", .test = run_one_at_a_time_keeps_few_fds_open, .timeout = 60, .loop = 2 },
 		{ .tcase = "slabs", .test = exited_threads_slabs_are_freed, .timeout = 30 },
+		{ .tcase = "slabs", .test = fork_while_depot_busy_child_runs, .timeout = 120 },
 		{ .tcase = "slabs", .test = timeout_only_layouts_keep_data_and_timer_apart, .timeout = 30, .loop = 8 },
 		{ .tcase = "dispose_inside", .test = dispose_from_timer_signal_listener_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },

@@ -1300,7 +1300,7 @@ START_TEST(record_retain_ms_from_environment)
 		return; /* an earlier test in this process read it */
 	tune("PUMPED_RECORD_RETAIN_MS", _i == 0 ? "0" : NULL);
 	pf_scope *s = new_scope(1);
-	enum { N = 2000 };
+	enum { N = 6000 }; /* 17 chunks of 176-byte records */
 	static pf_exec *h[N];
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(pf_scope_exec(s, &nothing_flow, NULL, NULL,
@@ -1314,7 +1314,10 @@ START_TEST(record_retain_ms_from_environment)
 	if (_i == 0)
 		ck_assert_uint_eq(kept, 0);
 	else
-		ck_assert_uint_ge(kept, 4); /* of 8 chunks at least */
+		/* Most: the main thread keeps its current chunk and a spare,
+		 * and chunks whose last records the workers freed wait on
+		 * its remote list until it allocates again. */
+		ck_assert_uint_ge(kept, 4);
 	tune("PUMPED_RECORD_RETAIN_MS", NULL);
 }
 END_TEST
