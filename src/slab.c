@@ -343,11 +343,32 @@ depot_expire(int64_t now, long ms, pf__ring *out)
 	}
 }
 
+/* Takes the depot's lock and moves the chunks idle past the retention
+ * time onto *expired; c, when not NULL, is added first, stamped with the
+ * same time (with retention 0 it expires at once).  The clock and the
+ * environment are read out of the lock. */
 static void
-free_expired(pf__ring *out)
+depot_enter(pf__ring *expired, struct chunk *c)
 {
-	while (!pf__ring_empty(out)) {
-		pf__ring *n = out->next;
+	pf__ring_init(expired);
+	int64_t now = pf__clock_mono_ns();
+	long ms = retain_ms();
+	depot_lock();
+	if (c != NULL) {
+		c->idle_since = now;
+		pf__ring_append(&depot.chunks, &c->dlink);
+		depot.n++;
+	}
+	depot_expire(now, ms, expired);
+}
+
+/* Drops the depot's lock, then gives the expired chunks to the heap. */
+static void
+depot_leave(pf__ring *expired)
+{
+	pthread_mutex_unlock(&depot.lock);
+	while (!pf__ring_empty(expired)) {
+		pf__ring *n = expired->next;
 		pf__ring_del(n);
 		pf__free(PF_CONTAINER_OF(n, struct chunk, dlink));
 	}
@@ -358,16 +379,8 @@ static void
 depot_give(struct chunk *c)
 {
 	pf__ring expired;
-	pf__ring_init(&expired);
-	int64_t now = pf__clock_mono_ns();
-	long ms = retain_ms();
-	depot_lock();
-	c->idle_since = now;
-	pf__ring_append(&depot.chunks, &c->dlink);
-	depot.n++;
-	depot_expire(now, ms, &expired);
-	pthread_mutex_unlock(&depot.lock);
-	free_expired(&expired);
+	depot_enter(&expired, c);
+	depot_leave(&expired);
 }
 
 /* An empty chunk from the depot, the newest (its pages are the likeliest
@@ -376,19 +389,14 @@ static struct chunk *
 depot_take(void)
 {
 	pf__ring expired;
-	pf__ring_init(&expired);
 	struct chunk *c = NULL;
-	int64_t now = pf__clock_mono_ns();
-	long ms = retain_ms();
-	depot_lock();
-	depot_expire(now, ms, &expired);
+	depot_enter(&expired, NULL);
 	if (!pf__ring_empty(&depot.chunks)) {
 		c = PF_CONTAINER_OF(depot.chunks.prev, struct chunk, dlink);
 		pf__ring_del(&c->dlink);
 		depot.n--;
 	}
-	pthread_mutex_unlock(&depot.lock);
-	free_expired(&expired);
+	depot_leave(&expired);
 	return c;
 }
 
@@ -396,14 +404,9 @@ size_t
 pf__slab_depot_trim(void)
 {
 	pf__ring expired;
-	pf__ring_init(&expired);
-	int64_t now = pf__clock_mono_ns();
-	long ms = retain_ms();
-	depot_lock();
-	depot_expire(now, ms, &expired);
+	depot_enter(&expired, NULL);
 	size_t n = depot.n;
-	pthread_mutex_unlock(&depot.lock);
-	free_expired(&expired);
+	depot_leave(&expired);
 	return n;
 }
 
