@@ -219,6 +219,8 @@ signaled(void *w)
 static pf__worker *
 where_of(const pf_exec *e)
 {
+	/* Relaxed: only a hint of whom to steal from; a stale one costs a
+	 * useless steal attempt. */
 	uint32_t where = pf__load_relaxed(&((pf_exec *)e)->ctx.where);
 	return where == 0 ? NULL :
 	    pf__pool_worker_at(e->ctx.engine->pool, where - 1);

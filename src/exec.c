@@ -290,15 +290,13 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	bool cold = opts != NULL && (opts->key != NULL ||
 	    opts->metadata != NULL || opts->n_tags != 0 ||
 	    opts->on_status != NULL || opts->name != NULL);
-	/* A timeout alone: its timer follows the data (record.h). */
+	/* A timeout alone: its timer follows the data (record.h); with
+	 * other cold options it lives in the cold block. */
 	bool timer_inline = opts != NULL && opts->timeout_ms != 0 && !cold;
-	cold = cold || (opts != NULL && opts->timeout_ms != 0);
 	size_t timer_at = (size + alignof(pf__inline_timer) - 1) &
 	    ~(alignof(pf__inline_timer) - 1);
-	if (timer_inline) {
+	if (timer_inline)
 		size = timer_at + sizeof(pf__inline_timer);
-		cold = false;
-	}
 	size_t cold_at = (size + alignof(pf__cold) - 1) &
 	    ~(alignof(pf__cold) - 1);
 	if (cold && size <= PF__RECORD_SLAB_MAX &&

@@ -267,6 +267,8 @@ chunk_reset(struct chunk *c)
 #define RETAIN_MS_DEFAULT 10000
 #define RETAIN_MS_MAX 3600000
 
+/* The lock protects chunks, n, and the dlink and idle_since of every
+ * chunk on the list. */
 static struct {
 	pthread_mutex_t lock;
 	pf__ring chunks; /* oldest first */
