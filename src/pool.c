@@ -455,6 +455,30 @@ yield_slot(pf__worker *w)
 static _Thread_local char *tls_stack_limit PF_TLS_MODEL;
 static _Thread_local bool tls_stack_known PF_TLS_MODEL;
 
+/*
+ * How far helping may nest on the calling thread's stack: down to a
+ * quarter of it above its bottom (the rest is headroom for the handler
+ * that runs last); NULL when the stack is unknown.  The bottom is the
+ * mapping's (pthread_getattr_np), not a frame minus the stack size: the
+ * thread's static TLS comes out of the same mapping above the frames, so
+ * a program with large thread-locals overflowed a small worker stack
+ * before a limit computed that way was reached.
+ */
+static char *
+stack_limit(void)
+{
+	char *limit = NULL;
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		void *lo;
+		size_t size;
+		if (pthread_attr_getstack(&attr, &lo, &size) == 0 && size > 0)
+			limit = (char *)lo + size / 4;
+		pthread_attr_destroy(&attr);
+	}
+	return limit;
+}
+
 bool
 pf__thread_can_nest(void)
 {
@@ -463,17 +487,7 @@ pf__thread_can_nest(void)
 		return pf__worker_can_help(w);
 	if (!tls_stack_known) {
 		tls_stack_known = true;
-		pthread_attr_t attr;
-		void *lo;
-		size_t size;
-		if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-			/* The same budget as a worker's: down to a quarter
-			 * of the stack from its bottom. */
-			if (pthread_attr_getstack(&attr, &lo, &size) == 0 &&
-			    size > 0)
-				tls_stack_limit = (char *)lo + size / 4;
-			pthread_attr_destroy(&attr);
-		}
+		tls_stack_limit = stack_limit();
 	}
 	return tls_stack_limit == NULL ||
 	    (char *)__builtin_frame_address(0) > tls_stack_limit;
@@ -493,21 +507,9 @@ worker_main(void *arg)
 	pf__worker *w = arg;
 	pf__pool *p = w->pool;
 	tls_worker = w;
-	/* Helping may use the stack down to a quarter of its size from the
-	 * bottom; the rest is headroom for the handler that runs last.  The
-	 * bottom is the mapping's (pthread_getattr_np), not this frame minus
-	 * stack_size: the thread's static TLS comes out of the same mapping
-	 * above the frames, so a program with large thread-locals overflowed
-	 * a small stack before the limit was reached. */
-	w->stack_limit = NULL;
-	pthread_attr_t attr;
-	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-		void *lo;
-		size_t size;
-		if (pthread_attr_getstack(&attr, &lo, &size) == 0 && size > 0)
-			w->stack_limit = (char *)lo + size / 4;
-		pthread_attr_destroy(&attr);
-	}
+	/* Helping may nest down to stack_limit(); were the stack unknown,
+	 * the same budget counted from this frame. */
+	w->stack_limit = stack_limit();
 	if (w->stack_limit == NULL)
 		w->stack_limit = (char *)__builtin_frame_address(0) -
 		    p->stack_size + p->stack_size / 4;
