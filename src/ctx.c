@@ -473,8 +473,26 @@ pf__ctx_cancel_timeout(pf_ctx *c)
 		return;
 	}
 	pf__cold *k = pf__cold_of(c);
-	if (k != NULL)
-		pf__timer_cancel(c->engine->timers, &k->timer);
+	if (k == NULL)
+		return;
+	/*
+	 * A standalone context's timer holds a count of unfinished work
+	 * only until the timer thread has handled this cancel, which may
+	 * be before pf__timer_cancel returns (it pushes, then reads the
+	 * thread's sleep word): dispose could then stop and free the wheel
+	 * under that read.  Its canceller is any thread (pf_ctx_abort,
+	 * pf_ctx_end), holding no count of its own, so it holds one across
+	 * the call; taken before the node's CAS, while the timer's count
+	 * still stands, so dispose cannot see zero in between.  A flow's
+	 * timer is cancelled by its finisher, whose own count covers it.
+	 * Found by TSan in standalone_timeouts_racing_dispose_are_safe.
+	 */
+	bool hold = c->kind == PF__CTX_STANDALONE;
+	if (hold)
+		pf__engine_hold(c->engine);
+	pf__timer_cancel(c->engine->timers, &k->timer);
+	if (hold)
+		pf__engine_finished(c->engine);
 }
 
 /* ------------------------------------------------------------ queries */
