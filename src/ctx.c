@@ -32,6 +32,7 @@
 #include "ctx.h"
 #include "engine.h"
 #include "message.h"
+#include "probe.h"
 #include "sig.h"
 #include "sub.h"
 #include "tag.h"
@@ -309,6 +310,9 @@ abort_one(pf_ctx *c, int reason)
 	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
 		reason, memory_order_acq_rel, memory_order_acquire))
 		return false;
+	if (PF_PROBE_ON(ctx_aborted))
+		PF_PROBE3(ctx_aborted, pf__uuid_half(&c->id, 0),
+		    pf__uuid_half(&c->id, 1), reason);
 	/* A pending execution is claimed before any listener runs: a
 	 * listener may take long, and no worker may start the handler
 	 * meanwhile (pumped.h, pf_exec_abort).  It is published cancelled
@@ -414,8 +418,12 @@ timer_fired_ctx(pf_ctx *c, bool fired)
 	/* Finishing cancels the timer but may lose the race with this
 	 * callback; a deadline that finds the work finished changes nothing.
 	 * A cancelled timer only gives its reference back. */
-	if (fired && unfinished(c))
+	if (fired && unfinished(c)) {
+		if (PF_PROBE_ON(timeout_fired))
+			PF_PROBE2(timeout_fired, pf__uuid_half(&c->id, 0),
+			    pf__uuid_half(&c->id, 1));
 		pf__ctx_abort(c, PF_ETIMEDOUT);
+	}
 	/* A standalone context's timer holds a count of unfinished work
 	 * (standalone.c); an execution's own count covers its timer. */
 	if (c->kind == PF__CTX_STANDALONE)

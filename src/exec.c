@@ -31,11 +31,38 @@
 #include "group.h"
 #include "journal.h"
 #include "message.h"
+#include "probe.h"
 #include "sub.h"
 #include "tag.h"
 #include "waiter.h"
 
 /* --------------------------------------------------------- transitions */
+
+/* Nanoseconds between two raw clock readings (0 if either is unset). */
+static int64_t
+raw_span_ns(int64_t from, int64_t to)
+{
+	if (from == 0 || to == 0 || to < from)
+		return 0;
+	return pf__clock_raw_to_mono(to) - pf__clock_raw_to_mono(from);
+}
+
+/* The probe of a terminal status (probe.h): computed only when a tracer
+ * listens. */
+static void
+probe_finished(pf_exec *e, uint32_t st)
+{
+	const pf_ctx *c = &e->ctx;
+	int64_t started = pf__load_relaxed(&c->started_at);
+	int64_t done = pf__load_relaxed(&c->completed_at);
+	/* Six arguments, bpftrace's limit on x86-64: the pending time is
+	 * exec_started's. */
+	int64_t run = started != 0 ? raw_span_ns(started, done) : 0;
+	PF_PROBE6(exec_finished, pf__uuid_half(&c->id, 0),
+	    pf__uuid_half(&c->id, 1), pf__flow_name(c->flow), (int)st,
+	    e->result, run);
+	(void)run, (void)st; /* without USDT */
+}
 
 /* PENDING -> to, keeping the flags.  Returns the old word, or UINT32_MAX
  * when the execution was no longer pending. */
@@ -100,6 +127,8 @@ settle(pf_exec *e, uint32_t st)
 	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
 	    (old & ~PF__ST_MASK) | st | done, memory_order_seq_cst,
 	    memory_order_relaxed));
+	if (PF_PROBE_ON(exec_finished))
+		probe_finished(e, st);
 	if (!done)
 		pf__status_deliver(e, st, old);
 	if (st == PF_CANCELLED && exec_key(e) != NULL)
@@ -162,6 +191,11 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 		now = e->ctx.created_at;
 	/* Release: pairs with the acquire in pf_ctx_started_at(). */
 	atomic_store_explicit(&e->ctx.started_at, now, memory_order_release);
+	if (PF_PROBE_ON(exec_started))
+		PF_PROBE5(exec_started, pf__uuid_half(&e->ctx.id, 0),
+		    pf__uuid_half(&e->ctx.id, 1), pf__flow_name(e->ctx.flow),
+		    w != NULL ? (int64_t)w->index : (int64_t)-1,
+		    raw_span_ns(e->ctx.created_at, now));
 	pf__frame frame;
 	pf__frame_push(&frame, PF__FRAME_HANDLER, e);
 	pf__status_deliver(e, PF_RUNNING, old);
@@ -389,6 +423,17 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 	bool outside = pf__pool_current(g->pool) == NULL;
 	if (outside)
 		pf__engine_hold(g);
+	if (PF_PROBE_ON(exec_created)) {
+		/* A root's parent is the scope itself: no parent id. */
+		const pf_ctx *p = e->ctx.parent;
+		bool root = p == NULL || p->kind == PF__CTX_ROOT;
+		PF_PROBE6(exec_created, pf__uuid_half(&e->ctx.id, 0),
+		    pf__uuid_half(&e->ctx.id, 1),
+		    root ? 0 : pf__uuid_half(&p->id, 0),
+		    root ? 0 : pf__uuid_half(&p->id, 1),
+		    pf__flow_name(e->ctx.flow), (unsigned)e->ctx.depth);
+		(void)root;
+	}
 	/* The creation's reference and the queue's, in one store: nobody
 	 * else can see the record yet. */
 	atomic_store_explicit(&e->ctx.refs, queue ? 2 : 1,

@@ -55,6 +55,7 @@
 #include "annotate.h"
 #include "atomics.h"
 #include "clock.h"
+#include "probe.h"
 #include "pumped.h"
 
 #define DEFAULT_STACK (8u << 20)
@@ -142,6 +143,8 @@ steal_from(pf__worker *w, pf__worker *v, bool *maybe)
 	int r = pf__deque_steal(&v->deque, &item);
 	if (r == PF__STEAL_OK) {
 		count(&w->n_steal);
+		if (PF_PROBE_ON(steal))
+			PF_PROBE2(steal, w->index, v->index);
 		return item;
 	}
 	if (r == PF__STEAL_RETRY)
@@ -231,6 +234,8 @@ wake_one(pf__pool *p)
 			memory_order_relaxed, memory_order_relaxed)) {
 			atomic_fetch_sub_explicit(&p->sleepers, 1,
 			    memory_order_relaxed);
+			if (PF_PROBE_ON(unpark))
+				PF_PROBE1(unpark, v->index);
 			pf__parker_unpark(&v->parker);
 			return;
 		}
@@ -354,6 +359,8 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 	    !(ready != NULL && ready(arg))) {
 		count(&w->n_park);
+		if (PF_PROBE_ON(park))
+			PF_PROBE1(park, w->index);
 		if (deadline_ns < 0)
 			pf__parker_park(&w->parker);
 		else
@@ -384,12 +391,15 @@ spawn_spare(pf__pool *p)
 	/* Re-check under the lock: another blocker may have spawned one. */
 	if (n < p->max_workers &&
 	    atomic_load_explicit(&p->blocked, memory_order_acquire) >= n &&
-	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
-	    start_worker(p, n) != 0)
-		/* We stay as we are; waits on work nobody can run now fail
-		 * (pf__pool_starved). */
-		atomic_store_explicit(&p->spawn_failed, true,
-		    memory_order_relaxed);
+	    !atomic_load_explicit(&p->stopping, memory_order_acquire)) {
+		if (start_worker(p, n) != 0)
+			/* We stay as we are; waits on work nobody can run now
+			 * fail (pf__pool_starved). */
+			atomic_store_explicit(&p->spawn_failed, true,
+			    memory_order_relaxed);
+		else if (PF_PROBE_ON(spare_started))
+			PF_PROBE1(spare_started, n);
+	}
 	pthread_mutex_unlock(&p->spawn_lock);
 }
 

@@ -15,6 +15,7 @@
 #include "env.h"
 #include "exec.h"
 #include "frame.h"
+#include "probe.h"
 #include "scope.h"
 #include "standalone.h"
 #include "tag.h"
@@ -87,6 +88,8 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 		if (rc != 0)
 			goto dispose_extensions;
 	}
+	if (PF_PROBE_ON(scope_created))
+		PF_PROBE2(scope_created, s, s->engine.threads);
 	*out = s;
 	return 0;
 
@@ -116,6 +119,8 @@ pf_scope_dispose(pf_scope *s)
 	pf__engine_wait_idle(&s->engine);
 	pf__ext_dispose_all(&s->engine.exts);
 	pf__engine_stop(&s->engine);
+	if (PF_PROBE_ON(scope_disposed))
+		PF_PROBE1(scope_disposed, s);
 	/* The scope's own reference; records still held keep the memory. */
 	pf__ctx_release(&s->root);
 	return 0;

@@ -30,6 +30,16 @@ typedef struct pf__uuid {
  * than the calling thread's previous id even when unix_ns is not later.
  */
 void pf__uuid_v7(pf__uuid *out, int64_t unix_ns);
+/* The id as two big-endian halves (the form the static probes pass). */
+static inline uint64_t
+pf__uuid_half(const pf__uuid *u, unsigned half)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < 8; i++)
+		v = v << 8 | u->b[half * 8 + i];
+	return v;
+}
+
 /* Lower-case 8-4-4-4-12 text; writes 37 bytes (36 + NUL). */
 void pf__uuid_format(const pf__uuid *u, char out[PF__UUID_TEXT_LEN + 1]);
 
