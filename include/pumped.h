@@ -265,6 +265,64 @@ PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
  */
 PF_EXTERN int pf_scope_use(pf_scope *s, const pf_extension *ext);
 
+/* ----------------------------------------------------------- statistics */
+
+/* A distribution of durations in nanoseconds: each percentile is within
+ * 2% of a recorded value, and never above the exact maximum.  All 0 with
+ * no sample. */
+typedef struct pf_latency {
+	uint64_t count;
+	uint64_t p50_ns, p90_ns, p99_ns, max_ns;
+} pf_latency;
+
+/* One flow definition's executions (by pf_flow pointer: two definitions
+ * with the same name are two entries). */
+typedef struct pf_flow_stats {
+	const pf_flow *flow;
+	const char *name;    /* flow->name, or "anonymous" */
+	uint64_t created;    /* started by pf_scope_exec, pf_ctx_exec, ... */
+	uint64_t started;    /* handler began */
+	uint64_t completed, failed, cancelled; /* terminal statuses */
+	uint64_t timed_out;  /* of the cancelled: by a timeout (PF_ETIMEDOUT) */
+	pf_latency pending;  /* created -> started, per started execution */
+	pf_latency run;      /* started -> finished, per started execution */
+} pf_flow_stats;
+
+typedef struct pf_stats {
+	bool enabled;        /* false: statistics are off, all else is 0 */
+	uint64_t created, started, completed, failed, cancelled, timed_out;
+	pf_latency pending, run; /* over every flow */
+	uint64_t steals;     /* tasks a worker took from another's deque */
+	uint64_t parks;      /* times a worker went to sleep */
+	uint64_t injector_pushes; /* submissions by threads not workers */
+	unsigned workers;    /* worker threads started, spares included */
+	unsigned spares;     /* of which spares */
+	size_t n_flows;      /* flows counted (flows[] gets the first
+	                        max_flows of them, by name) */
+} pf_stats;
+
+/*
+ * Makes the scope keep statistics from now on (pf_scope_stats): the
+ * executions created, started and finished after this call are counted
+ * (one that started before is counted when it finishes only).  A scope
+ * created while the environment variable PUMPED_STATS is 1 keeps them from
+ * the start.  Idempotent.  0, PF_EINVAL (s NULL), PF_ENOMEM.  Any thread,
+ * before pf_scope_dispose.
+ */
+PF_EXTERN int pf_scope_stats_enable(pf_scope *s);
+/*
+ * The scope's statistics, when it keeps them: counters and latencies per
+ * flow, kept per worker thread and summed here.  Fills *out and flows[0 .. min(n_flows, max_flows)),
+ * sorted by name.  Any thread, any time between pf_scope_create and
+ * pf_scope_dispose, without stopping the workers: each counter is exact as
+ * of a recent moment (a terminal count may run ahead of its created count
+ * by the executions finishing meanwhile), and all are exact once the scope
+ * is idle.  Records that could not be counted for lack of memory are left
+ * out.  0, or PF_EINVAL (s or out NULL, flows NULL with max_flows > 0).
+ */
+PF_EXTERN int pf_scope_stats(pf_scope *s, pf_stats *out,
+    pf_flow_stats *flows, size_t max_flows);
+
 /* ----------------------------------------------------------- executions */
 
 /*

@@ -251,6 +251,22 @@ pf__clock_raw_to_mono(int64_t raw)
 }
 
 int64_t
+pf__clock_raw_span_ns(int64_t from, int64_t to)
+{
+	if (from == 0 || to <= from)
+		return 0;
+	ensure_calibrated();
+	if (!cal.tsc)
+		return to - from;
+	unsigned n;
+	const clock_seg *seg = segments(&n);
+	unsigned i = n - 1;
+	while (i > 0 && to < seg[i].raw)
+		i--;
+	return (int64_t)((double)(to - from) * seg[i].ns_per_tick);
+}
+
+int64_t
 pf__clock_raw_to_mono_near(int64_t raw)
 {
 	static _Thread_local struct {

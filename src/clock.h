@@ -37,6 +37,11 @@ int64_t pf__clock_raw_to_wall(int64_t raw);
  * with the distance from the calibration point.
  */
 int64_t pf__clock_raw_to_mono_near(int64_t raw);
+/* Nanoseconds from raw `from` to raw `to`, at the tick rate in force at
+ * `to` (one lookup, no conversion of either end); 0 when from is 0 or to
+ * is not later.  For durations that need no calibration-point accuracy:
+ * statistics, probes. */
+int64_t pf__clock_raw_span_ns(int64_t from, int64_t to);
 /* Refines the map when a refinement is due (1 s after the first use, then
  * each time the process has run as long again).  Cheap to call often (a
  * clock read, one load and a compare when nothing is due).  A timestamp

@@ -49,6 +49,7 @@ pf__engine_init(pf__engine *g, void *handle)
 	g->unfinished = NULL;
 	g->n_stripes = 0;
 	g->asym = false;
+	pf__atomic_init(&g->stats, NULL);
 	pf__ext_init(&g->exts, handle);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_t ca;
@@ -59,7 +60,8 @@ pf__engine_init(pf__engine *g, void *handle)
 }
 
 int
-pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run)
+pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run,
+    bool stats)
 {
 	g->threads = threads;
 	int rc = pf__timers_start(&g->timers);
@@ -74,6 +76,7 @@ pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run)
 		.run = run,
 		.on_start = pf__record_worker_start,
 		.on_stop = pf__record_worker_stop,
+		.counting = stats,
 	};
 	rc = pf__pool_create(&g->pool, &cfg);
 	if (rc != 0)
@@ -88,8 +91,13 @@ pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run)
 	}
 	for (unsigned i = 0; i < g->n_stripes; i++)
 		pf__atomic_init(&g->unfinished[i].n, 0);
+	if (stats && (rc = pf__engine_stats_enable(g)) != 0)
+		goto free_stripes;
 	return 0;
 
+free_stripes:
+	pf__free(g->unfinished);
+	g->unfinished = NULL;
 destroy_pool:
 	pf__pool_destroy(g->pool);
 	g->pool = NULL;
@@ -105,8 +113,30 @@ pf__engine_fini(pf__engine *g)
 {
 	pf__ext_fini(&g->exts);
 	pf__free(g->unfinished); /* kept until now: late callers still count */
+	/* Every recording thread has stopped. */
+	pf__stats_free(pf__load_relaxed(&g->stats));
 	pthread_mutex_destroy(&g->lock);
 	pthread_cond_destroy(&g->idle);
+}
+
+int
+pf__engine_stats_enable(pf__engine *g)
+{
+	if (pf__engine_stats(g) != NULL)
+		return 0;
+	pf__stats *st = pf__stats_new(g->pool->max_workers);
+	if (st == NULL)
+		return PF_ENOMEM;
+	pf__stats *none = NULL;
+	/* Release: the recorders' acquire loads (pf__engine_stats) find it
+	 * initialised.  A racing enable that lost frees its own. */
+	if (!atomic_compare_exchange_strong_explicit(&g->stats, &none, st,
+		memory_order_acq_rel, memory_order_acquire)) {
+		pf__stats_free(st);
+		return 0;
+	}
+	pf__pool_set_counting(g->pool);
+	return 0;
 }
 
 static void

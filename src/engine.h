@@ -19,6 +19,7 @@
 #include "ext.h"
 #include "pool.h"
 #include "pumped.h"
+#include "stats.h"
 #include "timer.h"
 
 typedef struct pf__stripe {
@@ -41,6 +42,9 @@ typedef struct pf__engine {
 	 * dispose (barrier.h); immutable once started. */
 	bool asym;
 	pf__exts exts;
+	/* Statistics (stats.h), or NULL while the scope keeps none; set
+	 * once (pf__engine_stats_enable), freed by pf__engine_fini. */
+	_Atomic(pf__stats *) stats;
 	pthread_mutex_t lock;  /* dispose's wait */
 	pthread_cond_t idle;
 } pf__engine;
@@ -50,9 +54,10 @@ typedef struct pf__engine {
 void pf__engine_init(pf__engine *g, void *handle);
 /* Starts the timer wheel and the pool of `threads` workers (each with a
  * record slab) that runs every task with run (the execution layer's,
- * passed down by the scope): 0, PF_ENOMEM or PF_EAGAIN, with nothing left
- * started. */
-int pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run);
+ * passed down by the scope), keeping statistics if stats: 0, PF_ENOMEM or
+ * PF_EAGAIN, with nothing left started. */
+int pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run,
+    bool stats);
 /* Frees what init and start made; the pool and wheel are stopped. */
 void pf__engine_fini(pf__engine *g);
 
@@ -74,6 +79,16 @@ int pf__engine_enter(pf__engine *g);
  * Balanced by pf__engine_finished. */
 void pf__engine_hold(pf__engine *g);
 void pf__engine_finished(pf__engine *g);
+
+/* Starts keeping statistics (idempotent): 0 or PF_ENOMEM. */
+int pf__engine_stats_enable(pf__engine *g);
+/* The statistics, or NULL while off.  Acquire: a thread that sees them
+ * sees them initialised; one that does not yet counts nothing. */
+static inline pf__stats *
+pf__engine_stats(pf__engine *g)
+{
+	return pf__load_acquire(&g->stats);
+}
 
 /* Dispose's steps: close (PF_ESHUTDOWN if it was not open), wait until
  * the count is 0, then stop the pool and the wheel. */

@@ -42,9 +42,19 @@
 static int64_t
 raw_span_ns(int64_t from, int64_t to)
 {
-	if (from == 0 || to == 0 || to < from)
-		return 0;
-	return pf__clock_raw_to_mono(to) - pf__clock_raw_to_mono(from);
+	return to != 0 ? pf__clock_raw_span_ns(from, to) : 0;
+}
+
+/* A terminal status for the statistics (stats.h). */
+static void
+stats_finished(pf_exec *e, uint32_t st)
+{
+	const pf_ctx *c = &e->ctx;
+	int64_t started = pf__load_relaxed(&c->started_at);
+	pf__stats_finished(pf__engine_stats(c->engine),
+	    pf__pool_current(c->engine->pool),
+	    c->flow, (pf_status)st, e->result, started != 0 ?
+	    raw_span_ns(started, pf__load_relaxed(&c->completed_at)) : -1);
 }
 
 /* The probe of a terminal status (probe.h): computed only when a tracer
@@ -129,6 +139,8 @@ settle(pf_exec *e, uint32_t st)
 	    memory_order_relaxed));
 	if (PF_PROBE_ON(exec_finished))
 		probe_finished(e, st);
+	if (pf__engine_stats(e->ctx.engine) != NULL)
+		stats_finished(e, st);
 	if (!done)
 		pf__status_deliver(e, st, old);
 	if (st == PF_CANCELLED && exec_key(e) != NULL)
@@ -195,6 +207,11 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 		PF_PROBE5(exec_started, pf__uuid_half(&e->ctx.id, 0),
 		    pf__uuid_half(&e->ctx.id, 1), pf__flow_name(e->ctx.flow),
 		    w != NULL ? (int64_t)w->index : (int64_t)-1,
+		    raw_span_ns(e->ctx.created_at, now));
+	pf__stats *stats = pf__engine_stats(e->ctx.engine);
+	if (stats != NULL)
+		pf__stats_started(stats,
+		    pf__pool_current(e->ctx.engine->pool), e->ctx.flow,
 		    raw_span_ns(e->ctx.created_at, now));
 	pf__frame frame;
 	pf__frame_push(&frame, PF__FRAME_HANDLER, e);
@@ -420,9 +437,13 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 	 * count cannot be refused: e's own count, not yet released, keeps
 	 * dispose waiting until this one is added.
 	 */
-	bool outside = pf__pool_current(g->pool) == NULL;
+	pf__worker *self = pf__pool_current(g->pool);
+	bool outside = self == NULL;
 	if (outside)
 		pf__engine_hold(g);
+	pf__stats *stats = pf__engine_stats(g);
+	if (stats != NULL)
+		pf__stats_created(stats, self, e->ctx.flow);
 	if (PF_PROBE_ON(exec_created)) {
 		/* A root's parent is the scope itself: no parent id. */
 		const pf_ctx *p = e->ctx.parent;
@@ -461,9 +482,8 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 		    !(pf__load_relaxed(&e->state) & PF__F_ON_STATUS);
 	} else if ((pf__load_relaxed(&e->state) & PF__ST_MASK) == PF_PENDING) {
 		/* Relaxed: a hint; the push below publishes it. */
-		pf__worker *w = pf__pool_current(g->pool);
-		atomic_store_explicit(&e->ctx.where, w != NULL ? w->index + 1 :
-		    0, memory_order_relaxed);
+		atomic_store_explicit(&e->ctx.where, self != NULL ?
+		    self->index + 1 : 0, memory_order_relaxed);
 		pf__pool_submit(g->pool, &e->task);
 	} else {
 		/* Cancelled at link time: no task, drop the queue's

@@ -108,26 +108,31 @@ pf__pool_worker_at(const pf__pool *p, unsigned index)
 	return index < live_workers(p) ? p->workers[index] : NULL;
 }
 
-/* The statistics are for the tests (pf__pool_stats_read): other builds
- * keep nothing, so running a task costs no counter update. */
+/* The statistics (pf__pool_stats_read) are kept by tests' builds and by
+ * pools whose scope keeps statistics; otherwise running a task costs one
+ * predictable branch and no counter update. */
+#ifdef PF_TESTING
+#define COUNTING(p) ((void)(p), true)
+#else
+/* Relaxed: a counter missed while the flag spreads is harmless. */
+#define COUNTING(p) PF_UNLIKELY(pf__load_relaxed(&(p)->counting))
+#endif
+
 static void
 count(_Atomic(uint64_t) *c)
 {
-#ifdef PF_TESTING
 	/* Only the owner writes its counters; a load and a store avoid a
 	 * locked instruction.  Relaxed: readers only want a recent value. */
 	atomic_store_explicit(c,
 	    atomic_load_explicit(c, memory_order_relaxed) + 1,
 	    memory_order_relaxed);
-#else
-	(void)c;
-#endif
 }
 
 static void
 run_task(pf__worker *w, pf__task *t)
 {
-	count(&w->n_run);
+	if (COUNTING(w->pool))
+		count(&w->n_run);
 	w->pool->run(t);
 }
 
@@ -142,7 +147,8 @@ steal_from(pf__worker *w, pf__worker *v, bool *maybe)
 	void *item;
 	int r = pf__deque_steal(&v->deque, &item);
 	if (r == PF__STEAL_OK) {
-		count(&w->n_steal);
+		if (COUNTING(w->pool))
+			count(&w->n_steal);
 		if (PF_PROBE_ON(steal))
 			PF_PROBE2(steal, w->index, v->index);
 		return item;
@@ -319,6 +325,10 @@ pf__pool_submit(pf__pool *p, pf__task *t)
 	 * someone: whoever it woke keeps taking from it while it is not
 	 * empty (a worker never parks while work is visible) and wakes the
 	 * next worker when there is more (worker_main). */
+	if (COUNTING(p))
+		/* Relaxed: a statistic; shared by every submitting thread. */
+		atomic_fetch_add_explicit(&p->n_inject, 1,
+		    memory_order_relaxed);
 	if (pf__injector_push(&p->injector, t))
 		notify(p);
 }
@@ -358,7 +368,8 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	if (!(work_visible(p) && (w->has_slot || pf__slots_free(&p->slots))) &&
 	    !atomic_load_explicit(&p->stopping, memory_order_acquire) &&
 	    !(ready != NULL && ready(arg))) {
-		count(&w->n_park);
+		if (COUNTING(p))
+			count(&w->n_park);
 		if (PF_PROBE_ON(park))
 			PF_PROBE1(park, w->index);
 		if (deadline_ns < 0)
@@ -701,6 +712,8 @@ pf__pool_create(pf__pool **out, const pf__pool_config *cfg)
 	p->max_workers = cfg->threads + cfg->max_spare;
 	p->stack_size = cfg->stack_size != 0 ? cfg->stack_size : DEFAULT_STACK;
 	p->run = cfg->run;
+	pf__atomic_init(&p->counting, cfg->counting);
+	pf__atomic_init(&p->n_inject, 0);
 	p->on_start = cfg->on_start;
 	p->on_stop = cfg->on_stop;
 	p->hook_arg = cfg->hook_arg;
@@ -740,6 +753,12 @@ pf__pool_destroy(pf__pool *p)
 }
 
 void
+pf__pool_set_counting(pf__pool *p)
+{
+	atomic_store_explicit(&p->counting, true, memory_order_relaxed);
+}
+
+void
 pf__pool_stats_read(pf__pool *p, pf__pool_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -754,4 +773,5 @@ pf__pool_stats_read(pf__pool *p, pf__pool_stats *out)
 		out->park += atomic_load_explicit(&w->n_park,
 		    memory_order_relaxed);
 	}
+	out->inject = atomic_load_explicit(&p->n_inject, memory_order_relaxed);
 }

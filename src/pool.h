@@ -60,6 +60,9 @@ typedef struct pf__pool_config {
 	void (*on_start)(pf__worker *w, void *arg);
 	void (*on_stop)(pf__worker *w, void *arg);
 	void *hook_arg;
+	/* Count runs, steals, parks and injector pushes (pf__pool_stats_read)
+	 * in every build, not only in tests'. */
+	bool counting;
 } pf__pool_config;
 
 struct pf__worker {
@@ -107,6 +110,9 @@ struct pf__pool {
 	void (*on_start)(pf__worker *w, void *arg);
 	void (*on_stop)(pf__worker *w, void *arg);
 	void *hook_arg;
+	atomic_bool counting; /* set once (pf__pool_set_counting) */
+	/* Submissions through the injector, when counting. */
+	PF_CACHE_ALIGNED _Atomic(uint64_t) n_inject;
 };
 
 /* 0, PF_EINVAL, PF_ENOMEM or PF_EAGAIN (no thread could be created; the
@@ -187,11 +193,15 @@ void pf__pool_slot_give(pf__pool *p);
  */
 bool pf__thread_can_nest(void);
 
-/* run, steal and park are counted in PF_TESTING builds only. */
+/* Counted in PF_TESTING builds and in pools made with counting on;
+ * otherwise 0 (workers excepted).  Any thread; each counter is read
+ * without stopping anyone, so it may be a moment behind. */
 typedef struct pf__pool_stats {
-	uint64_t run, steal, park;
+	uint64_t run, steal, park, inject;
 	unsigned workers; /* started, spares included */
 } pf__pool_stats;
 void pf__pool_stats_read(pf__pool *p, pf__pool_stats *out);
+/* Starts counting in every build (pf__pool_config.counting). */
+void pf__pool_set_counting(pf__pool *p);
 
 #endif /* PF_POOL_H */

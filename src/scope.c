@@ -80,7 +80,8 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	if (rc != 0)
 		goto release_root;
 	rc = pf__engine_start(&s->engine, opts->threads != 0 ? opts->threads :
-	    pf__default_threads(), pf__exec_task_run);
+	    pf__default_threads(), pf__exec_task_run,
+	    pf__env_uint("PUMPED_STATS", 0, 1, 0) == 1);
 	if (rc != 0)
 		goto release_root;
 	for (size_t i = 0; i < opts->n_extensions; i++) {
@@ -123,6 +124,35 @@ pf_scope_dispose(pf_scope *s)
 		PF_PROBE1(scope_disposed, s);
 	/* The scope's own reference; records still held keep the memory. */
 	pf__ctx_release(&s->root);
+	return 0;
+}
+
+int
+pf_scope_stats_enable(pf_scope *s)
+{
+	return s != NULL ? pf__engine_stats_enable(&s->engine) : PF_EINVAL;
+}
+
+int
+pf_scope_stats(pf_scope *s, pf_stats *out, pf_flow_stats *flows,
+    size_t max_flows)
+{
+	if (s == NULL || out == NULL || (flows == NULL && max_flows > 0))
+		return PF_EINVAL;
+	memset(out, 0, sizeof(*out));
+	pf__engine *g = &s->engine;
+	pf__stats *st = pf__engine_stats(g);
+	if (st == NULL)
+		return 0;
+	out->enabled = true;
+	pf__stats_read(st, out, flows, max_flows);
+	pf__pool_stats ps;
+	pf__pool_stats_read(g->pool, &ps);
+	out->steals = ps.steal;
+	out->parks = ps.park;
+	out->injector_pushes = ps.inject;
+	out->workers = ps.workers;
+	out->spares = ps.workers > g->threads ? ps.workers - g->threads : 0;
 	return 0;
 }
 

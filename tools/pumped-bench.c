@@ -27,6 +27,8 @@
  *   coarse N    N executions of ~2 ms CPU: speedup 1 -> threads
  *   timeout N   wide with timeout_ms = 10000 on every execution, vs wide
  *   mem N       resident bytes per pending execution with N held
+ *   stats N     tracked fib(N) with statistics on vs off: the cost of
+ *               pf_scope_stats_enable per execution
  *
  * The bench links libpumped statically (libtool -static) so that it can
  * reach the runtime's internal pf__pool_* functions for rt-fib; it uses the
@@ -723,6 +725,58 @@ wl_fib(long arg)
 	series sp = series_ratio(&one, &many);
 	snprintf(what, sizeof(what), "fib %d: tracked speedup 1 -> %u", n, T);
 	report(what, &sp, 0, 0, NULL);
+}
+
+/* -------------------------------------------------------------- stats */
+
+/* Tracked fib(N) on a scope with statistics (pf_scope_stats_enable) and
+ * on one without, alternating: what keeping them costs per execution. */
+static void
+wl_stats(long arg)
+{
+	int n = (int)arg;
+	long calls = fib_calls(n);
+	unsigned T = g_opt.threads;
+	char loff[48], lon[48];
+	snprintf(loff, sizeof(loff), "stats off, %u threads", T);
+	snprintf(lon, sizeof(lon), "stats on, %u threads", T);
+	series off = { loff, "ns", { 0 }, 0, false };
+	series on = { lon, "ns", { 0 }, 0, false };
+	print_title("stats", arg, "fib with and without pf_scope_stats");
+	pf_scope *soff = scope_create(T), *son = scope_create(T);
+	int rc = pf_scope_stats_enable(son);
+	if (rc != 0)
+		die("pf_scope_stats_enable", rc);
+	(void)time_tracked_fib(soff, n < 18 ? n : 18);
+	(void)time_tracked_fib(son, n < 18 ? n : 18);
+	settle();
+	for (int r = 0; r < g_opt.runs; r++) {
+		series_add(&off, (double)time_tracked_fib(soff, n) /
+		    (double)calls);
+		settle();
+		series_add(&on, (double)time_tracked_fib(son, n) /
+		    (double)calls);
+		settle();
+	}
+	pf_stats st;
+	pf_flow_stats fs;
+	rc = pf_scope_stats(son, &st, &fs, 1);
+	if (rc != 0)
+		die("pf_scope_stats", rc);
+	printf("  %ld executions per run; the stats scope counted %" PRIu64
+	       " (run p50 %" PRIu64 " ns, p99 %" PRIu64 " ns, max %" PRIu64
+	       " ns)\n", calls, st.completed, st.run.p50_ns, st.run.p99_ns,
+	    st.run.max_ns);
+	pf_scope_dispose(soff);
+	pf_scope_dispose(son);
+	print_series(&off, "exec");
+	print_series(&on, "exec");
+	series d = { "", "ns", { 0 }, 0, false };
+	for (int i = 0; i < on.n && i < off.n; i++)
+		d.v[d.n++] = on.v[i] - off.v[i];
+	char what[64];
+	snprintf(what, sizeof(what), "stats: ns per exec over off, %u thr", T);
+	report(what, &d, 25, 0, "<= 25 ns (issue 12)");
 }
 
 /* ------------------------------------------------------------ nqueens */
@@ -1550,6 +1604,7 @@ static const workload g_workloads[] = {
 	{ "coarse", wl_coarse, 256, 64 },
 	{ "timeout", wl_timeout, 1000000, 100000 },
 	{ "mem", wl_mem, 1000000, 100000 },
+	{ "stats", wl_stats, 30, 25 },
 };
 #define N_WORKLOADS (sizeof(g_workloads) / sizeof(g_workloads[0]))
 
