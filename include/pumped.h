@@ -265,6 +265,26 @@ PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
  */
 PF_EXTERN int pf_scope_use(pf_scope *s, const pf_extension *ext);
 
+/* --------------------------------------------------------------- traces */
+
+/*
+ * Records a timeline of the scope's executions from now on, written to
+ * path at pf_scope_dispose (and by pf_scope_trace_flush) as Chrome Trace
+ * Event JSON, which Perfetto and chrome://tracing open and
+ * tools/pumped-trace summarises (docs/trace.md).  Events go to per-thread
+ * buffers of PUMPED_TRACE_BUFFER events (default 65536) that keep the
+ * newest events (PUMPED_TRACE_KEEP=oldest: stop when full); the file says
+ * how many were dropped.  The environment variable PUMPED_TRACE=FILE does
+ * this at every pf_scope_create.  0, PF_EINVAL (s or path NULL, already
+ * tracing, or path cannot be opened for writing), PF_ENOMEM.  Any thread,
+ * before pf_scope_dispose.
+ */
+PF_EXTERN int pf_scope_trace_start(pf_scope *s, const char *path);
+/* Writes the trace file now with the events recorded so far (replacing
+ * it; events recorded meanwhile may be left out).  0, or PF_EINVAL (s
+ * NULL, not tracing, or the file could not be written). */
+PF_EXTERN int pf_scope_trace_flush(pf_scope *s);
+
 /* ----------------------------------------------------------- statistics */
 
 /* A distribution of durations in nanoseconds: each percentile is within

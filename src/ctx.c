@@ -298,6 +298,8 @@ pf__ctx_end_at(pf_ctx *c, int64_t now)
 
 /* ------------------------------------------------------------- abort */
 
+static bool unfinished(pf_ctx *c);
+
 /* Sets c's abort word (first abort wins) and runs c's own effects; false
  * when c was already aborted, whose aborter then also walks its subtree. */
 static bool
@@ -310,9 +312,16 @@ abort_one(pf_ctx *c, int reason)
 	if (!atomic_compare_exchange_strong_explicit(&c->abort_reason, &zero,
 		reason, memory_order_acq_rel, memory_order_acquire))
 		return false;
-	if (PF_PROBE_ON(ctx_aborted))
+	/* Observers hear of aborts that can still change something: not of
+	 * finished records that a walk (dispose's) reaches while they are
+	 * still held. */
+	if (PF_PROBE_ON(ctx_aborted) && unfinished(c))
 		PF_PROBE3(ctx_aborted, pf__uuid_half(&c->id, 0),
 		    pf__uuid_half(&c->id, 1), reason);
+	pf__trace *trace = pf__engine_trace(c->engine);
+	if (trace != NULL && unfinished(c))
+		pf__trace_abort(trace, pf__pool_current(c->engine->pool), &c->id,
+		    reason, pf__clock_raw());
 	/* A pending execution is claimed before any listener runs: a
 	 * listener may take long, and no worker may start the handler
 	 * meanwhile (pumped.h, pf_exec_abort).  It is published cancelled
@@ -422,6 +431,10 @@ timer_fired_ctx(pf_ctx *c, bool fired)
 		if (PF_PROBE_ON(timeout_fired))
 			PF_PROBE2(timeout_fired, pf__uuid_half(&c->id, 0),
 			    pf__uuid_half(&c->id, 1));
+		pf__trace *trace = pf__engine_trace(c->engine);
+		if (trace != NULL)
+			pf__trace_timeout(trace, NULL, &c->id,
+			    pf__clock_raw());
 		pf__ctx_abort(c, PF_ETIMEDOUT);
 	}
 	/* A standalone context's timer holds a count of unfinished work

@@ -32,6 +32,7 @@
 #include "alloc.h"
 #include "atomics.h"
 #include "barrier.h"
+#include "clock.h"
 #include "engine.h"
 #include "env.h"
 #include "record.h"
@@ -50,6 +51,7 @@ pf__engine_init(pf__engine *g, void *handle)
 	g->n_stripes = 0;
 	g->asym = false;
 	pf__atomic_init(&g->stats, NULL);
+	pf__atomic_init(&g->trace, NULL);
 	pf__ext_init(&g->exts, handle);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_t ca;
@@ -115,8 +117,29 @@ pf__engine_fini(pf__engine *g)
 	pf__free(g->unfinished); /* kept until now: late callers still count */
 	/* Every recording thread has stopped. */
 	pf__stats_free(pf__load_relaxed(&g->stats));
+	pf__trace_free(pf__load_relaxed(&g->trace));
 	pthread_mutex_destroy(&g->lock);
 	pthread_cond_destroy(&g->idle);
+}
+
+int
+pf__engine_trace_start(pf__engine *g, const char *path)
+{
+	if (pf__engine_trace(g) != NULL)
+		return PF_EINVAL;
+	int rc;
+	pf__trace *t = pf__trace_new(path, g->threads, g->pool->max_workers,
+	    pf__clock_raw(), &rc);
+	if (t == NULL)
+		return rc;
+	pf__trace *none = NULL;
+	/* Release: as for the statistics below. */
+	if (!atomic_compare_exchange_strong_explicit(&g->trace, &none, t,
+		memory_order_acq_rel, memory_order_acquire)) {
+		pf__trace_free(t);
+		return PF_EINVAL;
+	}
+	return 0;
 }
 
 int

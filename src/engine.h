@@ -20,6 +20,7 @@
 #include "pool.h"
 #include "pumped.h"
 #include "stats.h"
+#include "trace.h"
 #include "timer.h"
 
 typedef struct pf__stripe {
@@ -45,6 +46,9 @@ typedef struct pf__engine {
 	/* Statistics (stats.h), or NULL while the scope keeps none; set
 	 * once (pf__engine_stats_enable), freed by pf__engine_fini. */
 	_Atomic(pf__stats *) stats;
+	/* The timeline trace (trace.h), or NULL; set once
+	 * (pf__engine_trace_start), freed by pf__engine_fini. */
+	_Atomic(pf__trace *) trace;
 	pthread_mutex_t lock;  /* dispose's wait */
 	pthread_cond_t idle;
 } pf__engine;
@@ -79,6 +83,16 @@ int pf__engine_enter(pf__engine *g);
  * Balanced by pf__engine_finished. */
 void pf__engine_hold(pf__engine *g);
 void pf__engine_finished(pf__engine *g);
+
+/* Starts recording a trace to path: 0, PF_EINVAL (already recording, or
+ * path cannot be written), PF_ENOMEM. */
+int pf__engine_trace_start(pf__engine *g, const char *path);
+/* The trace, or NULL while off (acquire, as pf__engine_stats). */
+static inline pf__trace *
+pf__engine_trace(pf__engine *g)
+{
+	return pf__load_acquire(&g->trace);
+}
 
 /* Starts keeping statistics (idempotent): 0 or PF_ENOMEM. */
 int pf__engine_stats_enable(pf__engine *g);

@@ -45,6 +45,25 @@ raw_span_ns(int64_t from, int64_t to)
 	return to != 0 ? pf__clock_raw_span_ns(from, to) : 0;
 }
 
+/* The parent id a trace records: none for a root. */
+static const pf__uuid *
+trace_parent(const pf_ctx *c)
+{
+	const pf_ctx *p = c->parent;
+	return p != NULL && p->kind != PF__CTX_ROOT ? &p->id : NULL;
+}
+
+/* A terminal status for the trace (trace.h). */
+static void
+trace_finished(pf__trace *t, pf_exec *e, uint32_t st)
+{
+	const pf_ctx *c = &e->ctx;
+	pf__trace_finished(t, pf__pool_current(c->engine->pool), &c->id,
+	    trace_parent(c), c->flow, c->created_at,
+	    pf__load_relaxed(&c->started_at), pf__load_relaxed(&c->completed_at),
+	    (pf_status)st, e->result);
+}
+
 /* A terminal status for the statistics (stats.h). */
 static void
 stats_finished(pf_exec *e, uint32_t st)
@@ -141,6 +160,9 @@ settle(pf_exec *e, uint32_t st)
 		probe_finished(e, st);
 	if (pf__engine_stats(e->ctx.engine) != NULL)
 		stats_finished(e, st);
+	pf__trace *trace = pf__engine_trace(e->ctx.engine);
+	if (trace != NULL)
+		trace_finished(trace, e, st);
 	if (!done)
 		pf__status_deliver(e, st, old);
 	if (st == PF_CANCELLED && exec_key(e) != NULL)
@@ -444,6 +466,10 @@ pf__exec_start(pf_exec *e, const pf_exec_options *opts, pf_exec **out,
 	pf__stats *stats = pf__engine_stats(g);
 	if (stats != NULL)
 		pf__stats_created(stats, self, e->ctx.flow);
+	pf__trace *trace = pf__engine_trace(g);
+	if (trace != NULL)
+		pf__trace_created(trace, self, &e->ctx.id, trace_parent(&e->ctx),
+		    e->ctx.flow, e->ctx.created_at);
 	if (PF_PROBE_ON(exec_created)) {
 		/* A root's parent is the scope itself: no parent id. */
 		const pf_ctx *p = e->ctx.parent;

@@ -5,7 +5,11 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "await.h"
@@ -55,6 +59,42 @@ check_options(const pf_scope_options *opts)
 	return 0;
 }
 
+/*
+ * PUMPED_TRACE=FILE: the first scope of the process traced this way writes
+ * FILE, the next ones FILE.2, FILE.3, ...; "%p" in FILE stands for the
+ * process id.  A file that cannot be written is reported on stderr and the
+ * scope runs untraced.
+ */
+static void
+trace_from_environment(pf__engine *g)
+{
+	static atomic_uint traced;
+	const char *v = getenv("PUMPED_TRACE");
+	if (v == NULL || v[0] == '\0')
+		return;
+	char path[4096];
+	size_t n = 0;
+	for (const char *p = v; *p != '\0' && n + 24 < sizeof(path); p++) {
+		if (p[0] == '%' && p[1] == 'p') {
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "%ld",
+			    (long)getpid());
+			p++;
+		} else {
+			path[n++] = *p;
+		}
+	}
+	path[n] = '\0';
+	unsigned k = atomic_fetch_add_explicit(&traced, 1,
+	    memory_order_relaxed) + 1;
+	if (k > 1)
+		snprintf(path + n, sizeof(path) - n, ".%u", k);
+	int rc = pf__engine_trace_start(g, path);
+	if (rc != 0)
+		fprintf(stderr, "libpumped: PUMPED_TRACE: cannot trace to %s "
+				"(%s); running untraced\n",
+		    path, pf_strerror(rc));
+}
+
 int
 pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 {
@@ -84,6 +124,7 @@ pf_scope_create(pf_scope **out, const pf_scope_options *opts)
 	    pf__env_uint("PUMPED_STATS", 0, 1, 0) == 1);
 	if (rc != 0)
 		goto release_root;
+	trace_from_environment(&s->engine);
 	for (size_t i = 0; i < opts->n_extensions; i++) {
 		rc = pf__ext_add(&s->engine.exts, opts->extensions[i]);
 		if (rc != 0)
@@ -120,11 +161,30 @@ pf_scope_dispose(pf_scope *s)
 	pf__engine_wait_idle(&s->engine);
 	pf__ext_dispose_all(&s->engine.exts);
 	pf__engine_stop(&s->engine);
+	/* Every worker stopped: the trace is complete. */
+	pf__trace *trace = pf__engine_trace(&s->engine);
+	if (trace != NULL)
+		(void)pf__trace_write(trace);
 	if (PF_PROBE_ON(scope_disposed))
 		PF_PROBE1(scope_disposed, s);
 	/* The scope's own reference; records still held keep the memory. */
 	pf__ctx_release(&s->root);
 	return 0;
+}
+
+int
+pf_scope_trace_start(pf_scope *s, const char *path)
+{
+	if (s == NULL || path == NULL)
+		return PF_EINVAL;
+	return pf__engine_trace_start(&s->engine, path);
+}
+
+int
+pf_scope_trace_flush(pf_scope *s)
+{
+	pf__trace *t = s != NULL ? pf__engine_trace(&s->engine) : NULL;
+	return t != NULL ? pf__trace_write(t) : PF_EINVAL;
 }
 
 int

@@ -289,10 +289,20 @@ stacks_empty(pf__timers *t)
 	    atomic_load_explicit(&t->cancels, memory_order_seq_cst) == NULL;
 }
 
+/* Set on each timer thread (pf__timer_thread_here). */
+static _Thread_local bool tls_timer_thread PF_TLS_MODEL;
+
+bool
+pf__timer_thread_here(void)
+{
+	return tls_timer_thread;
+}
+
 static void *
 timer_main(void *arg)
 {
 	pf__timers *t = arg;
+	tls_timer_thread = true;
 	/* Acquire: pairs with the seq_cst store in pf__timers_stop(). */
 	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
 		uint64_t next;

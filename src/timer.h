@@ -110,4 +110,7 @@ int pf__timer_level_for_test(pf__timers *t, pf__timer_node *n);
 long pf__timers_wakeups_for_test(pf__timers *t);
 #endif
 
+/* Whether the calling thread is a timer thread (any scope's). */
+bool pf__timer_thread_here(void);
+
 #endif /* PF_TIMER_H */

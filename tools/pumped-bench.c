@@ -29,6 +29,7 @@
  *   mem N       resident bytes per pending execution with N held
  *   stats N     tracked fib(N) with statistics on vs off: the cost of
  *               pf_scope_stats_enable per execution
+ *   trace N     tracked fib(N) with a timeline trace on vs off
  *
  * The bench links libpumped statically (libtool -static) so that it can
  * reach the runtime's internal pf__pool_* functions for rt-fib; it uses the
@@ -777,6 +778,55 @@ wl_stats(long arg)
 	char what[64];
 	snprintf(what, sizeof(what), "stats: ns per exec over off, %u thr", T);
 	report(what, &d, 25, 0, "<= 25 ns (issue 12)");
+}
+
+/* -------------------------------------------------------------- trace */
+
+/* Tracked fib(N) on a scope recording a trace (pf_scope_trace_start, to a
+ * temporary file written at dispose) and on one without, alternating. */
+static void
+wl_trace(long arg)
+{
+	int n = (int)arg;
+	long calls = fib_calls(n);
+	unsigned T = g_opt.threads;
+	char loff[48], lon[48], path[64];
+	snprintf(loff, sizeof(loff), "trace off, %u threads", T);
+	snprintf(lon, sizeof(lon), "trace on, %u threads", T);
+	snprintf(path, sizeof(path), "/tmp/pumped-bench-trace-%ld.json",
+	    (long)getpid());
+	series off = { loff, "ns", { 0 }, 0, false };
+	series on = { lon, "ns", { 0 }, 0, false };
+	print_title("trace", arg, "fib with and without a timeline trace");
+	pf_scope *soff = scope_create(T), *son = scope_create(T);
+	int rc = pf_scope_trace_start(son, path);
+	if (rc != 0)
+		die("pf_scope_trace_start", rc);
+	(void)time_tracked_fib(soff, n < 18 ? n : 18);
+	(void)time_tracked_fib(son, n < 18 ? n : 18);
+	settle();
+	for (int r = 0; r < g_opt.runs; r++) {
+		series_add(&off, (double)time_tracked_fib(soff, n) /
+		    (double)calls);
+		settle();
+		series_add(&on, (double)time_tracked_fib(son, n) /
+		    (double)calls);
+		settle();
+	}
+	pf_scope_dispose(soff);
+	int64_t t0 = now_ns();
+	pf_scope_dispose(son); /* writes the file */
+	printf("  dispose wrote the trace (%s) in %.1f ms, then removed\n",
+	    path, (double)(now_ns() - t0) / 1e6);
+	(void)remove(path);
+	print_series(&off, "exec");
+	print_series(&on, "exec");
+	series d = { "", "ns", { 0 }, 0, false };
+	for (int i = 0; i < on.n && i < off.n; i++)
+		d.v[d.n++] = on.v[i] - off.v[i];
+	char what[64];
+	snprintf(what, sizeof(what), "trace: ns per exec over off, %u thr", T);
+	report(what, &d, 150, 0, "<= 150 ns (issue 12)");
 }
 
 /* ------------------------------------------------------------ nqueens */
@@ -1605,6 +1655,7 @@ static const workload g_workloads[] = {
 	{ "timeout", wl_timeout, 1000000, 100000 },
 	{ "mem", wl_mem, 1000000, 100000 },
 	{ "stats", wl_stats, 30, 25 },
+	{ "trace", wl_trace, 30, 25 },
 };
 #define N_WORKLOADS (sizeof(g_workloads) / sizeof(g_workloads[0]))
 

@@ -1,0 +1,651 @@
+/*
+ * check_trace.c: the timeline trace (pf_scope_trace_start, PUMPED_TRACE,
+ * src/trace.c), read back with a small JSON reader and checked against
+ * the run: one slice per execution that ran, ids and parents matching the
+ * handles, proper nesting per thread, exact escaping, drops when the
+ * buffers are small, flushes racing the writers.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pumped.h>
+
+#include "testlib.h"
+
+/* ------------------------------------------------------ a JSON reader */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+
+typedef struct jv {
+	jtype t;
+	double num;
+	char *str;          /* J_STR (decoded, NUL-terminated) */
+	struct jv *items;   /* J_ARR, J_OBJ values */
+	char **keys;        /* J_OBJ */
+	size_t n;
+} jv;
+
+typedef struct jp {
+	const char *s;
+	size_t i, len;
+	int depth;
+} jp;
+
+static void
+ws(jp *p)
+{
+	while (p->i < p->len && strchr(" \t\r\n", p->s[p->i]) != NULL)
+		p->i++;
+}
+
+static bool parse_value(jp *p, jv *out);
+
+static void
+put_utf8(char **o, uint32_t cp)
+{
+	unsigned char *u = (unsigned char *)*o;
+	if (cp < 0x80) {
+		*u++ = (unsigned char)cp;
+	} else if (cp < 0x800) {
+		*u++ = (unsigned char)(0xc0 | cp >> 6);
+		*u++ = (unsigned char)(0x80 | (cp & 63));
+	} else if (cp < 0x10000) {
+		*u++ = (unsigned char)(0xe0 | cp >> 12);
+		*u++ = (unsigned char)(0x80 | (cp >> 6 & 63));
+		*u++ = (unsigned char)(0x80 | (cp & 63));
+	} else {
+		*u++ = (unsigned char)(0xf0 | cp >> 18);
+		*u++ = (unsigned char)(0x80 | (cp >> 12 & 63));
+		*u++ = (unsigned char)(0x80 | (cp >> 6 & 63));
+		*u++ = (unsigned char)(0x80 | (cp & 63));
+	}
+	*o = (char *)u;
+}
+
+static bool
+hex4(jp *p, uint32_t *v)
+{
+	*v = 0;
+	for (int k = 0; k < 4; k++, p->i++) {
+		if (p->i >= p->len)
+			return false;
+		char c = p->s[p->i];
+		*v = *v << 4 | (uint32_t)(c >= '0' && c <= '9' ? c - '0' :
+		    c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+		    c >= 'A' && c <= 'F' ? c - 'A' + 10 : 99);
+		if (*v > 0xffff)
+			return false;
+	}
+	return true;
+}
+
+static bool
+parse_string(jp *p, char **out)
+{
+	if (p->s[p->i] != '"')
+		return false;
+	p->i++;
+	/* The raw length bounds the decoded one (an escape is never
+	 * shorter than what it stands for). */
+	size_t end = p->i;
+	while (end < p->len && p->s[end] != '"')
+		end += p->s[end] == '\\' ? 2 : 1;
+	char *buf = malloc(end - p->i + 8), *o = buf;
+	while (p->i < p->len && p->s[p->i] != '"') {
+		unsigned char c = (unsigned char)p->s[p->i++];
+		if (c < 0x20) {
+			free(buf);
+			return false; /* raw control character */
+		}
+		if (c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		if (p->i >= p->len)
+			break;
+		char e = p->s[p->i++];
+		uint32_t cp;
+		switch (e) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u':
+			if (!hex4(p, &cp)) {
+				free(buf);
+				return false;
+			}
+			put_utf8(&o, cp);
+			break;
+		default:
+			free(buf);
+			return false;
+		}
+	}
+	if (p->i >= p->len) {
+		free(buf);
+		return false;
+	}
+	p->i++;
+	*o = '\0';
+	*out = buf;
+	return true;
+}
+
+static bool
+parse_value(jp *p, jv *out)
+{
+	memset(out, 0, sizeof(*out));
+	ws(p);
+	if (p->i >= p->len || ++p->depth > 64)
+		return false;
+	char c = p->s[p->i];
+	bool ok = true;
+	if (c == '{' || c == '[') {
+		bool obj = c == '{';
+		out->t = obj ? J_OBJ : J_ARR;
+		p->i++;
+		size_t cap = 0;
+		ws(p);
+		if (p->i < p->len && p->s[p->i] == (obj ? '}' : ']')) {
+			p->i++;
+		} else {
+			for (;;) {
+				if (out->n == cap) {
+					cap = cap ? 2 * cap : 8;
+					out->items = realloc(out->items,
+					    cap * sizeof(jv));
+					if (obj)
+						out->keys = realloc(out->keys,
+						    cap * sizeof(char *));
+				}
+				ws(p);
+				if (obj) {
+					if (p->i >= p->len ||
+					    !parse_string(p,
+						&out->keys[out->n]))
+						return false;
+					ws(p);
+					if (p->i >= p->len ||
+					    p->s[p->i++] != ':')
+						return false;
+				}
+				if (!parse_value(p, &out->items[out->n]))
+					return false;
+				out->n++;
+				ws(p);
+				if (p->i >= p->len)
+					return false;
+				char d = p->s[p->i++];
+				if (d == (obj ? '}' : ']'))
+					break;
+				if (d != ',')
+					return false;
+			}
+		}
+	} else if (c == '"') {
+		out->t = J_STR;
+		ok = parse_string(p, &out->str);
+	} else if (strncmp(p->s + p->i, "null", 4) == 0) {
+		out->t = J_NULL;
+		p->i += 4;
+	} else if (strncmp(p->s + p->i, "true", 4) == 0 ||
+	    strncmp(p->s + p->i, "false", 5) == 0) {
+		out->t = J_BOOL;
+		out->num = p->s[p->i] == 't';
+		p->i += p->s[p->i] == 't' ? 4 : 5;
+	} else {
+		char *end;
+		out->t = J_NUM;
+		out->num = strtod(p->s + p->i, &end);
+		ok = end != p->s + p->i;
+		p->i = (size_t)(end - p->s);
+	}
+	p->depth--;
+	return ok;
+}
+
+static void
+jv_free(jv *v)
+{
+	free(v->str);
+	for (size_t i = 0; i < v->n; i++) {
+		jv_free(&v->items[i]);
+		if (v->keys != NULL)
+			free(v->keys[i]);
+	}
+	free(v->items);
+	free(v->keys);
+}
+
+static const jv *
+get(const jv *o, const char *key)
+{
+	if (o == NULL || o->t != J_OBJ)
+		return NULL;
+	for (size_t i = 0; i < o->n; i++)
+		if (strcmp(o->keys[i], key) == 0)
+			return &o->items[i];
+	return NULL;
+}
+
+static const char *
+get_str(const jv *o, const char *key)
+{
+	const jv *v = get(o, key);
+	return v != NULL && v->t == J_STR ? v->str : NULL;
+}
+
+static double
+get_num(const jv *o, const char *key)
+{
+	const jv *v = get(o, key);
+	ck_assert_msg(v != NULL && v->t == J_NUM, "no number %s", key);
+	return v->num;
+}
+
+/* Reads and parses the whole file; fails the test if it is not JSON. */
+static void
+load(const char *path, jv *out)
+{
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "no trace file %s", path);
+	fseek(f, 0, SEEK_END);
+	long len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *s = malloc((size_t)len + 1);
+	ck_assert_int_eq(fread(s, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	jp p = { s, 0, (size_t)len, 0 };
+	ck_assert_msg(parse_value(&p, out), "%s: not JSON near byte %zu",
+	    path, p.i);
+	ws(&p);
+	ck_assert_msg(p.i == p.len, "%s: trailing bytes", path);
+	free(s);
+}
+
+/* ---------------------------------------------------------- workloads */
+
+/* The ids of the executions the handlers started, with their parents'. */
+#define MAX_SEEN 8192
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char id[40], parent[40];
+} seen[MAX_SEEN];
+static int n_seen;
+
+static void
+note(pf_ctx *c, pf_exec *child)
+{
+	pthread_mutex_lock(&seen_lock);
+	if (n_seen < MAX_SEEN) {
+		snprintf(seen[n_seen].id, 40, "%s", pf_exec_id(child));
+		snprintf(seen[n_seen].parent, 40, "%s", pf_ctx_id(c));
+		n_seen++;
+	}
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static int fib_handler(pf_ctx *c, const void *in, void *out);
+static const pf_flow fib_flow = { "fib", fib_handler, sizeof(int),
+	sizeof(long) };
+
+/* fib with both children started by pf_ctx_exec (so both have handles
+ * whose ids the test notes). */
+static int
+fib_handler(pf_ctx *c, const void *in, void *out)
+{
+	int n = *(const int *)in;
+	if (n < 2) {
+		*(long *)out = n;
+		return 0;
+	}
+	int n1 = n - 1, n2 = n - 2;
+	long a = 0, b = 0;
+	pf_exec *e1, *e2;
+	int rc = pf_ctx_exec(c, &fib_flow, &n1, NULL, &e1);
+	if (rc != 0)
+		return rc;
+	note(c, e1);
+	rc = pf_ctx_exec(c, &fib_flow, &n2, NULL, &e2);
+	if (rc != 0) {
+		(void)pf_exec_wait(e1, NULL);
+		pf_exec_release(e1);
+		return rc;
+	}
+	note(c, e2);
+	int rc1 = pf_exec_wait(e1, &a), rc2 = pf_exec_wait(e2, &b);
+	pf_exec_release(e1);
+	pf_exec_release(e2);
+	if (rc1 != 0 || rc2 != 0)
+		return rc1 != 0 ? rc1 : rc2;
+	*(long *)out = a + b;
+	return 0;
+}
+
+static int
+nop_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	return 0;
+}
+
+static char tmpdir[64];
+
+static void
+make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/pumped-trace-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	unsetenv("PUMPED_TRACE");
+	unsetenv("PUMPED_TRACE_BUFFER");
+	unsetenv("PUMPED_TRACE_KEEP");
+}
+
+static void
+remove_tmpdir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void
+path_in_tmp(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s/%s", tmpdir, name);
+}
+
+typedef struct slice {
+	double ts, end;
+	int tid;
+} slice;
+
+static int
+by_tid_ts(const void *a, const void *b)
+{
+	const slice *x = a, *y = b;
+	if (x->tid != y->tid)
+		return x->tid - y->tid;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->end > y->end ? -1 : x->end < y->end;
+}
+
+/* -------------------------------------------------------------- tests */
+
+START_TEST(fib_slices_match_the_handles)
+{
+	char path[128];
+	path_in_tmp(path, sizeof(path), "fib.json");
+	pf_scope *s = new_scope(2);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	n_seen = 0;
+	int n = 12;
+	long r;
+	pf_exec *root;
+	ck_assert_int_eq(pf_scope_exec(s, &fib_flow, &n, NULL, &root), 0);
+	ck_assert_int_eq(pf_exec_wait(root, &r), 0);
+	ck_assert_int_eq(r, 144);
+	char root_id[40];
+	snprintf(root_id, sizeof(root_id), "%s", pf_exec_id(root));
+	pf_exec_release(root);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+
+	jv doc;
+	load(path, &doc);
+	ck_assert_double_eq(get_num(get(&doc, "otherData"), "dropped_events"),
+	    0);
+	const jv *ev = get(&doc, "traceEvents");
+	ck_assert(ev != NULL && ev->t == J_ARR);
+	/* fib(12): 2 F(13) - 1 = 465 executions, 464 of them children. */
+	int nx = 0, nb = 0, ne = 0, ns = 0, nf = 0, roots = 0;
+	slice *sl = calloc(ev->n, sizeof(*sl));
+	for (size_t i = 0; i < ev->n; i++) {
+		const jv *e = &ev->items[i];
+		const char *ph = get_str(e, "ph");
+		ck_assert_ptr_nonnull(ph);
+		if (strcmp(ph, "X") == 0) {
+			const jv *args = get(e, "args");
+			const char *id = get_str(args, "id");
+			const jv *parent = get(args, "parent");
+			ck_assert_str_eq(get_str(e, "name"), "fib");
+			ck_assert_str_eq(get_str(args, "status"), "completed");
+			ck_assert_ptr_nonnull(id);
+			if (parent->t == J_NULL) {
+				ck_assert_str_eq(id, root_id);
+				roots++;
+			} else {
+				/* A handle the handlers noted, with the same
+				 * parent. */
+				bool found = false;
+				for (int k = 0; k < n_seen && !found; k++)
+					if (strcmp(seen[k].id, id) == 0) {
+						ck_assert_str_eq(seen[k].parent,
+						    parent->str);
+						found = true;
+					}
+				ck_assert_msg(found, "slice %s: no such handle",
+				    id);
+			}
+			sl[nx].ts = get_num(e, "ts");
+			sl[nx].end = sl[nx].ts + get_num(e, "dur");
+			sl[nx].tid = (int)get_num(e, "tid");
+			nx++;
+		} else if (strcmp(ph, "b") == 0) {
+			nb++;
+		} else if (strcmp(ph, "e") == 0) {
+			ne++;
+		} else if (strcmp(ph, "s") == 0) {
+			ns++;
+		} else if (strcmp(ph, "f") == 0) {
+			nf++;
+		}
+	}
+	ck_assert_int_eq(n_seen, 464);
+	ck_assert_int_eq(nx, 465);
+	ck_assert_int_eq(roots, 1);
+	ck_assert_int_eq(nb, 465);
+	ck_assert_int_eq(ne, 465);
+	ck_assert_int_eq(ns, 464);
+	ck_assert_int_eq(nf, 464);
+	/* Per thread, any two slices are disjoint or one holds the other. */
+	qsort(sl, (size_t)nx, sizeof(*sl), by_tid_ts);
+	for (int i = 0; i < nx; i++)
+		for (int j = i + 1; j < nx && sl[j].tid == sl[i].tid &&
+		    sl[j].ts < sl[i].end; j++)
+			ck_assert_msg(sl[j].end <= sl[i].end + 0.0005,
+			    "slices overlap on tid %d: [%f, %f] and [%f, %f]",
+			    sl[i].tid, sl[i].ts, sl[i].end, sl[j].ts,
+			    sl[j].end);
+	free(sl);
+	jv_free(&doc);
+}
+END_TEST
+
+START_TEST(names_are_escaped_exactly)
+{
+	/* Quotes, backslash, control characters, valid multi-byte UTF-8 and
+	 * invalid bytes (which become U+FFFD). */
+	static const char name[] = "a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac "
+				   "\xf0\x9f\x98\x80 \xff\xc3 z";
+	static const char want[] = "a\"b\\c\n\t\x01 \xc3\xa9 \xe2\x82\xac "
+				   "\xf0\x9f\x98\x80 \xef\xbf\xbd\xef\xbf\xbd z";
+	const pf_flow f = { name, nop_handler, 0, 0 };
+	char path[128];
+	path_in_tmp(path, sizeof(path), "names.json");
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	ck_assert_int_eq(pf_scope_run(s, &f, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
+	jv doc;
+	load(path, &doc);
+	const jv *ev = get(&doc, "traceEvents");
+	int found = 0;
+	for (size_t i = 0; i < ev->n; i++)
+		if (strcmp(get_str(&ev->items[i], "ph"), "X") == 0) {
+			ck_assert_str_eq(get_str(&ev->items[i], "name"), want);
+			found++;
+		}
+	ck_assert_int_eq(found, 1);
+	jv_free(&doc);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(small_buffers_drop_and_say_so)
+{
+	/* 1024 events per thread against 2 x 1973 events: the newest are
+	 * kept (or the oldest, with PUMPED_TRACE_KEEP=oldest), the count of
+	 * the others is in the file, and it still parses. */
+	bool oldest = _i == 1;
+	setenv("PUMPED_TRACE_BUFFER", "1024", 1);
+	if (oldest)
+		setenv("PUMPED_TRACE_KEEP", "oldest", 1);
+	char path[128];
+	path_in_tmp(path, sizeof(path), "small.json");
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	int n = 15;
+	long r;
+	ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	jv doc;
+	load(path, &doc);
+	const jv *od = get(&doc, "otherData");
+	ck_assert_str_eq(get_str(od, "keep"), oldest ? "oldest" : "newest");
+	double dropped = get_num(od, "dropped_events");
+	ck_assert_double_eq(get_num(od, "buffer_events"), 1024);
+	const jv *ev = get(&doc, "traceEvents");
+	/* 3946 records: one created and one finished per execution, on a
+	 * worker's buffer or the shared one (the root's creation). */
+	size_t x = 0;
+	for (size_t i = 0; i < ev->n; i++)
+		if (strcmp(get_str(&ev->items[i], "ph"), "X") == 0)
+			x++;
+	ck_assert_uint_gt(x, 0);
+	ck_assert_uint_lt(x, 1973);
+	ck_assert_double_ge(dropped, 3946 - 2 * 1024);
+	jv_free(&doc);
+}
+END_TEST
+
+typedef struct flusher_arg {
+	pf_scope *s;
+	atomic_bool stop;
+	int flushes;
+} flusher_arg;
+
+static void *
+flusher(void *p)
+{
+	flusher_arg *a = p;
+	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
+		ck_assert_int_eq(pf_scope_trace_flush(a->s), 0);
+		a->flushes++;
+	}
+	return NULL;
+}
+
+START_TEST(flushes_race_the_writers)
+{
+	/* Small rings that wrap while another thread writes the file again
+	 * and again: every file parses (TSan checks the ring protocol). */
+	setenv("PUMPED_TRACE_BUFFER", "1024", 1);
+	char path[128];
+	path_in_tmp(path, sizeof(path), "flush.json");
+	pf_scope *s = new_scope(2);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	flusher_arg a = { s, false, 0 };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, flusher, &a), 0);
+	int n = 14;
+	long r;
+	for (int i = 0; i < (int)pf_test_scale(20); i++)
+		ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	atomic_store_explicit(&a.stop, true, memory_order_release);
+	pthread_join(t, NULL);
+	ck_assert_int_gt(a.flushes, 0);
+	jv doc;
+	load(path, &doc);
+	jv_free(&doc);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	load(path, &doc);
+	jv_free(&doc);
+}
+END_TEST
+
+START_TEST(misuse_is_einval)
+{
+	char path[128];
+	path_in_tmp(path, sizeof(path), "misuse.json");
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_flush(s), PF_EINVAL); /* not on */
+	ck_assert_int_eq(pf_scope_trace_start(NULL, path), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_trace_start(s, NULL), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_trace_start(s, ""), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_trace_start(s, "/nonexistent/dir/x.json"),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), PF_EINVAL); /* twice */
+	ck_assert_int_eq(pf_scope_trace_flush(NULL), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	jv doc;
+	load(path, &doc);
+	jv_free(&doc);
+}
+END_TEST
+
+START_TEST(environment_traces_every_scope)
+{
+	/* PUMPED_TRACE: the first scope writes FILE, the next FILE.2, ... */
+	char path[128], second[160];
+	path_in_tmp(path, sizeof(path), "env.json");
+	snprintf(second, sizeof(second), "%s.2", path);
+	setenv("PUMPED_TRACE", path, 1);
+	pf_scope *a = new_scope(1), *b = new_scope(1);
+	unsetenv("PUMPED_TRACE");
+	int n = 4;
+	long r;
+	ck_assert_int_eq(pf_scope_run(a, &fib_flow, &n, &r, NULL), 0);
+	ck_assert_int_eq(pf_scope_run(b, &fib_flow, &n, &r, NULL), 0);
+	pf_scope_dispose(a);
+	pf_scope_dispose(b);
+	jv doc;
+	load(path, &doc);
+	jv_free(&doc);
+	load(second, &doc);
+	jv_free(&doc);
+}
+END_TEST
+
+int
+main(void)
+{
+	const pf_test t[] = {
+		{ "trace", fib_slices_match_the_handles, 60, 0, NULL,
+		    make_tmpdir, remove_tmpdir },
+		{ "trace", names_are_escaped_exactly, 0, 0, NULL, NULL, NULL },
+		{ "trace", small_buffers_drop_and_say_so, 0, 2, NULL, NULL,
+		    NULL },
+		{ "trace", flushes_race_the_writers, 0, 0, NULL, NULL, NULL },
+		{ "trace", misuse_is_einval, 0, 0, NULL, NULL, NULL },
+		{ "trace", environment_traces_every_scope, 0, 0, NULL, NULL,
+		    NULL },
+	};
+	return pf_test_run(pf_test_suite("trace", t, sizeof(t) / sizeof(t[0])));
+}
