@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for pf_scope_dump */
 
 #include <pumped/version.h>
 
@@ -284,6 +285,25 @@ PF_EXTERN int pf_scope_trace_start(pf_scope *s, const char *path);
  * it; events recorded meanwhile may be left out).  0, or PF_EINVAL (s
  * NULL, not tracing, or the file could not be written). */
 PF_EXTERN int pf_scope_trace_flush(pf_scope *s);
+
+/* ------------------------------------------------------------ live tree */
+
+#define PF_DUMP_JSON 1u /* one JSON object instead of indented text */
+
+/*
+ * Writes the scope's live executions and standalone contexts to out as a
+ * tree: per line, id, kind, name, status, age, pending time, the worker
+ * running it, its abort reason, and warnings: SLOW (running longer than
+ * PUMPED_DUMP_SLOW_MS, default 1000), STARVED (pending longer than
+ * PUMPED_DUMP_STARVED_MS, default 1000), IGNORES ABORT (aborted and still
+ * running more than PUMPED_DUMP_GRACE_MS, default 100, after it started);
+ * then a count.  Finished records that handles still hold are left out.
+ * Any thread, while the scope runs (before pf_scope_dispose); it never
+ * stops the workers, so each line is a snapshot of its own moment.
+ * 0, PF_EINVAL (s or out NULL, unknown flags, or a write error on out),
+ * PF_ENOMEM.
+ */
+PF_EXTERN int pf_scope_dump(pf_scope *s, FILE *out, unsigned flags);
 
 /* ----------------------------------------------------------- statistics */
 

@@ -395,6 +395,32 @@ pf__ctx_abort(pf_ctx *c, int reason)
 	}
 }
 
+void
+pf__ctx_walk(pf_ctx *c, void (*visit)(pf_ctx *k, unsigned depth, void *arg),
+    void *arg)
+{
+	/* The abort walk's order and references, without its effects: every
+	 * node is retained while the walk is in its subtree. */
+	unsigned depth = 0;
+	pf_ctx *cur = c;
+	pf_ctx *child = live_child(cur, NULL);
+	for (;;) {
+		while (child != NULL) {
+			visit(child, depth + 1, arg);
+			cur = child;
+			depth++;
+			child = live_child(cur, NULL);
+		}
+		if (cur == c)
+			return;
+		pf_ctx *parent = cur->parent;
+		child = live_child(parent, cur);
+		pf__ctx_release(cur);
+		cur = parent;
+		depth--;
+	}
+}
+
 /* ----------------------------------------------------------- timeouts */
 
 /* Whether a timeout still applies: executions until their terminal

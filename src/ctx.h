@@ -50,6 +50,13 @@ int pf__ctx_set_name(pf_ctx *c, const char *name, const char *fallback);
 
 /* Aborts c and its subtree with reason (first abort wins). */
 void pf__ctx_abort(pf_ctx *c, int reason);
+/* Calls visit on every record below c that is still alive, depth first
+ * (parents before children; depth 1 for c's children), each retained
+ * during its call; the caller keeps c alive.  visit must not block for
+ * long: a worker linking a child under a node waits for the walk's brief
+ * hold of that node's lock, never for visit. */
+void pf__ctx_walk(pf_ctx *c, void (*visit)(pf_ctx *k, unsigned depth,
+    void *arg), void *arg);
 /* Sets completed_at once (not before the start). */
 void pf__ctx_end_at(pf_ctx *c, int64_t now);
 /* Arms c's timeout (its cold block made beforehand), counted from its

@@ -16,6 +16,7 @@
 #include "child.h"
 #include "clock.h"
 #include "ctx.h"
+#include "dump.h"
 #include "env.h"
 #include "exec.h"
 #include "frame.h"
@@ -170,6 +171,14 @@ pf_scope_dispose(pf_scope *s)
 	/* The scope's own reference; records still held keep the memory. */
 	pf__ctx_release(&s->root);
 	return 0;
+}
+
+int
+pf_scope_dump(pf_scope *s, FILE *out, unsigned flags)
+{
+	if (s == NULL || out == NULL || (flags & ~PF_DUMP_JSON) != 0)
+		return PF_EINVAL;
+	return pf__dump(&s->root, s->engine.threads, out, flags);
 }
 
 int

@@ -3,7 +3,8 @@
  * src/trace.c), read back with a small JSON reader and checked against
  * the run: one slice per execution that ran, ids and parents matching the
  * handles, proper nesting per thread, exact escaping, drops when the
- * buffers are small, flushes racing the writers.
+ * buffers are small, flushes racing the writers; and the live tree
+ * (pf_scope_dump), as text and as JSON, with its warnings.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -633,6 +634,235 @@ START_TEST(environment_traces_every_scope)
 }
 END_TEST
 
+/* ----------------------------------------------------------- live tree */
+
+typedef struct gate_in {
+	atomic_bool *open;
+	atomic_int *started;
+} gate_in;
+
+/* Blocks until the gate opens, whatever its abort says. */
+static int
+gate_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)out;
+	const gate_in *g = in;
+	atomic_fetch_add(g->started, 1);
+	while (!atomic_load_explicit(g->open, memory_order_acquire))
+		sleep_ms(1);
+	return 0;
+}
+
+static const pf_flow gate_flow = { "gate", gate_handler, sizeof(gate_in),
+	0 };
+
+/* Starts two gate children and waits for both. */
+static int
+parent_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)out;
+	pf_exec *a, *b;
+	int rc = pf_ctx_exec(c, &gate_flow, in, NULL, &a);
+	if (rc != 0)
+		return rc;
+	rc = pf_ctx_exec(c, &gate_flow, in, NULL, &b);
+	if (rc == 0) {
+		rc = pf_exec_wait(b, NULL);
+		pf_exec_release(b);
+	}
+	int rc2 = pf_exec_wait(a, NULL);
+	pf_exec_release(a);
+	return rc != 0 ? rc : rc2;
+}
+
+static const pf_flow parent_flow = { "parent", parent_handler,
+	sizeof(gate_in), 0 };
+
+/* Dumps s into memory; returns the text (free it). */
+static char *
+dump_to_string(pf_scope *s, unsigned flags, int want)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(pf_scope_dump(s, f, flags), want);
+	fclose(f);
+	return buf;
+}
+
+static int
+count_lines(const char *s, const char *needle)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+START_TEST(dump_shows_the_live_tree)
+{
+	unsetenv("PUMPED_DUMP_SLOW_MS");
+	unsetenv("PUMPED_DUMP_STARVED_MS");
+	unsetenv("PUMPED_DUMP_GRACE_MS");
+	pf_scope *s = new_scope(2);
+	char *text = dump_to_string(s, 0, 0);
+	ck_assert_str_eq(text, "0 live, 0 with warnings\n");
+	free(text);
+
+	atomic_bool open = false;
+	atomic_int started = 0;
+	gate_in g = { &open, &started };
+	pf_exec *root;
+	ck_assert_int_eq(pf_scope_exec(s, &parent_flow, &g, NULL, &root), 0);
+	pf_ctx *sc;
+	pf_ctx_options co = { .name = "session" };
+	ck_assert_int_eq(pf_scope_create_execution(s, &co, &sc), 0);
+	for (int i = 0; i < 10000 && atomic_load(&started) < 2; i++)
+		sleep_ms(1);
+	ck_assert_int_eq(atomic_load(&started), 2);
+
+	text = dump_to_string(s, 0, 0);
+	/* The parent and the context at the top, the gates under the
+	 * parent. */
+	ck_assert_int_eq(count_lines(text, "\n- "), 1);
+	ck_assert_msg(strncmp(text, "- ", 2) == 0, "%s", text);
+	ck_assert_int_eq(count_lines(text, " flow parent running"), 1);
+	ck_assert_int_eq(count_lines(text, "\n  - "), 2);
+	ck_assert_int_eq(count_lines(text, " flow gate running"), 2);
+	ck_assert_int_eq(count_lines(text, " context session running"), 1);
+	ck_assert_msg(strstr(text, "4 live, 0 with warnings\n") != NULL, "%s",
+	    text);
+	ck_assert_msg(strstr(text, pf_exec_id(root)) != NULL, "%s", text);
+	free(text);
+
+	text = dump_to_string(s, PF_DUMP_JSON, 0);
+	jp p = { text, 0, strlen(text), 0 };
+	jv doc;
+	ck_assert_msg(parse_value(&p, &doc), "not JSON: %s", text);
+	ck_assert_double_eq(get_num(&doc, "count"), 4);
+	const jv *ex = get(&doc, "executions");
+	ck_assert_uint_eq(ex->n, 4);
+	int gates = 0;
+	for (size_t i = 0; i < ex->n; i++) {
+		const jv *e = &ex->items[i];
+		if (strcmp(get_str(e, "name"), "gate") == 0) {
+			ck_assert_str_eq(get_str(e, "parent"),
+			    pf_exec_id(root));
+			ck_assert_double_eq(get_num(e, "depth"), 1);
+			ck_assert_double_ge(get_num(e, "worker"), 0);
+			gates++;
+		} else {
+			ck_assert(get(e, "parent")->t == J_NULL);
+			ck_assert_double_eq(get_num(e, "depth"), 0);
+		}
+	}
+	ck_assert_int_eq(gates, 2);
+	jv_free(&doc);
+	free(text);
+
+	/* Every running one is SLOW past a 0 ms threshold; an aborted one
+	 * that keeps running IGNORES ABORT. */
+	setenv("PUMPED_DUMP_SLOW_MS", "0", 1);
+	setenv("PUMPED_DUMP_GRACE_MS", "0", 1);
+	ck_assert_int_eq(pf_exec_abort(root), 0);
+	sleep_ms(2);
+	text = dump_to_string(s, 0, 0);
+	ck_assert_int_eq(count_lines(text, "[SLOW"), 4);
+	ck_assert_int_eq(count_lines(text, "[IGNORES ABORT"), 3);
+	ck_assert_int_eq(count_lines(text, "aborted (execution aborted)"), 3);
+	free(text);
+	unsetenv("PUMPED_DUMP_SLOW_MS");
+	unsetenv("PUMPED_DUMP_GRACE_MS");
+
+	atomic_store_explicit(&open, true, memory_order_release);
+	/* Its handler returned 0 after the abort: completed (API-NOTES). */
+	ck_assert_int_eq(pf_exec_wait_for(root, NULL, 15000), 0);
+	pf_exec_release(root);
+	ck_assert_int_eq(pf_ctx_end(sc), 0);
+	pf_ctx_release(sc);
+	text = dump_to_string(s, 0, 0);
+	ck_assert_str_eq(text, "0 live, 0 with warnings\n");
+	free(text);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(dump_warns_of_starved_executions)
+{
+	/* One worker held by a gate: the next execution waits. */
+	setenv("PUMPED_DUMP_STARVED_MS", "0", 1);
+	pf_scope *s = new_scope(1);
+	atomic_bool open = false;
+	atomic_int started = 0;
+	gate_in g = { &open, &started };
+	pf_exec *a, *b;
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &a), 0);
+	for (int i = 0; i < 10000 && atomic_load(&started) < 1; i++)
+		sleep_ms(1);
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &b), 0);
+	sleep_ms(2);
+	char *text = dump_to_string(s, 0, 0);
+	unsetenv("PUMPED_DUMP_STARVED_MS");
+	ck_assert_int_eq(count_lines(text, " gate pending"), 1);
+	ck_assert_int_eq(count_lines(text, "[STARVED"), 1);
+	free(text);
+	atomic_store_explicit(&open, true, memory_order_release);
+	ck_assert_int_eq(pf_exec_wait_for(a, NULL, 15000), 0);
+	ck_assert_int_eq(pf_exec_wait_for(b, NULL, 15000), 0);
+	pf_exec_release(a);
+	pf_exec_release(b);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+typedef struct dumper_arg {
+	pf_scope *s;
+	atomic_bool stop;
+	int dumps;
+} dumper_arg;
+
+static void *
+dumper(void *p)
+{
+	dumper_arg *a = p;
+	FILE *f = fopen("/dev/null", "w");
+	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
+		ck_assert_int_eq(pf_scope_dump(a->s, f, a->dumps & 1 ?
+		    PF_DUMP_JSON : 0), 0);
+		a->dumps++;
+	}
+	fclose(f);
+	return NULL;
+}
+
+START_TEST(dumps_race_running_work)
+{
+	pf_scope *s = new_scope(2);
+	dumper_arg a = { s, false, 0 };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, dumper, &a), 0);
+	int n = 14;
+	long r;
+	for (int i = 0; i < (int)pf_test_scale(20); i++)
+		ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	atomic_store_explicit(&a.stop, true, memory_order_release);
+	pthread_join(t, NULL);
+	ck_assert_int_gt(a.dumps, 0);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(dump_misuse_is_einval)
+{
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_dump(NULL, stdout, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_dump(s, NULL, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_scope_dump(s, stdout, 0x80), PF_EINVAL);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -646,6 +876,11 @@ main(void)
 		{ "trace", misuse_is_einval, 0, 0, NULL, NULL, NULL },
 		{ "trace", environment_traces_every_scope, 0, 0, NULL, NULL,
 		    NULL },
+		{ "dump", dump_shows_the_live_tree, 60, 0, NULL, NULL, NULL },
+		{ "dump", dump_warns_of_starved_executions, 0, 0, NULL, NULL,
+		    NULL },
+		{ "dump", dumps_race_running_work, 0, 0, NULL, NULL, NULL },
+		{ "dump", dump_misuse_is_einval, 0, 0, NULL, NULL, NULL },
 	};
 	return pf_test_run(pf_test_suite("trace", t, sizeof(t) / sizeof(t[0])));
 }
