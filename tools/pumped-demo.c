@@ -4,7 +4,10 @@
  * execution tree that ran (ids, names, statuses, durations), the total
  * time, and the speedup over the same job on a one-thread scope.
  *
- * Usage: pumped-demo [N [CHUNKS]]   (defaults: 4000000 and 16)
+ * Usage: pumped-demo [--trace FILE] [N [CHUNKS]]   (defaults: 4000000 and 16)
+ *
+ * --trace FILE records the multi-threaded run as a timeline trace (Chrome
+ * Trace Event JSON; open it in Perfetto, or run tools/pumped-trace FILE).
  *
  * It uses only the public API (<pumped.h>).  Exit status 0 when both runs
  * found the same, known-good count; 1 otherwise.
@@ -187,6 +190,9 @@ typedef struct run_result {
  * Runs the whole job on a scope of `threads` workers (0: the default) and,
  * when print_tree, prints the execution tree.  Returns 0 or a code.
  */
+/* --trace FILE: the multi-threaded run records a timeline there. */
+static const char *trace_path;
+
 static int
 run_job(unsigned threads, uint32_t n, unsigned chunks, bool print_tree,
     run_result *res)
@@ -200,6 +206,13 @@ run_job(unsigned threads, uint32_t n, unsigned chunks, bool print_tree,
 		return rc;
 	}
 	res->threads = pf_scope_threads(scope);
+	if (print_tree && trace_path != NULL &&
+	    (rc = pf_scope_trace_start(scope, trace_path)) != 0) {
+		fprintf(stderr, "pumped-demo: cannot trace to %s: %s\n",
+		    trace_path, pf_strerror(rc));
+		pf_scope_dispose(scope);
+		return rc;
+	}
 	/* Ordered before the workers read it by pf_scope_exec below. */
 	atomic_store_explicit(&next_worker, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&run_number, 1, memory_order_relaxed);
@@ -266,13 +279,18 @@ main(int argc, char **argv)
 {
 	uint32_t n = 4000000;
 	unsigned chunks = 16;
+	if (argc > 2 && strcmp(argv[1], "--trace") == 0) {
+		trace_path = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc > 1)
 		n = (uint32_t)strtoul(argv[1], NULL, 10);
 	if (argc > 2)
 		chunks = (unsigned)strtoul(argv[2], NULL, 10);
 	if (argc > 3 || n < 2 || chunks < 1 || chunks > MAX_CHUNKS ||
 	    chunks > n) {
-		fprintf(stderr, "usage: pumped-demo [N [CHUNKS]]  "
+		fprintf(stderr, "usage: pumped-demo [--trace FILE] [N [CHUNKS]]  "
 		    "(2 <= N < 2^32, 1 <= CHUNKS <= %d)\n", MAX_CHUNKS);
 		return 1;
 	}
@@ -293,6 +311,9 @@ main(int argc, char **argv)
 	    all.threads == 1 ? " " : "s", all.wall_ms);
 	printf("speedup:    %8.2fx on %u threads\n", one.wall_ms / all.wall_ms,
 	    all.threads);
+	if (trace_path != NULL)
+		printf("trace:      %s (tools/pumped-trace %s; or open it in "
+		    "ui.perfetto.dev)\n", trace_path, trace_path);
 
 	int64_t want = known_count(n);
 	if (one.primes != all.primes ||
