@@ -1765,6 +1765,13 @@ static bool
 write_svg(trace *t, const char *in_path, const char *out_path,
     const svg_opts *o)
 {
+	/* Opened first: a file that cannot be written leaves nothing to
+	 * free. */
+	FILE *out = fopen(out_path, "w");
+	if (out == NULL) {
+		fprintf(stderr, PROG ": %s: %s\n", out_path, strerror(errno));
+		return false;
+	}
 	size_t unstarted, lost, open;
 	count_unsliced(t, &unstarted, &lost, &open);
 	const double plot_w = o->width - LEFT - RIGHT;
@@ -1935,11 +1942,6 @@ write_svg(trace *t, const char *in_path, const char *out_path,
 			f->used = true;
 	}
 
-	FILE *out = fopen(out_path, "w");
-	if (out == NULL) {
-		fprintf(stderr, PROG ": %s: %s\n", out_path, strerror(errno));
-		return false;
-	}
 	const int lanes_h = (int)row0 * ROW_H + (int)t->nlanes * LANE_GAP;
 	const int legend_y = TOP + lanes_h + 24;
 	/* The legend's title and entries, "and N more", the key of the
