@@ -261,6 +261,14 @@ PF_EXTERN int pf_scope_dispose(pf_scope *s);
  */
 PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
 /*
+ * The index of the worker thread calling it, in its scope's pool: 0 to
+ * threads - 1 for the workers, threads and up for spares; -1 on any other
+ * thread (an outside thread running work inline while it waits included).
+ * Worker threads are named "pumped-w<index>" and "pumped-spare", the timer
+ * thread "pumped-timer" (top -H, gdb, perf show them).
+ */
+PF_EXTERN int pf_worker_index(void);
+/*
  * Appends an extension (innermost); it applies to operations that start
  * after this returns.  0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN, or init's code.
  */
@@ -457,6 +465,33 @@ PF_EXTERN int pf_exec_wait(pf_exec *e, void *output);
 PF_EXTERN int pf_exec_wait_for(pf_exec *e, void *output, uint64_t timeout_ms);
 /* The result if finished, else PF_EAGAIN; never blocks. */
 PF_EXTERN int pf_exec_try(pf_exec *e, void *output);
+/* A timeout_ms of pf_exec_wait_all / pf_exec_wait_any: no deadline. */
+#define PF_FOREVER UINT64_MAX
+/*
+ * Waits until every one of handles[0 .. n) has finished, or timeout_ms
+ * passed (0: poll; PF_FOREVER: no deadline).  0 when all completed; else
+ * the code of the lowest-index one that did not (as pf_exec_wait would
+ * return it, without its output); PF_EAGAIN when the time ran out first
+ * (some are still unfinished).  Waits as pf_exec_wait does on each in
+ * turn (a worker helps, an outside thread may run them).  PF_EINVAL:
+ * handles NULL, n 0, a NULL handle, a handler waiting on itself, or a
+ * timeout other than 0 inside a status callback or signal listener.
+ */
+PF_EXTERN int pf_exec_wait_all(pf_exec *const *handles, size_t n,
+    uint64_t timeout_ms);
+/*
+ * Waits until at least one of handles[0 .. n) has finished, or timeout_ms
+ * passed (0: poll; PF_FOREVER: no deadline), and sets *index to the lowest
+ * index of a finished one: 0, or PF_EAGAIN when the time ran out first.
+ * The thread sleeps on all of them at once and runs none itself (it would
+ * be committed to that one while another finished first); a worker counts
+ * as blocked meanwhile (its scope may start a spare).  Read the
+ * result with pf_exec_try.  PF_EINVAL: handles or index NULL, n 0, a NULL
+ * handle, or a timeout other than 0 inside a status callback or signal
+ * listener; PF_ENOMEM (more than 8 handles need an allocation).
+ */
+PF_EXTERN int pf_exec_wait_any(pf_exec *const *handles, size_t n,
+    uint64_t timeout_ms, size_t *index);
 /*
  * Subscribes fn(e, status, data) to e's later transitions; on a finished
  * execution calls it once at once with the terminal status.

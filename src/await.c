@@ -26,6 +26,7 @@
 
 #include <string.h>
 
+#include "alloc.h"
 #include "await.h"
 #include "clock.h"
 #include "engine.h"
@@ -359,4 +360,140 @@ pf_exec_try(pf_exec *e, void *output)
 	if (e == NULL)
 		return PF_EINVAL;
 	return pf__exec_wait(e, output, 0);
+}
+
+/* ---------------------------------------------------- several handles */
+
+/* A relative timeout as await's deadline: -1 forever, 0 poll. */
+static int64_t
+deadline_of(uint64_t timeout_ms)
+{
+	if (timeout_ms == PF_FOREVER)
+		return -1;
+	if (timeout_ms == 0)
+		return 0;
+	uint64_t cap = (uint64_t)INT64_MAX / 2000000;
+	int64_t ms = (int64_t)(timeout_ms < cap ? timeout_ms : cap);
+	return pf__clock_mono_ns() + ms * 1000000;
+}
+
+static int
+check_handles(pf_exec *const *handles, size_t n, uint64_t timeout_ms)
+{
+	if (handles == NULL || n == 0)
+		return PF_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (handles[i] == NULL)
+			return PF_EINVAL;
+	/* As pf_exec_wait_for: polling only, in callbacks. */
+	if (timeout_ms != 0 && pf__in_user_callback())
+		return PF_EINVAL;
+	return 0;
+}
+
+int
+pf_exec_wait_all(pf_exec *const *handles, size_t n, uint64_t timeout_ms)
+{
+	int rc = check_handles(handles, n, timeout_ms);
+	if (rc != 0)
+		return rc;
+	int64_t deadline = deadline_of(timeout_ms);
+	/* One after the other, each with the single wait's machinery
+	 * (helping, inline runs, starvation): the total is bounded by the
+	 * one deadline. */
+	for (size_t i = 0; i < n; i++) {
+		rc = pf__exec_wait(handles[i], NULL, deadline);
+		if (rc == PF_EAGAIN && !pf__exec_done(handles[i]))
+			return PF_EAGAIN;
+		if (rc == PF_EINVAL && !pf__exec_done(handles[i]))
+			return PF_EINVAL; /* waiting on itself */
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc = result_of(handles[i], NULL);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The lowest index of a finished execution, or n. */
+static size_t
+first_done(pf_exec *const *handles, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pf__exec_done(handles[i]))
+			return i;
+	return n;
+}
+
+/* How often a wait on several handles wakes to look at them again: a
+ * safety net only, as each finisher unparks it. */
+#define ANY_RECHECK_NS 20000000
+
+int
+pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
+    size_t *index)
+{
+	int rc = check_handles(handles, n, timeout_ms);
+	if (rc != 0 || index == NULL)
+		return rc != 0 ? rc : PF_EINVAL;
+	int64_t deadline = deadline_of(timeout_ms);
+	pf__waiter local[8];
+	pf__waiter *ws = NULL;
+	for (;;) {
+		size_t i = first_done(handles, n);
+		if (i < n) {
+			*index = i;
+			return 0;
+		}
+		if (deadline == 0 || past(deadline))
+			return PF_EAGAIN;
+		/* Unlike a wait on one handle, no pending one is run here:
+		 * this thread would be committed to it while another could
+		 * finish first.  Any run slots this thread's inline runs hold
+		 * are given back while it sleeps. */
+		pf__worker *self = pf__worker_self();
+		if (ws == NULL) {
+			ws = n <= 8 ? local : pf__calloc(n, sizeof(*ws));
+			if (ws == NULL)
+				return PF_ENOMEM;
+		}
+		/* One waiter per handle, all on this thread's parker. */
+		pf__parker *p = pf__parker_self();
+		size_t reg = 0;
+		bool done = false;
+		for (; reg < n; reg++) {
+			pf__waiter_init(&ws[reg], p);
+			if (!pf__waiter_register(handles[reg], &ws[reg])) {
+				done = true; /* finished meanwhile */
+				break;
+			}
+		}
+		if (!done) {
+			/* A worker blocked here lets its pool start a spare,
+			 * as in any wait that cannot help. */
+			if (self != NULL)
+				pf__pool_block_begin(self);
+			pf__frame_slots_give();
+			int64_t until = pf__clock_mono_ns() + ANY_RECHECK_NS;
+			if (deadline >= 0 && deadline < until)
+				until = deadline;
+			for (;;) {
+				bool any = false;
+				for (size_t k = 0; k < n && !any; k++)
+					any = pf__waiter_signaled(&ws[k]);
+				if (any || !pf__parker_park_until(p, until))
+					break;
+			}
+			pf__frame_slots_resume();
+			if (self != NULL)
+				pf__pool_block_end(self);
+		}
+		for (size_t k = 0; k < reg; k++)
+			pf__waiter_unregister(handles[k], &ws[k]);
+		if (ws != local) {
+			pf__free(ws);
+			ws = NULL;
+		}
+	}
 }

@@ -47,6 +47,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -100,6 +101,13 @@ live_workers(const pf__pool *p)
 	/* Acquire: pairs with the release store in start_worker(), so the
 	 * worker slots below the count are initialised. */
 	return pf__load_acquire(&p->nworkers);
+}
+
+int
+pf_worker_index(void)
+{
+	pf__worker *w = tls_worker;
+	return w != NULL ? (int)w->index : -1;
 }
 
 pf__worker *
@@ -528,6 +536,15 @@ worker_main(void *arg)
 	pf__worker *w = arg;
 	pf__pool *p = w->pool;
 	tls_worker = w;
+	/* Named for top -H, gdb and perf: "pumped-w3", "pumped-spare" (at
+	 * most 15 characters; a failure only leaves the inherited name). */
+	char name[24];
+	if (w->index < p->threads)
+		snprintf(name, sizeof(name), "pumped-w%u", w->index);
+	else
+		snprintf(name, sizeof(name), "pumped-spare");
+	name[15] = '\0';
+	(void)pthread_setname_np(pthread_self(), name);
 	/* Helping may nest down to stack_limit(); were the stack unknown,
 	 * the same budget counted from this frame. */
 	w->stack_limit = stack_limit();

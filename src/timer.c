@@ -303,6 +303,7 @@ timer_main(void *arg)
 {
 	pf__timers *t = arg;
 	tls_timer_thread = true;
+	(void)pthread_setname_np(pthread_self(), "pumped-timer");
 	/* Acquire: pairs with the seq_cst store in pf__timers_stop(). */
 	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
 		uint64_t next;

@@ -1,0 +1,326 @@
+/*
+ * check_conv.c: conveniences of <pumped.h> beyond API.md: pf_exec_wait_all
+ * and pf_exec_wait_any (from outside threads and from workers, deadlines,
+ * misuse), pf_worker_index and the names of the library's threads.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <check.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pumped.h>
+
+#include "testlib.h"
+
+#define E_FAIL (PF_EUSER - 3)
+
+/* Sleeps the ms of its input; fails when the input is negative. */
+static int
+nap_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	int ms = *(const int *)in;
+	sleep_ms(ms < 0 ? -ms : ms);
+	*(int *)out = ms;
+	return ms < 0 ? E_FAIL : 0;
+}
+
+static const pf_flow nap_flow = { "nap", nap_handler, sizeof(int),
+	sizeof(int) };
+
+typedef struct gate_in {
+	atomic_bool *open;
+} gate_in;
+
+static int
+gate_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)out;
+	atomic_bool *open = ((const gate_in *)in)->open;
+	while (!atomic_load_explicit(open, memory_order_acquire))
+		sleep_ms(1);
+	return 0;
+}
+
+static const pf_flow gate_flow = { "gate", gate_handler, sizeof(gate_in),
+	0 };
+
+static void
+start_naps(pf_scope *s, const int *ms, pf_exec **e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(pf_scope_exec(s, &nap_flow, &ms[i], NULL,
+		    &e[i]), 0);
+}
+
+static void
+release_all(pf_exec **e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pf_exec_release(e[i]);
+}
+
+START_TEST(wait_all_waits_for_every_one)
+{
+	pf_scope *s = new_scope(2);
+	int ms[5] = { 5, 1, 20, 0, 3 };
+	pf_exec *e[5];
+	start_naps(s, ms, e, 5);
+	ck_assert_int_eq(pf_exec_wait_all(e, 5, PF_FOREVER), 0);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(pf_exec_status(e[i]), PF_COMPLETED);
+	release_all(e, 5);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(wait_all_returns_the_first_failure)
+{
+	pf_scope *s = new_scope(2);
+	int ms[4] = { 1, 2, -1, -3 };
+	pf_exec *e[4];
+	start_naps(s, ms, e, 4);
+	ck_assert_int_eq(pf_exec_wait_all(e, 4, PF_FOREVER), E_FAIL);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ne(pf_exec_status(e[i]), PF_RUNNING);
+	release_all(e, 4);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(wait_all_times_out)
+{
+	pf_scope *s = new_scope(1);
+	atomic_bool open = false;
+	gate_in g = { &open };
+	pf_exec *e[2];
+	int ms = 0;
+	ck_assert_int_eq(pf_scope_exec(s, &nap_flow, &ms, NULL, &e[0]), 0);
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e[1]), 0);
+	ck_assert_int_eq(pf_exec_wait_all(e, 2, 0), PF_EAGAIN);
+	ck_assert_int_eq(pf_exec_wait_all(e, 2, 30), PF_EAGAIN);
+	atomic_store_explicit(&open, true, memory_order_release);
+	ck_assert_int_eq(pf_exec_wait_all(e, 2, 15000), 0);
+	release_all(e, 2);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(wait_any_returns_the_first_to_finish)
+{
+	/* Nine gates hold nine of eleven workers; a nap runs on another and
+	 * is the first to finish. */
+	pf_scope *s = new_scope(11);
+	atomic_bool open = false;
+	gate_in g = { &open };
+	pf_exec *e[10];
+	for (int i = 0; i < 9; i++)
+		ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e[i]),
+		    0);
+	int ms = 5;
+	ck_assert_int_eq(pf_scope_exec(s, &nap_flow, &ms, NULL, &e[9]), 0);
+	size_t idx = 99;
+	ck_assert_int_eq(pf_exec_wait_any(e, 9, 0, &idx), PF_EAGAIN);
+	ck_assert_uint_eq(idx, 99);
+	ck_assert_int_eq(pf_exec_wait_any(e, 10, PF_FOREVER, &idx), 0);
+	ck_assert_uint_eq(idx, 9);
+	int out = 0;
+	ck_assert_int_eq(pf_exec_try(e[idx], &out), 0);
+	ck_assert_int_eq(out, 5);
+	atomic_store_explicit(&open, true, memory_order_release);
+	ck_assert_int_eq(pf_exec_wait_all(e, 10, 15000), 0);
+	/* All finished: the lowest index. */
+	ck_assert_int_eq(pf_exec_wait_any(e, 10, 0, &idx), 0);
+	ck_assert_uint_eq(idx, 0);
+	release_all(e, 10);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(wait_any_times_out)
+{
+	pf_scope *s = new_scope(1);
+	atomic_bool open = false;
+	gate_in g = { &open };
+	pf_exec *e[2];
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e[0]), 0);
+	ck_assert_int_eq(pf_scope_exec(s, &gate_flow, &g, NULL, &e[1]), 0);
+	size_t idx = 7;
+	ck_assert_int_eq(pf_exec_wait_any(e, 2, 30, &idx), PF_EAGAIN);
+	ck_assert_uint_eq(idx, 7);
+	atomic_store_explicit(&open, true, memory_order_release);
+	ck_assert_int_eq(pf_exec_wait_any(e, 2, 15000, &idx), 0);
+	ck_assert_int_eq(pf_exec_wait_all(e, 2, 15000), 0);
+	release_all(e, 2);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+/* Starts n naps and waits for any, then all, from a worker. */
+static int
+fan_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in, (void)out;
+	int ms[12];
+	pf_exec *e[12];
+	for (int i = 0; i < 12; i++) {
+		ms[i] = i % 3;
+		int rc = pf_ctx_exec(c, &nap_flow, &ms[i], NULL, &e[i]);
+		if (rc != 0)
+			return rc;
+	}
+	size_t idx;
+	int rc = pf_exec_wait_any(e, 12, PF_FOREVER, &idx);
+	if (rc == 0 && !(idx < 12 && pf_exec_status(e[idx]) >= PF_COMPLETED))
+		rc = E_FAIL;
+	int rc2 = pf_exec_wait_all(e, 12, PF_FOREVER);
+	for (int i = 0; i < 12; i++)
+		pf_exec_release(e[i]);
+	return rc != 0 ? rc : rc2;
+}
+
+static const pf_flow fan_flow = { "fan", fan_handler, 0, 0 };
+
+START_TEST(workers_wait_on_many)
+{
+	/* One worker: wait_any from it must not deadlock (a spare runs the
+	 * children, or the wait_all helps). */
+	pf_scope *s = new_scope(1 + (unsigned)_i);
+	for (int r = 0; r < 5; r++)
+		ck_assert_int_eq(pf_scope_run(s, &fan_flow, NULL, NULL, NULL), 0);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(many_handles_and_misuse)
+{
+	pf_scope *s = new_scope(2);
+	enum { N = 300 };
+	int ms[N];
+	pf_exec *e[N];
+	for (int i = 0; i < N; i++)
+		ms[i] = i == N - 1 ? 1 : 0;
+	start_naps(s, ms, e, N);
+	size_t idx;
+	ck_assert_int_eq(pf_exec_wait_any(e, N, PF_FOREVER, &idx), 0);
+	ck_assert_int_eq(pf_exec_wait_all(e, N, PF_FOREVER), 0);
+	ck_assert_int_eq(pf_exec_wait_all(NULL, 1, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_exec_wait_all(e, 0, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_exec_wait_any(e, 1, 0, NULL), PF_EINVAL);
+	ck_assert_int_eq(pf_exec_wait_any(NULL, 1, 0, &idx), PF_EINVAL);
+	pf_exec *with_null[2] = { e[0], NULL };
+	ck_assert_int_eq(pf_exec_wait_all(with_null, 2, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_exec_wait_any(with_null, 2, 0, &idx), PF_EINVAL);
+	release_all(e, N);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+/* ---------------------------------------------------- threads, indexes */
+
+typedef struct where {
+	int index;
+	char name[16];
+} where;
+
+static int
+where_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in;
+	where *w = out;
+	w->index = pf_worker_index();
+	pthread_getname_np(pthread_self(), w->name, sizeof(w->name));
+	return 0;
+}
+
+static const pf_flow where_flow = { "where", where_handler, 0,
+	sizeof(where) };
+
+static int
+spawn_where(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	/* A child on the pool: a worker runs it (maybe this one). */
+	return pf_ctx_run(c, &where_flow, NULL, out, NULL);
+}
+
+static const pf_flow spawn_flow = { "spawn", spawn_where, 0,
+	sizeof(where) };
+
+START_TEST(workers_know_their_index_and_name)
+{
+	ck_assert_int_eq(pf_worker_index(), -1);
+	pf_scope *s = new_scope(3);
+	/* Started from here and waited later, so a worker runs it. */
+	for (int r = 0; r < 20; r++) {
+		pf_exec *e;
+		ck_assert_int_eq(pf_scope_exec(s, &spawn_flow, NULL, NULL, &e),
+		    0);
+		sleep_ms(2);
+		where w = { -2, "" };
+		ck_assert_int_eq(pf_exec_wait(e, &w), 0);
+		pf_exec_release(e);
+		if (w.index == -1) {
+			/* This thread ran it inline: not a worker. */
+			continue;
+		}
+		ck_assert_int_ge(w.index, 0);
+		ck_assert_int_lt(w.index, 3);
+		char want[16];
+		snprintf(want, sizeof(want), "pumped-w%d", w.index);
+		ck_assert_str_eq(w.name, want);
+	}
+	/* The timer thread has its name too. */
+	DIR *d = opendir("/proc/self/task");
+	ck_assert_ptr_nonnull(d);
+	int timers = 0, workers = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+		    de->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) != NULL) {
+			timers += strcmp(comm, "pumped-timer\n") == 0;
+			workers += strncmp(comm, "pumped-w", 8) == 0;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	ck_assert_int_ge(timers, 1);
+	ck_assert_int_eq(workers, 3);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+int
+main(void)
+{
+	const pf_test t[] = {
+		{ "wait", wait_all_waits_for_every_one, 60, 0, NULL, NULL,
+		    NULL },
+		{ "wait", wait_all_returns_the_first_failure, 0, 0, NULL, NULL,
+		    NULL },
+		{ "wait", wait_all_times_out, 0, 0, NULL, NULL, NULL },
+		{ "wait", wait_any_returns_the_first_to_finish, 0, 0, NULL,
+		    NULL, NULL },
+		{ "wait", wait_any_times_out, 0, 0, NULL, NULL, NULL },
+		{ "wait", workers_wait_on_many, 0, 2, NULL, NULL, NULL },
+		{ "wait", many_handles_and_misuse, 0, 0, NULL, NULL, NULL },
+		{ "threads", workers_know_their_index_and_name, 60, 0, NULL,
+		    NULL, NULL },
+	};
+	return pf_test_run(pf_test_suite("conv", t, sizeof(t) / sizeof(t[0])));
+}
