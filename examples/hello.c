@@ -5,6 +5,7 @@
  *
  * Build against an installed libpumped:
  *   cc -std=c11 hello.c $(pkg-config --cflags --libs pumped)
+ * It is also valid C++ (CI compiles it with c++ -std=c++17).
  */
 #include <stdio.h>
 #include <string.h>
@@ -55,7 +56,9 @@ main(void)
 
 	/* 2. The same through a handle: an id, a status, timestamps. */
 	greet_in in2 = { "libpumped" };
-	pf_exec_options opts = { .name = "greet-again" };
+	pf_exec_options opts;
+	memset(&opts, 0, sizeof opts); /* (not { .name = ... }: C++ too) */
+	opts.name = "greet-again";
 	pf_exec *e;
 	rc = pf_scope_exec(scope, &greet_flow, &in2, &opts, &e);
 	if (rc != 0) {

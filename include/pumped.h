@@ -699,21 +699,48 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 	extern const pf_flow ident;                                            \
 	PF__FLOW_WRAPPERS(ident, in_type, out_type)
 
+#ifndef __cplusplus
 /* sizeof, with 0 for void (a flow without input or output). */
 #define PF__SIZEOF(type)                                                       \
 	_Generic((type *)0, void *: (size_t)0, const void *: (size_t)0,        \
 	    default: sizeof(type))
+/* handler itself, if its type is exactly the flow's handler type: a
+ * handler of another type has no _Generic association (a compile error). */
+#define PF__CHECKED(handler, in_type, out_type)                                \
+	_Generic(&(handler),                                                   \
+	    int (*)(pf_ctx *, in_type const *, out_type *): handler)
+/* A definition with external linkage (C++ const objects default to
+ * internal linkage). */
+#define PF__EXTERN_CONST const
+#else
+} /* extern "C" */
+/* C++: templates give what _Generic gives C. */
+template <typename T> struct pf__size_of {
+	static constexpr size_t value = sizeof(T);
+};
+template <> struct pf__size_of<void> {
+	static constexpr size_t value = 0;
+};
+template <> struct pf__size_of<const void> {
+	static constexpr size_t value = 0;
+};
+extern "C" {
+#define PF__SIZEOF(type) (pf__size_of<type>::value)
+/* A static_cast between function pointer types compiles only when they are
+ * the same type. */
+#define PF__CHECKED(handler, in_type, out_type)                                \
+	static_cast<int (*)(pf_ctx *, in_type const *, out_type *)>(&(handler))
+#define PF__EXTERN_CONST extern const
+#endif
 
 #define PF_FLOW_DEFINE(ident, in_type, out_type, handler)                      \
 	static int ident##__thunk(pf_ctx *c_, const void *in_, void *out_)     \
 	{                                                                      \
-		/* A handler of another type has no _Generic association. */   \
-		return _Generic(&(handler),                                    \
-		    int (*)(pf_ctx *, in_type const *, out_type *): handler)(  \
+		return PF__CHECKED(handler, in_type, out_type)(                \
 		    c_, (in_type const *)in_, (out_type *)out_);               \
 	}                                                                      \
-	const pf_flow ident = { #ident, ident##__thunk, PF__SIZEOF(in_type),   \
-		PF__SIZEOF(out_type) }
+	PF__EXTERN_CONST pf_flow ident = { #ident, ident##__thunk,             \
+		PF__SIZEOF(in_type), PF__SIZEOF(out_type) }
 
 #define PF_FLOW(ident, in_type, out_type, handler)                             \
 	PF_FLOW_DEFINE(ident, in_type, out_type, handler);                     \
@@ -755,11 +782,12 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 	PF__TAG_WRAPPERS(ident, type)
 
 #define PF_TAG_DEFINE(ident, type, label)                                      \
-	const pf_tag ident = { label, sizeof(type), NULL }
+	PF__EXTERN_CONST pf_tag ident = { label, sizeof(type), NULL }
 
 #define PF_TAG_DEFINE_DEFAULT(ident, type, label, default_value)               \
 	static const type ident##__default = default_value;                    \
-	const pf_tag ident = { label, sizeof(type), &ident##__default }
+	PF__EXTERN_CONST pf_tag ident = { label, sizeof(type),                 \
+		&ident##__default }
 
 #define PF_TAG(ident, type, label)                                             \
 	static const pf_tag ident = { label, sizeof(type), NULL };             \
