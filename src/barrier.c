@@ -5,9 +5,11 @@
 
 #include "barrier.h"
 
-#include <linux/membarrier.h>
 #include <pthread.h>
+#ifndef PF_PORTABLE
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 #include "annotate.h"
@@ -17,17 +19,21 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static atomic_bool usable;
 
+#ifndef PF_PORTABLE
 static int
 membarrier(int cmd)
 {
 	return (int)syscall(SYS_membarrier, cmd, 0, 0);
 }
+#endif
 
 static void
 probe(void)
 {
-#ifdef PF_UNDER_TSAN
-	/* TSan cannot see the kernel's barrier: use the atomics it checks. */
+#if defined(PF_UNDER_TSAN) || defined(PF_PORTABLE)
+	/* TSan cannot see the kernel's barrier: use the atomics it checks.
+	 * A portable build has none: every caller then takes the symmetric
+	 * path (a full fence, or a seq_cst RMW, on both sides). */
 	return;
 #else
 	int cmds = membarrier(MEMBARRIER_CMD_QUERY);
@@ -57,9 +63,14 @@ pf__barrier_asymmetric(void)
 void
 pf__barrier_heavy(void)
 {
+#ifdef PF_PORTABLE
+	/* Never asymmetric (probe): callers do not come here. */
+	atomic_thread_fence(memory_order_seq_cst);
+#else
 	/* Registered in probe(); it cannot fail afterwards except for
 	 * arguments, which are constant. */
 	int rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 	pf__assert(rc == 0);
 	(void)rc;
+#endif
 }

@@ -92,7 +92,7 @@ static struct {
 	atomic_bool ready;
 } cal = { .once = PTHREAD_ONCE_INIT };
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(PF_PORTABLE)
 #include <cpuid.h>
 #include <x86intrin.h>
 

@@ -178,6 +178,7 @@ pf__env_uint(
 unsigned
 pf__affinity_cpus(void)
 {
+#ifdef HAVE_SCHED_GETAFFINITY
 	/*
 	 * The kernel rejects a mask smaller than its own with EINVAL, so grow
 	 * until it fits; a fixed cpu_set_t stops at 1024 CPUs.
@@ -196,6 +197,7 @@ pf__affinity_cpus(void)
 		if (err != EINVAL)
 			break;
 	}
+#endif
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	return online > 0 ? (unsigned)online : 1;
 }
@@ -487,10 +489,13 @@ pf__default_threads(void)
 	if (env_lookup(name, 1, PF__MAX_THREADS, &env, &bad))
 		return (unsigned)env;
 	unsigned n = pf__affinity_cpus();
+#ifndef PF_PORTABLE
+	/* Portable builds know no cgroups: affinity and sysconf only. */
 	unsigned cg = pf__cgroup_cpu_limit(
 	    "/proc/self/cgroup", "/proc/self/mountinfo", "");
 	if (cg != 0 && cg < n)
 		n = cg;
+#endif
 	if (n > PF__MAX_THREADS)
 		n = PF__MAX_THREADS;
 	if (n == 0)

@@ -497,6 +497,7 @@ static char *
 stack_limit(void)
 {
 	char *limit = NULL;
+#ifdef HAVE_PTHREAD_GETATTR_NP
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
 		void *lo;
@@ -505,6 +506,8 @@ stack_limit(void)
 			limit = (char *)lo + size / 4;
 		pthread_attr_destroy(&attr);
 	}
+#endif
+	/* NULL (unknown): callers count a budget from their own frame. */
 	return limit;
 }
 
@@ -544,7 +547,9 @@ worker_main(void *arg)
 	else
 		snprintf(name, sizeof(name), "pumped-spare");
 	name[15] = '\0';
+#ifdef HAVE_PTHREAD_SETNAME_NP
 	(void)pthread_setname_np(pthread_self(), name);
+#endif
 	/* Helping may nest down to stack_limit(); were the stack unknown,
 	 * the same budget counted from this frame. */
 	w->stack_limit = stack_limit();
@@ -683,6 +688,7 @@ start_worker(pf__pool *p, unsigned index)
 	if (rc != 0) {
 		p->workers[index] = NULL;
 		pf__deque_destroy(&w->deque);
+		pf__parker_fini(&w->parker);
 		pf__free(w);
 		return rc;
 	}
@@ -708,6 +714,7 @@ stop_and_join(pf__pool *p)
 		pthread_join(p->workers[i]->thread, NULL);
 	for (unsigned i = 0; i < n; i++) {
 		pf__deque_destroy(&p->workers[i]->deque);
+		pf__parker_fini(&p->workers[i]->parker);
 		pf__free(p->workers[i]);
 	}
 	pf__injector_destroy(&p->injector);

@@ -180,6 +180,9 @@ pf__cold_init(pf__cold *k, pf_ctx *c, uint8_t mem)
 	k->journal_closed = false;
 	pf__atomic_init(&k->id_state, 0);
 	k->fd = -1;
+#ifdef PF_SIGNAL_PIPE
+	k->fd_w = -1;
+#endif
 	k->tags = NULL;
 	k->journal = NULL;
 	k->messages = NULL;

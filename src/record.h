@@ -87,8 +87,12 @@ typedef struct pf__cold {
 	 * (ctx). */
 	_Atomic(uint8_t) id_state;
 	/* eventfd made on first pf_signal_fd; -1 before; closed when the
-	 * record is freed (signal). */
+	 * record is freed (signal).  With PF_SIGNAL_PIPE, a pipe's read end,
+	 * and fd_w its write end. */
 	int fd;
+#ifdef PF_SIGNAL_PIPE
+	int fd_w;
+#endif
 	pf__tag_entry *tags;           /* tag */
 	pf__journal_entry *journal;    /* journal: empty when freed */
 	pf__message *messages;         /* message: texts kept until freed */

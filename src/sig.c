@@ -16,8 +16,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#ifndef PF_SIGNAL_PIPE
 #include <sys/eventfd.h>
+#endif
 #include <unistd.h>
 
 #include "frame.h"
@@ -31,14 +34,54 @@ signal_ctx(const pf_signal *s)
 	return PF_CONTAINER_OF(s, pf_ctx, signal);
 }
 
-/* Makes fd readable; cannot fail for a counter below 2^64 - 1. */
+#ifndef PF_SIGNAL_PIPE
+/* Makes the eventfd readable; cannot fail for a counter below 2^64 - 1. */
 static void
-poke(int fd)
+poke(pf__cold *k)
 {
 	uint64_t one = 1;
-	ssize_t w = write(fd, &one, sizeof(one));
+	ssize_t w = write(k->fd, &one, sizeof(one));
 	(void)w;
 }
+
+/* 0, or PF_ENOMEM / PF_EAGAIN. */
+static int
+make_fd(pf__cold *k)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOMEM ? PF_ENOMEM : PF_EAGAIN;
+	k->fd = fd;
+	return 0;
+}
+#else
+/* A pipe instead (portable builds): the read end is the signal's fd, one
+ * byte in the write end makes it readable (the abort fires once, so the
+ * pipe never fills). */
+static void
+poke(pf__cold *k)
+{
+	char one = 1;
+	ssize_t w = write(k->fd_w, &one, 1);
+	(void)w;
+}
+
+static int
+make_fd(pf__cold *k)
+{
+	int fds[2];
+	if (pipe(fds) != 0)
+		return errno == ENOMEM ? PF_ENOMEM : PF_EAGAIN;
+	for (int i = 0; i < 2; i++) {
+		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+		(void)fcntl(fds[i], F_SETFL,
+		    fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+	}
+	k->fd = fds[0];
+	k->fd_w = fds[1];
+	return 0;
+}
+#endif
 
 void
 pf__signal_fire(pf_ctx *c)
@@ -50,7 +93,7 @@ pf__signal_fire(pf_ctx *c)
 	 * block here or it sees the abort. */
 	pf__cold *k = pf__cold_of(c);
 	if (k != NULL && k->fd >= 0)
-		poke(k->fd);
+		poke(k);
 	while (c->listeners != NULL) {
 		pf_signal_listener *l = c->listeners;
 		c->listeners = l->_next;
@@ -82,6 +125,11 @@ pf__signal_free(pf__cold *k)
 	if (k->fd >= 0)
 		close(k->fd);
 	k->fd = -1;
+#ifdef PF_SIGNAL_PIPE
+	if (k->fd_w >= 0)
+		close(k->fd_w);
+	k->fd_w = -1;
+#endif
 }
 
 pf_signal *
@@ -115,16 +163,15 @@ pf_signal_fd(pf_signal *s)
 		return PF_ENOMEM;
 	pf__spin_lock(&c->lock);
 	if (k->fd < 0) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (fd < 0) {
+		int rc = make_fd(k);
+		if (rc != 0) {
 			pf__spin_unlock(&c->lock);
-			return errno == ENOMEM ? PF_ENOMEM : PF_EAGAIN;
+			return rc;
 		}
-		k->fd = fd;
 		/* Already aborted: the fd must be readable now.  Under the
 		 * lock, so the firing cannot write a second time unseen. */
 		if (pf__ctx_abort_reason(c) != 0)
-			poke(fd);
+			poke(k);
 	}
 	int fd = k->fd;
 	pf__spin_unlock(&c->lock);

@@ -303,7 +303,9 @@ timer_main(void *arg)
 {
 	pf__timers *t = arg;
 	tls_timer_thread = true;
+#ifdef HAVE_PTHREAD_SETNAME_NP
 	(void)pthread_setname_np(pthread_self(), "pumped-timer");
+#endif
 	/* Acquire: pairs with the seq_cst store in pf__timers_stop(). */
 	while (!atomic_load_explicit(&t->stopping, memory_order_acquire)) {
 		uint64_t next;
@@ -374,6 +376,7 @@ static void
 timers_destroy(pf__timers *t)
 {
 	pthread_mutex_destroy(&t->mu);
+	pf__parker_fini(&t->parker);
 	pf__free(t);
 }
 

@@ -39,8 +39,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#if defined(HAVE_GETRANDOM) && !defined(PF_PORTABLE)
 #include <sys/random.h>
-#include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 #include "clock.h"
@@ -102,8 +103,10 @@ random_u64(void)
 	 * GRND_NONBLOCK: an early-boot caller must not hang on entropy; it
 	 * falls through to /dev/urandom, which never blocks.
 	 */
+#if defined(HAVE_GETRANDOM) && !defined(PF_PORTABLE)
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
 		return v;
+#endif
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t n = read(fd, &v, sizeof(v));
@@ -115,7 +118,10 @@ random_u64(void)
 	 * No kernel randomness at all (seccomp, no /dev): mix what tells this
 	 * thread apart from every other one, here and in other processes.
 	 */
-	uint64_t tid = (uint64_t)syscall(SYS_gettid);
+	/* The thread's own address space slot tells threads apart;
+	 * the clocks and the process id tell processes apart. */
+	static _Thread_local int here;
+	uint64_t tid = (uint64_t)(uintptr_t)&here ^ (uint64_t)getpid();
 	uint64_t mix = (uint64_t)pf__clock_mono_ns() ^
 	               ((uint64_t)pf__clock_wall_ns() << 1) ^ (tid << 32) ^
 	               (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&tls;
