@@ -356,7 +356,7 @@ END_TEST
 typedef struct reader_arg {
 	pf_scope *s;
 	atomic_bool stop;
-	long reads;
+	atomic_long reads;
 } reader_arg;
 
 static void *
@@ -371,7 +371,7 @@ reader(void *p)
 		/* Counters only grow. */
 		ck_assert_uint_ge(st.completed, last);
 		last = st.completed;
-		a->reads++;
+		atomic_fetch_add(&a->reads, 1);
 	}
 	return NULL;
 }
@@ -384,12 +384,16 @@ START_TEST(reads_race_running_work)
 	ck_assert_int_eq(pthread_create(&t, NULL, reader, &a), 0);
 	int n = 17;
 	long r;
-	int rounds = (int)pf_test_scale(10);
-	for (int i = 0; i < rounds; i++)
+	/* Until several reads overlapped the rounds. */
+	int rounds = 0;
+	while (rounds < (int)pf_test_scale(10) ||
+	    (atomic_load(&a.reads) < 3 && rounds < 100000)) {
 		ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+		rounds++;
+	}
 	atomic_store_explicit(&a.stop, true, memory_order_release);
 	pthread_join(t, NULL);
-	ck_assert_int_gt(a.reads, 0);
+	ck_assert_int_ge(atomic_load(&a.reads), 3);
 	pf_stats st;
 	ck_assert_int_eq(pf_scope_stats(s, &st, NULL, 0), 0);
 	ck_assert_uint_eq(st.completed, (uint64_t)rounds * 5167); /* fib(17) */

@@ -548,7 +548,7 @@ END_TEST
 typedef struct flusher_arg {
 	pf_scope *s;
 	atomic_bool stop;
-	int flushes;
+	atomic_int flushes;
 } flusher_arg;
 
 static void *
@@ -557,7 +557,7 @@ flusher(void *p)
 	flusher_arg *a = p;
 	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
 		ck_assert_int_eq(pf_scope_trace_flush(a->s), 0);
-		a->flushes++;
+		atomic_fetch_add(&a->flushes, 1);
 	}
 	return NULL;
 }
@@ -576,11 +576,14 @@ START_TEST(flushes_race_the_writers)
 	ck_assert_int_eq(pthread_create(&t, NULL, flusher, &a), 0);
 	int n = 14;
 	long r;
-	for (int i = 0; i < (int)pf_test_scale(20); i++)
+	/* The rounds go on until several flushes overlapped them (a flush
+	 * of a full ring takes longer than a round here). */
+	for (int i = 0; i < (int)pf_test_scale(20) ||
+	    (atomic_load(&a.flushes) < 3 && i < 100000); i++)
 		ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
 	atomic_store_explicit(&a.stop, true, memory_order_release);
 	pthread_join(t, NULL);
-	ck_assert_int_gt(a.flushes, 0);
+	ck_assert_int_ge(atomic_load(&a.flushes), 3);
 	jv doc;
 	load(path, &doc);
 	jv_free(&doc);
@@ -819,7 +822,7 @@ END_TEST
 typedef struct dumper_arg {
 	pf_scope *s;
 	atomic_bool stop;
-	int dumps;
+	atomic_int dumps;
 } dumper_arg;
 
 static void *
@@ -828,9 +831,8 @@ dumper(void *p)
 	dumper_arg *a = p;
 	FILE *f = fopen("/dev/null", "w");
 	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
-		ck_assert_int_eq(pf_scope_dump(a->s, f, a->dumps & 1 ?
-		    PF_DUMP_JSON : 0), 0);
-		a->dumps++;
+		ck_assert_int_eq(pf_scope_dump(a->s, f,
+		    atomic_fetch_add(&a->dumps, 1) & 1 ? PF_DUMP_JSON : 0), 0);
 	}
 	fclose(f);
 	return NULL;
@@ -844,11 +846,12 @@ START_TEST(dumps_race_running_work)
 	ck_assert_int_eq(pthread_create(&t, NULL, dumper, &a), 0);
 	int n = 14;
 	long r;
-	for (int i = 0; i < (int)pf_test_scale(20); i++)
+	for (int i = 0; i < (int)pf_test_scale(20) ||
+	    (atomic_load(&a.dumps) < 3 && i < 100000); i++)
 		ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
 	atomic_store_explicit(&a.stop, true, memory_order_release);
 	pthread_join(t, NULL);
-	ck_assert_int_gt(a.dumps, 0);
+	ck_assert_int_ge(atomic_load(&a.dumps), 3);
 	pf_scope_dispose(s);
 }
 END_TEST
