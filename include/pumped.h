@@ -615,6 +615,26 @@ PF_EXTERN int pf_ctx_parallel(pf_ctx *c, pf_call *calls, size_t n,
 PF_EXTERN int pf_ctx_parallel_settled(pf_ctx *c, pf_call *calls, size_t n,
     pf_parallel_stats *stats);
 
+/*
+ * A parallel loop over [begin, end): the range is split in halves,
+ * recursively, into tracked child executions of the flow "parallel_for"
+ * down to pieces of at most grain elements (0: about eight pieces per
+ * worker thread), and body(piece_ctx, piece_begin, piece_end, arg) runs
+ * once per piece, in its own context, named "for[b,e)".  As
+ * pf_ctx_parallel: the first piece that fails (returns non-zero, or the
+ * call could not start one) aborts the others, and its code is returned
+ * once every piece has ended; 0 when all completed.  Pieces check their
+ * abort before calling body; a long body should check pf_ctx_aborted
+ * itself.  begin >= end runs nothing (0, or c's abort reason).  PF_EINVAL:
+ * c or body NULL, grain < 0, or end - begin overflows.  The scope form
+ * runs the loop as a root execution and waits for it.
+ */
+typedef int (*pf_range_fn)(pf_ctx *c, int64_t begin, int64_t end, void *arg);
+PF_EXTERN int pf_ctx_parallel_for(pf_ctx *c, int64_t begin, int64_t end,
+    int64_t grain, pf_range_fn body, void *arg);
+PF_EXTERN int pf_scope_parallel_for(pf_scope *s, int64_t begin, int64_t end,
+    int64_t grain, pf_range_fn body, void *arg);
+
 /* --------------------------------------------------------------- signal */
 
 /* The context's abort signal, valid while the context is referenced. */

@@ -1,7 +1,9 @@
 /*
  * check_conv.c: conveniences of <pumped.h> beyond API.md: pf_exec_wait_all
  * and pf_exec_wait_any (from outside threads and from workers, deadlines,
- * misuse), pf_worker_index and the names of the library's threads.
+ * misuse), the parallel loop (pf_ctx_parallel_for: every element once,
+ * failures, aborts, misuse), pf_worker_index and the names of the
+ * library's threads.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -224,6 +226,168 @@ START_TEST(many_handles_and_misuse)
 }
 END_TEST
 
+/* -------------------------------------------------------- parallel for */
+
+typedef struct visit_arg {
+	atomic_uchar *seen;  /* one counter per element */
+	atomic_long calls;
+	atomic_long sum;
+	int64_t fail_at;     /* the piece holding it fails; INT64_MIN: none */
+	atomic_int bad_names;
+} visit_arg;
+
+static int
+visit(pf_ctx *c, int64_t b, int64_t e, void *p)
+{
+	visit_arg *a = p;
+	atomic_fetch_add(&a->calls, 1);
+	char want[64];
+	snprintf(want, sizeof(want), "for[%lld,%lld)", (long long)b,
+	    (long long)e);
+	if (strcmp(pf_ctx_name(c), want) != 0)
+		atomic_fetch_add(&a->bad_names, 1);
+	long s = 0;
+	for (int64_t i = b; i < e; i++) {
+		if (a->seen != NULL)
+			atomic_fetch_add(&a->seen[i], 1);
+		s += (long)i;
+	}
+	atomic_fetch_add(&a->sum, s);
+	if (a->fail_at >= b && a->fail_at < e)
+		return E_FAIL;
+	return 0;
+}
+
+START_TEST(parallel_for_visits_each_element_once)
+{
+	static const int64_t grains[] = { 1, 7, 1000, 0, 200000 };
+	enum { N = 100000 };
+	pf_scope *s = new_scope(2);
+	atomic_uchar *seen = calloc(N, 1);
+	for (size_t g = 0; g < sizeof(grains) / sizeof(grains[0]); g++) {
+		memset(seen, 0, N);
+		visit_arg a = { seen, 0, 0, INT64_MIN, 0 };
+		ck_assert_int_eq(pf_scope_parallel_for(s, 0, N, grains[g],
+		    visit, &a), 0);
+		for (int i = 0; i < N; i++)
+			ck_assert_msg(seen[i] == 1, "grain %lld: element %d "
+			    "seen %d times", (long long)grains[g], i, seen[i]);
+		ck_assert_int_eq(atomic_load(&a.sum), (long)N * (N - 1) / 2);
+		ck_assert_int_eq(atomic_load(&a.bad_names), 0);
+		if (grains[g] > 0)
+			ck_assert_int_ge(atomic_load(&a.calls),
+			    (N + grains[g] - 1) / grains[g]);
+	}
+	free(seen);
+	/* Negative bounds, an odd length. */
+	visit_arg a = { NULL, 0, 0, INT64_MIN, 0 };
+	ck_assert_int_eq(pf_scope_parallel_for(s, -501, 500, 10, visit, &a), 0);
+	ck_assert_int_eq(atomic_load(&a.sum), -1001); /* -501 + (-500 .. 499) */
+	pf_scope_dispose(s);
+}
+END_TEST
+
+typedef struct loop_in {
+	int64_t n, grain, fail_at;
+} loop_in;
+
+static int
+loop_handler(pf_ctx *c, const void *in, void *out)
+{
+	const loop_in *l = in;
+	visit_arg a = { NULL, 0, 0, l->fail_at, 0 };
+	int rc = pf_ctx_parallel_for(c, 0, l->n, l->grain, visit, &a);
+	*(long *)out = atomic_load(&a.sum);
+	return rc;
+}
+
+static const pf_flow loop_flow = { "loop", loop_handler, sizeof(loop_in),
+	sizeof(long) };
+
+START_TEST(parallel_for_inside_a_handler_and_failures)
+{
+	pf_scope *s = new_scope(2);
+	loop_in l = { 1 << 20, 1024, INT64_MIN };
+	long sum = 0;
+	ck_assert_int_eq(pf_scope_run(s, &loop_flow, &l, &sum, NULL), 0);
+	ck_assert_int_eq(sum, (long)(1 << 20) * ((1 << 20) - 1) / 2);
+	/* One piece fails: its code, once every piece ended. */
+	l.fail_at = 123456;
+	ck_assert_int_eq(pf_scope_run(s, &loop_flow, &l, &sum, NULL), E_FAIL);
+	l.fail_at = 0;
+	l.grain = 1 << 20; /* one piece, the top one, fails */
+	ck_assert_int_eq(pf_scope_run(s, &loop_flow, &l, &sum, NULL), E_FAIL);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+/* Spins until aborted. */
+static int
+spin_until_aborted(pf_ctx *c, int64_t b, int64_t e, void *p)
+{
+	(void)b, (void)e;
+	atomic_int *started = p;
+	atomic_fetch_add(started, 1);
+	while (!pf_ctx_aborted(c))
+		sleep_ms(1);
+	return pf_ctx_throw_if_aborted(c);
+}
+
+typedef struct spin_in {
+	atomic_int *started;
+} spin_in;
+
+static int
+spin_loop(pf_ctx *c, const void *in, void *out)
+{
+	(void)out;
+	const spin_in *si = in;
+	return pf_ctx_parallel_for(c, 0, 64, 1, spin_until_aborted,
+	    si->started);
+}
+
+static const pf_flow spin_flow = { "spin-loop", spin_loop, sizeof(spin_in),
+	0 };
+
+START_TEST(parallel_for_stops_when_its_parent_is_aborted)
+{
+	pf_scope *s = new_scope(2);
+	atomic_int started = 0;
+	spin_in si = { &started };
+	pf_exec *e;
+	ck_assert_int_eq(pf_scope_exec(s, &spin_flow, &si, NULL, &e), 0);
+	for (int i = 0; i < 10000 && atomic_load(&started) < 1; i++)
+		sleep_ms(1);
+	ck_assert_int_eq(pf_exec_abort(e), 0);
+	ck_assert_int_eq(pf_exec_wait_for(e, NULL, 15000), PF_ECANCELED);
+	/* Not all 64 pieces got to their body. */
+	ck_assert_int_lt(atomic_load(&started), 64);
+	pf_exec_release(e);
+	pf_scope_dispose(s);
+}
+END_TEST
+
+START_TEST(parallel_for_misuse)
+{
+	pf_scope *s = new_scope(1);
+	visit_arg a = { NULL, 0, 0, INT64_MIN, 0 };
+	ck_assert_int_eq(pf_scope_parallel_for(s, 5, 5, 1, visit, &a), 0);
+	ck_assert_int_eq(pf_scope_parallel_for(s, 9, 5, 1, visit, &a), 0);
+	ck_assert_int_eq(atomic_load(&a.calls), 0);
+	ck_assert_int_eq(pf_scope_parallel_for(NULL, 0, 5, 1, visit, &a),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_parallel_for(s, 0, 5, 1, NULL, &a),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_parallel_for(s, 0, 5, -1, visit, &a),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_parallel_for(s, INT64_MIN, INT64_MAX, 1,
+	    visit, &a), PF_EINVAL);
+	ck_assert_int_eq(pf_ctx_parallel_for(NULL, 0, 5, 1, visit, &a),
+	    PF_EINVAL);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 /* ---------------------------------------------------- threads, indexes */
 
 typedef struct where {
@@ -319,6 +483,13 @@ main(void)
 		{ "wait", wait_any_times_out, 0, 0, NULL, NULL, NULL },
 		{ "wait", workers_wait_on_many, 0, 2, NULL, NULL, NULL },
 		{ "wait", many_handles_and_misuse, 0, 0, NULL, NULL, NULL },
+		{ "pfor", parallel_for_visits_each_element_once, 120, 0, NULL,
+		    NULL, NULL },
+		{ "pfor", parallel_for_inside_a_handler_and_failures, 0, 0,
+		    NULL, NULL, NULL },
+		{ "pfor", parallel_for_stops_when_its_parent_is_aborted, 0, 0,
+		    NULL, NULL, NULL },
+		{ "pfor", parallel_for_misuse, 0, 0, NULL, NULL, NULL },
 		{ "threads", workers_know_their_index_and_name, 60, 0, NULL,
 		    NULL, NULL },
 	};
