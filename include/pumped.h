@@ -289,9 +289,11 @@ PF_EXTERN int pf_scope_use(pf_scope *s, const pf_extension *ext);
  * before pf_scope_dispose.
  */
 PF_EXTERN int pf_scope_trace_start(pf_scope *s, const char *path);
-/* Writes the trace file now with the events recorded so far (replacing
- * it; events recorded meanwhile may be left out).  0, or PF_EINVAL (s
- * NULL, not tracing, or the file could not be written). */
+/* Writes the trace file now with the events recorded so far (events
+ * recorded meanwhile may be left out).  A regular file is replaced whole
+ * (written beside it, then renamed); a symbolic link's target, a device
+ * or a FIFO is written in place.  0, or PF_EINVAL (s NULL, not tracing,
+ * or the file could not be written: dispose reports that on stderr). */
 PF_EXTERN int pf_scope_trace_flush(pf_scope *s);
 
 /* ------------------------------------------------------------ live tree */

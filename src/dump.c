@@ -40,6 +40,9 @@ typedef struct dump_state {
 
 enum { W_SLOW = 1, W_IGNORES_ABORT = 2, W_STARVED = 4 };
 
+/* Text lines indent at most this many levels. */
+#define MAX_INDENT 32u
+
 static const char *
 kind_text(const pf_ctx *c)
 {
@@ -99,6 +102,8 @@ visit(pf_ctx *c, unsigned depth, void *arg)
 			d->oom = true;
 			return;
 		}
+		/* Zeroed: index 0 (the root, never shown) is read as such. */
+		memset(t + d->shown_cap, 0, (cap - d->shown_cap) * sizeof(*t));
 		d->shown = t;
 		d->shown_cap = cap;
 	}
@@ -180,8 +185,12 @@ visit(pf_ctx *c, unsigned depth, void *arg)
 		fputs("]}", f);
 		return;
 	}
-	for (unsigned i = 0; i < above; i++)
+	/* Indented up to MAX_INDENT levels, so a deep chain's dump grows
+	 * linearly; deeper lines say their depth instead. */
+	for (unsigned i = 0; i < above && i < MAX_INDENT; i++)
 		fputs("  ", f);
+	if (above > MAX_INDENT)
+		fprintf(f, "[depth %u] ", above);
 	fprintf(f, "- %s %s ", id, kind_text(c));
 	plain_text(f, name != NULL ? name : "");
 	fprintf(f, " %s age %.3f ms", status, ms(age));

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,9 @@ trace_from_environment(pf__engine *g)
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "%ld",
 			    (long)getpid());
 			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			path[n++] = '%';
+			p++;
 		} else {
 			path[n++] = *p;
 		}
@@ -89,11 +93,13 @@ trace_from_environment(pf__engine *g)
 	    memory_order_relaxed) + 1;
 	if (k > 1)
 		snprintf(path + n, sizeof(path) - n, ".%u", k);
+	errno = 0;
 	int rc = pf__engine_trace_start(g, path);
 	if (rc != 0)
 		fprintf(stderr, "libpumped: PUMPED_TRACE: cannot trace to %s "
 				"(%s); running untraced\n",
-		    path, pf_strerror(rc));
+		    path, rc == PF_ENOMEM ? pf_strerror(rc) :
+		    errno != 0 ? strerror(errno) : "already tracing");
 }
 
 int

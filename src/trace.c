@@ -23,10 +23,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -127,13 +130,21 @@ pf__trace *
 pf__trace_new(const char *path, unsigned threads, unsigned max_workers,
     int64_t origin, int *rc)
 {
-	/* Fail now rather than at dispose when the file cannot be made. */
-	FILE *f = path != NULL && path[0] != '\0' ? fopen(path, "w") : NULL;
-	if (f == NULL) {
+	/* Fail now rather than at dispose when the file cannot be made:
+	 * opened (created if missing) without truncating it, and without
+	 * blocking on a FIFO that has no reader yet (ENXIO: fine). */
+	if (path == NULL || path[0] == '\0') {
+		errno = EINVAL;
 		*rc = PF_EINVAL;
 		return NULL;
 	}
-	fclose(f);
+	int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0666);
+	if (fd < 0 && errno != ENXIO) {
+		*rc = PF_EINVAL; /* errno says why */
+		return NULL;
+	}
+	if (fd >= 0)
+		close(fd);
 	size_t n = (size_t)max_workers + 1;
 	pf__trace *t = pf__aligned_alloc(PF_CACHELINE,
 	    sizeof(*t) + n * sizeof(buf));
@@ -654,6 +665,8 @@ pf__trace_write(pf__trace *t)
 	uint32_t *tids = NULL;
 	size_t n_tids = 0, cap_tids = 0;
 	FILE *f = NULL;
+	bool in_place = false;
+	struct stat st;
 	if (tmp == NULL || snaps == NULL)
 		goto fail;
 	snprintf(tmp, plen + 16, "%s.tmp", t->path);
@@ -680,7 +693,12 @@ pf__trace_write(pf__trace *t)
 	}
 	if (n_tids > 1)
 		qsort(tids, n_tids, sizeof(*tids), cmp_u32);
-	f = fopen(tmp, "w");
+	/* A regular file (or none yet) is replaced whole: written beside it,
+	 * then renamed over it, so a reader never sees half a file.  Anything
+	 * else (a symbolic link, a device, a FIFO) is written through, in
+	 * place: renaming over it would replace the link or the node. */
+	in_place = lstat(t->path, &st) == 0 && !S_ISREG(st.st_mode);
+	f = fopen(in_place ? t->path : tmp, "w");
 	if (f == NULL)
 		goto fail;
 	int pid = (int)getpid();
@@ -707,14 +725,15 @@ pf__trace_write(pf__trace *t)
 		goto fail;
 	}
 	f = NULL;
-	if (rename(tmp, t->path) != 0)
+	if (!in_place && rename(tmp, t->path) != 0)
 		goto fail;
 	goto out;
 fail:
-	fprintf(stderr, "libpumped: could not write the trace %s\n", t->path);
+	fprintf(stderr, "libpumped: could not write the trace %s: %s\n",
+	    t->path, strerror(errno));
 	if (f != NULL)
 		fclose(f);
-	if (tmp != NULL)
+	if (tmp != NULL && !in_place)
 		(void)unlink(tmp);
 	rc = PF_EINVAL;
 out:

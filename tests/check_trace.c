@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pumped.h>
@@ -637,6 +638,53 @@ START_TEST(environment_traces_every_scope)
 }
 END_TEST
 
+START_TEST(writes_through_links_and_devices)
+{
+	/* A symbolic link is followed (its target rewritten, the link kept);
+	 * a device is written in place, never replaced by a regular file. */
+	char target[128], link[128];
+	path_in_tmp(target, sizeof(target), "target.json");
+	path_in_tmp(link, sizeof(link), "link.json");
+	FILE *f = fopen(target, "w");
+	fputs("old", f);
+	fclose(f);
+	ck_assert_int_eq(symlink(target, link), 0);
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, link), 0);
+	int n = 5;
+	long r;
+	ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	struct stat st;
+	ck_assert_int_eq(lstat(link, &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	jv doc;
+	load(target, &doc);
+	jv_free(&doc);
+
+	s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, "/dev/null"), 0);
+	ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+	ck_assert_int_eq(stat("/dev/null", &st), 0);
+	ck_assert(S_ISCHR(st.st_mode));
+
+	/* "%%" is a percent sign, "%p" the process id. */
+	char pattern[160], want[160];
+	snprintf(pattern, sizeof(pattern), "%s/a%%%%b%%p.json", tmpdir);
+	snprintf(want, sizeof(want), "%s/a%%b%ld.json", tmpdir,
+	    (long)getpid());
+	setenv("PUMPED_TRACE", pattern, 1);
+	s = new_scope(1);
+	unsetenv("PUMPED_TRACE");
+	ck_assert_int_eq(pf_scope_run(s, &fib_flow, &n, &r, NULL), 0);
+	pf_scope_dispose(s);
+	load(want, &doc);
+	jv_free(&doc);
+}
+END_TEST
+
 /* ----------------------------------------------------------- live tree */
 
 typedef struct gate_in {
@@ -856,6 +904,56 @@ START_TEST(dumps_race_running_work)
 }
 END_TEST
 
+/* Runs its input's depth of nested children, then dumps from the
+ * innermost one. */
+typedef struct chain_in {
+	int left;
+	char **text;
+} chain_in;
+
+static int chain_handler(pf_ctx *c, const void *in, void *out);
+static const pf_flow chain_flow = { "chain", chain_handler,
+	sizeof(chain_in), 0 };
+
+static int
+chain_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)out;
+	const chain_in *ci = in;
+	if (ci->left == 0) {
+		size_t len = 0;
+		FILE *f = open_memstream(ci->text, &len);
+		int rc = pf_scope_dump(pf_ctx_scope(c), f, PF_DUMP_JSON);
+		fclose(f);
+		return rc;
+	}
+	chain_in next = { ci->left - 1, ci->text };
+	return pf_ctx_run(c, &chain_flow, &next, NULL, NULL);
+}
+
+START_TEST(dump_of_a_deep_chain)
+{
+	/* 300 levels: each line's depth is its place in the chain (the
+	 * depth table grows while the walk goes down), and the text form
+	 * stays linear in size. */
+	pf_scope *s = new_scope(1);
+	char *text = NULL;
+	chain_in ci = { 299, &text };
+	ck_assert_int_eq(pf_scope_run(s, &chain_flow, &ci, NULL, NULL), 0);
+	jp p = { text, 0, strlen(text), 0 };
+	jv doc;
+	ck_assert_msg(parse_value(&p, &doc), "not JSON");
+	const jv *ex = get(&doc, "executions");
+	ck_assert_uint_eq(ex->n, 300);
+	for (size_t i = 0; i < ex->n; i++)
+		ck_assert_double_eq(get_num(&ex->items[i], "depth"),
+		    (double)i);
+	jv_free(&doc);
+	free(text);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 START_TEST(dump_misuse_is_einval)
 {
 	pf_scope *s = new_scope(1);
@@ -879,11 +977,14 @@ main(void)
 		{ "trace", misuse_is_einval, 0, 0, NULL, NULL, NULL },
 		{ "trace", environment_traces_every_scope, 0, 0, NULL, NULL,
 		    NULL },
+		{ "trace", writes_through_links_and_devices, 0, 0, NULL, NULL,
+		    NULL },
 		{ "dump", dump_shows_the_live_tree, 60, 0, NULL, NULL, NULL },
 		{ "dump", dump_warns_of_starved_executions, 0, 0, NULL, NULL,
 		    NULL },
 		{ "dump", dumps_race_running_work, 0, 0, NULL, NULL, NULL },
 		{ "dump", dump_misuse_is_einval, 0, 0, NULL, NULL, NULL },
+		{ "dump", dump_of_a_deep_chain, 0, 0, NULL, NULL, NULL },
 	};
 	return pf_test_run(pf_test_suite("trace", t, sizeof(t) / sizeof(t[0])));
 }
