@@ -23,6 +23,17 @@
 extern "C" {
 #endif
 
+/* The loop body of the pfor workload, the same for every runtime: a few
+ * multiplications the compiler cannot fold across iterations. */
+static inline uint64_t
+pfor_body(uint64_t i)
+{
+	uint64_t x = i * 0x9E3779B97F4A7C15u;
+	x ^= x >> 29;
+	x *= 0xBF58476D1CE4E5B9u;
+	return x ^ (x >> 32);
+}
+
 /* oneTBB ------------------------------------------------------------ */
 /* 1 when built with TBB, else 0 (the functions then return -1). */
 int bench_tbb_available(void);
@@ -38,6 +49,10 @@ int64_t bench_tbb_nqueens(unsigned threads, int n, long *result);
 int64_t bench_tbb_wide(unsigned threads, long n);
 /* rounds sequential enqueue + wait from this thread. */
 int64_t bench_tbb_rtt(unsigned threads, long rounds);
+/* parallel_for over [0, n) with a simple_partitioner of grain `grain`,
+ * each chunk adding pfor_body(i) for its elements; *result gets the sum. */
+int64_t bench_tbb_pfor(unsigned threads, long n, long grain,
+    uint64_t *result);
 /* Frees the cached arenas (their threads go back to sleep anyway). */
 void bench_tbb_shutdown(void);
 

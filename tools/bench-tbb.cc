@@ -10,7 +10,9 @@
  */
 #include "config.h"
 
+#include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
@@ -202,6 +204,27 @@ bench_tbb_rtt(unsigned threads, long rounds)
 		c.wait();
 	}
 	return now_ns() - t0;
+}
+
+int64_t
+bench_tbb_pfor(unsigned threads, long n, long grain, uint64_t *result)
+{
+	tbb::task_arena &a = arena(threads, 1);
+	std::atomic<uint64_t> sum{ 0 };
+	int64_t t0 = now_ns();
+	a.execute([&] {
+		tbb::parallel_for(tbb::blocked_range<long>(0, n, grain),
+		    [&](const tbb::blocked_range<long> &r) {
+			    uint64_t s = 0;
+			    for (long i = r.begin(); i != r.end(); i++)
+				    s += pfor_body((uint64_t)i);
+			    sum.fetch_add(s, std::memory_order_relaxed);
+		    },
+		    tbb::simple_partitioner());
+	});
+	int64_t t1 = now_ns();
+	*result = sum.load();
+	return t1 - t0;
 }
 
 void

@@ -30,6 +30,8 @@
  *   stats N     tracked fib(N) with statistics on vs off: the cost of
  *               pf_scope_stats_enable per execution
  *   trace N     tracked fib(N) with a timeline trace on vs off
+ *   pfor N      pf_scope_parallel_for over N elements (grain N/1024) vs
+ *               oneTBB parallel_for, same grain, and a serial loop
  *
  * The bench links libpumped statically (libtool -static) so that it can
  * reach the runtime's internal pf__pool_* functions for rt-fib; it uses the
@@ -87,6 +89,11 @@ bench_tbb_wide(unsigned threads, long n)
 }
 int64_t
 bench_tbb_rtt(unsigned threads, long rounds)
+{
+	return -1;
+}
+int64_t
+bench_tbb_pfor(unsigned threads, long n, long grain, uint64_t *result)
 {
 	return -1;
 }
@@ -827,6 +834,107 @@ wl_trace(long arg)
 	char what[64];
 	snprintf(what, sizeof(what), "trace: ns per exec over off, %u thr", T);
 	report(what, &d, 150, 0, "<= 150 ns (issue 12)");
+}
+
+/* --------------------------------------------------------------- pfor */
+
+/* pf_scope_parallel_for over [0, N) with a grain of N / 1024, every piece
+ * a tracked execution, against oneTBB's parallel_for with the same grain
+ * (simple_partitioner) and a serial loop. */
+typedef struct pfor_acc {
+	_Atomic(uint64_t) sum;
+} pfor_acc;
+
+static int
+pfor_piece(pf_ctx *c, int64_t b, int64_t e, void *arg)
+{
+	(void)c;
+	pfor_acc *acc = arg;
+	uint64_t s = 0;
+	for (int64_t i = b; i < e; i++)
+		s += pfor_body((uint64_t)i);
+	atomic_fetch_add_explicit(&acc->sum, s, memory_order_relaxed);
+	return 0;
+}
+
+static int64_t
+time_pumped_pfor(pf_scope *s, long n, long grain, uint64_t *result)
+{
+	pfor_acc acc;
+	atomic_init(&acc.sum, 0);
+	int64_t t0 = now_ns();
+	int rc = pf_scope_parallel_for(s, 0, n, grain, pfor_piece, &acc);
+	int64_t t1 = now_ns();
+	if (rc != 0)
+		die("pf_scope_parallel_for", rc);
+	*result = atomic_load(&acc.sum);
+	return t1 - t0;
+}
+
+static void
+wl_pfor(long arg)
+{
+	long n = arg, grain = n / 1024 > 0 ? n / 1024 : 1;
+	unsigned T = g_opt.threads;
+	char lp[48], lt[48];
+	snprintf(lp, sizeof(lp), "pumped parallel_for, %u threads", T);
+	snprintf(lt, sizeof(lt), "oneTBB parallel_for, %u threads", T);
+	series ser = { "serial loop", "ms", { 0 }, 0, false };
+	series pf = { lp, "ms", { 0 }, 0, false };
+	series tbb = { lt, "ms", { 0 }, 0, !g_opt.peers || !bench_tbb_available() };
+	print_title("pfor", arg, "a loop split into tracked pieces of n/1024");
+	pf_scope *s = scope_create(T);
+	uint64_t want = 0;
+	for (long i = 0; i < n; i++)
+		want += pfor_body((uint64_t)i);
+	uint64_t got;
+	(void)time_pumped_pfor(s, n / 8, grain, &got);
+	if (!tbb.missing)
+		(void)bench_tbb_pfor(T, n / 8, grain, &got);
+	settle();
+	for (int r = 0; r < g_opt.runs; r++) {
+		int64_t t0 = now_ns();
+		uint64_t v = 0;
+		for (long i = 0; i < n; i++)
+			v += pfor_body((uint64_t)i);
+		int64_t t1 = now_ns();
+		if (v != want)
+			die("pfor: serial", PF_EINVAL);
+		series_add(&ser, (double)(t1 - t0) / 1e6);
+		settle();
+		series_add(&pf, (double)time_pumped_pfor(s, n, grain, &got) /
+		    1e6);
+		if (got != want) {
+			fprintf(stderr, "pumped-bench: pfor sum wrong\n");
+			exit(1);
+		}
+		settle();
+		if (!tbb.missing) {
+			series_add(&tbb, (double)bench_tbb_pfor(T, n, grain,
+						 &got) / 1e6);
+			if (got != want) {
+				fprintf(stderr, "pumped-bench: tbb pfor sum "
+						"wrong\n");
+				exit(1);
+			}
+			settle();
+		}
+	}
+	pf_scope_dispose(s);
+	printf("  %ld elements, grain %ld (%ld pieces)\n", n, grain,
+	    (n + grain - 1) / grain);
+	print_series(&ser, "loop");
+	print_series(&pf, "loop");
+	print_series(&tbb, "loop");
+	add_bar("pfor", &pf);
+	add_bar("pfor", &tbb);
+	series rt = series_ratio(&pf, &tbb);
+	char what[64];
+	snprintf(what, sizeof(what), "pfor: pumped / oneTBB, %u thr", T);
+	report(what, &rt, 1.1, 0, "<= 1.1 (issue 13)");
+	series sp = series_ratio(&ser, &pf);
+	snprintf(what, sizeof(what), "pfor: speedup over serial, %u thr", T);
+	report(what, &sp, 0, 0, NULL);
 }
 
 /* ------------------------------------------------------------ nqueens */
@@ -1656,6 +1764,7 @@ static const workload g_workloads[] = {
 	{ "mem", wl_mem, 1000000, 100000 },
 	{ "stats", wl_stats, 30, 25 },
 	{ "trace", wl_trace, 30, 25 },
+	{ "pfor", wl_pfor, 100000000, 10000000 },
 };
 #define N_WORKLOADS (sizeof(g_workloads) / sizeof(g_workloads[0]))
 
