@@ -269,6 +269,20 @@ PF_EXTERN unsigned pf_scope_threads(const pf_scope *s);
  */
 PF_EXTERN int pf_worker_index(void);
 /*
+ * Hooks run on every worker thread (spares included) of the scopes created
+ * from now on: on_start(index, data) as the thread starts, before it runs
+ * any work, and on_stop(index, data) as it ends, after its last work (at
+ * pf_scope_dispose).  For pinning, NUMA placement or thread-local setup,
+ * as oneTBB's task_scheduler_observer or Java's ThreadFactory.  Either may
+ * be NULL; NULL for both removes them.  A hook must not call the library
+ * on the scope whose thread it runs on (there is no execution yet, or no
+ * more), and must return: the scope's start or dispose waits for it.
+ * Process-wide, not per scope, so that pf_scope_options keeps its fields;
+ * any thread.
+ */
+PF_EXTERN void pf_set_thread_hooks(void (*on_start)(int index, void *data),
+    void (*on_stop)(int index, void *data), void *data);
+/*
  * Appends an extension (innermost); it applies to operations that start
  * after this returns.  0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN, or init's code.
  */

@@ -40,6 +40,46 @@
 /* Spare workers allowed beyond the base count (PUMPED_MAX_SPARE). */
 #define DEFAULT_MAX_SPARE 256
 
+/* The program's thread hooks (pf_set_thread_hooks), copied by each engine
+ * when it starts. */
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	void (*start)(int index, void *data);
+	void (*stop)(int index, void *data);
+	void *data;
+} hooks;
+
+void
+pf_set_thread_hooks(void (*on_start)(int index, void *data),
+    void (*on_stop)(int index, void *data), void *data)
+{
+	pthread_mutex_lock(&hooks_lock);
+	hooks.start = on_start;
+	hooks.stop = on_stop;
+	hooks.data = data;
+	pthread_mutex_unlock(&hooks_lock);
+}
+
+/* A worker's first and last steps: its record slab, then the program's
+ * hook; at the end the hook first, while the slab still serves it. */
+static void
+worker_start(pf__worker *w, void *arg)
+{
+	pf__engine *g = arg;
+	pf__record_worker_start(w, NULL);
+	if (g->thread_start != NULL)
+		g->thread_start((int)w->index, g->thread_data);
+}
+
+static void
+worker_stop(pf__worker *w, void *arg)
+{
+	pf__engine *g = arg;
+	if (g->thread_stop != NULL)
+		g->thread_stop((int)w->index, g->thread_data);
+	pf__record_worker_stop(w, NULL);
+}
+
 void
 pf__engine_init(pf__engine *g, void *handle)
 {
@@ -66,6 +106,11 @@ pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run,
     bool stats)
 {
 	g->threads = threads;
+	pthread_mutex_lock(&hooks_lock);
+	g->thread_start = hooks.start;
+	g->thread_stop = hooks.stop;
+	g->thread_data = hooks.data;
+	pthread_mutex_unlock(&hooks_lock);
 	int rc = pf__timers_start(&g->timers);
 	if (rc != 0)
 		goto fail;
@@ -76,8 +121,9 @@ pf__engine_start(pf__engine *g, unsigned threads, pf__task_fn run,
 		.stack_size = (size_t)pf__env_uint("PUMPED_STACK_KB", 64,
 				  1u << 20, 8192) * 1024,
 		.run = run,
-		.on_start = pf__record_worker_start,
-		.on_stop = pf__record_worker_stop,
+		.on_start = worker_start,
+		.on_stop = worker_stop,
+		.hook_arg = g,
 		.counting = stats,
 	};
 	rc = pf__pool_create(&g->pool, &cfg);

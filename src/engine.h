@@ -43,6 +43,11 @@ typedef struct pf__engine {
 	 * dispose (barrier.h); immutable once started. */
 	bool asym;
 	pf__exts exts;
+	/* The program's thread hooks (pf_set_thread_hooks) as they were when
+	 * the engine started; immutable. */
+	void (*thread_start)(int index, void *data);
+	void (*thread_stop)(int index, void *data);
+	void *thread_data;
 	/* Statistics (stats.h), or NULL while the scope keeps none; set
 	 * once (pf__engine_stats_enable), freed by pf__engine_fini. */
 	_Atomic(pf__stats *) stats;

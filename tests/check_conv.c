@@ -469,6 +469,52 @@ START_TEST(workers_know_their_index_and_name)
 }
 END_TEST
 
+typedef struct hook_log {
+	atomic_int starts, stops, wrong_index;
+	atomic_uint seen; /* bit per index */
+} hook_log;
+
+static void
+on_start(int index, void *data)
+{
+	hook_log *h = data;
+	if (pf_worker_index() != index)
+		atomic_fetch_add(&h->wrong_index, 1);
+	atomic_fetch_or(&h->seen, 1u << index);
+	atomic_fetch_add(&h->starts, 1);
+}
+
+static void
+on_stop(int index, void *data)
+{
+	hook_log *h = data;
+	if (pf_worker_index() != index)
+		atomic_fetch_add(&h->wrong_index, 1);
+	atomic_fetch_add(&h->stops, 1);
+}
+
+START_TEST(thread_hooks_run_on_every_worker)
+{
+	hook_log h = { 0, 0, 0, 0 };
+	pf_set_thread_hooks(on_start, on_stop, &h);
+	pf_scope *s = new_scope(3);
+	pf_set_thread_hooks(NULL, NULL, NULL); /* later scopes: none */
+	pf_scope *plain = new_scope(2);
+	int n = 10;
+	ck_assert_int_eq(pf_scope_run(s, &nap_flow, &n, &n, NULL), 0);
+	for (int i = 0; i < 10000 && atomic_load(&h.starts) < 3; i++)
+		sleep_ms(1);
+	ck_assert_int_eq(atomic_load(&h.starts), 3);
+	ck_assert_uint_eq(atomic_load(&h.seen), 7);
+	ck_assert_int_eq(atomic_load(&h.stops), 0);
+	pf_scope_dispose(s);
+	ck_assert_int_eq(atomic_load(&h.stops), 3);
+	ck_assert_int_eq(atomic_load(&h.wrong_index), 0);
+	pf_scope_dispose(plain);
+	ck_assert_int_eq(atomic_load(&h.starts), 3);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -492,6 +538,8 @@ main(void)
 		{ "pfor", parallel_for_misuse, 0, 0, NULL, NULL, NULL },
 		{ "threads", workers_know_their_index_and_name, 60, 0, NULL,
 		    NULL, NULL },
+		{ "threads", thread_hooks_run_on_every_worker, 0, 0, NULL, NULL,
+		    NULL },
 	};
 	return pf_test_run(pf_test_suite("conv", t, sizeof(t) / sizeof(t[0])));
 }
