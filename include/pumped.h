@@ -499,12 +499,17 @@ PF_EXTERN int pf_exec_wait_all(pf_exec *const *handles, size_t n,
  * Waits until at least one of handles[0 .. n) has finished, or timeout_ms
  * passed (0: poll; PF_FOREVER: no deadline), and sets *index to the lowest
  * index of a finished one: 0, or PF_EAGAIN when the time ran out first.
- * The thread sleeps on all of them at once and runs none itself (it would
- * be committed to that one while another finished first); a worker counts
- * as blocked meanwhile (its scope may start a spare).  Read the
- * result with pf_exec_try.  PF_EINVAL: handles or index NULL, n 0, a NULL
- * handle, or a timeout other than 0 inside a status callback or signal
- * listener; PF_ENOMEM (more than 8 handles need an allocation).
+ * It claims none of them to run itself (the thread would be committed to
+ * that one while another finished first): a worker of their scope runs
+ * other queued work meanwhile, as pf_exec_wait does, and sleeps on all of
+ * them at once when there is none; any other thread only sleeps.  With no
+ * deadline, when none of the unfinished ones can run any more (every
+ * thread of their scope blocked, no spare left) it gives up with
+ * PF_EAGAIN after about a second, as pf_exec_wait does.  Read the result
+ * with pf_exec_try.  PF_EINVAL: handles or index NULL, n 0, a NULL handle,
+ * a handler waiting on itself or on an ancestor running below it, or a
+ * timeout other than 0 inside a status callback or signal listener;
+ * PF_ENOMEM (more than 8 handles need an allocation).
  */
 PF_EXTERN int pf_exec_wait_any(pf_exec *const *handles, size_t n,
     uint64_t timeout_ms, size_t *index);
@@ -634,7 +639,7 @@ PF_EXTERN int pf_ctx_parallel_settled(pf_ctx *c, pf_call *calls, size_t n,
 /*
  * A parallel loop over [begin, end): the range is split in halves,
  * recursively, into tracked child executions of the flow "parallel_for"
- * down to pieces of at most grain elements (0: about eight pieces per
+ * down to pieces of at most grain elements (0: eight to sixteen pieces per
  * worker thread), and body(piece_ctx, piece_begin, piece_end, arg) runs
  * once per piece, in its own context, named "for[b,e)".  As
  * pf_ctx_parallel: the first piece that fails (returns non-zero, or the
@@ -715,17 +720,17 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
  * out_type, handler) defines the flow without defining the wrappers again.
  */
 #define PF__FLOW_WRAPPERS(ident, in_type, out_type)                            \
-	PF__UNUSED static inline int ident##_run(pf_ctx *parent_, in_type const *in_,     \
+	PF__UNUSED static inline int ident##_run(pf_ctx *parent_, PF__CPTR(in_type) in_,  \
 	    out_type *out_, const pf_exec_options *opts_)                      \
 	{                                                                      \
 		return pf_ctx_run(parent_, &ident, in_, out_, opts_);          \
 	}                                                                      \
-	PF__UNUSED static inline int ident##_exec(pf_ctx *parent_, in_type const *in_,    \
+	PF__UNUSED static inline int ident##_exec(pf_ctx *parent_, PF__CPTR(in_type) in_, \
 	    const pf_exec_options *opts_, pf_exec **exec_)                     \
 	{                                                                      \
 		return pf_ctx_exec(parent_, &ident, in_, opts_, exec_);        \
 	}                                                                      \
-	PF__UNUSED static inline int ident##_scope_run(pf_scope *s_, in_type const *in_,  \
+	PF__UNUSED static inline int ident##_scope_run(pf_scope *s_, PF__CPTR(in_type) in_, \
 	    out_type *out_, const pf_exec_options *opts_)                      \
 	{                                                                      \
 		return pf_scope_run(s_, &ident, in_, out_, opts_);             \
@@ -748,9 +753,11 @@ PF_EXTERN int pf_signal_remove_listener(pf_signal *s, pf_signal_listener *l);
 /* A definition with external linkage (C++ const objects default to
  * internal linkage). */
 #define PF__EXTERN_CONST const
+#define PF__CPTR(type) type const *
 #else
-} /* extern "C" */
-/* C++: templates give what _Generic gives C. */
+/* C++: templates give what _Generic gives C.  extern "C++", as a program
+ * may include this header inside its own extern "C" block. */
+extern "C++" {
 template <typename T> struct pf__size_of {
 	static constexpr size_t value = sizeof(T);
 };
@@ -760,12 +767,16 @@ template <> struct pf__size_of<void> {
 template <> struct pf__size_of<const void> {
 	static constexpr size_t value = 0;
 };
-extern "C" {
+/* A pointer to const T, also for a T that is const already ("const int
+ * const *" is an error in C++, not in C). */
+template <typename T> using pf__cptr = const T *;
+}
 #define PF__SIZEOF(type) (pf__size_of<type>::value)
+#define PF__CPTR(type) pf__cptr<type>
 /* A static_cast between function pointer types compiles only when they are
  * the same type. */
 #define PF__CHECKED(handler, in_type, out_type)                                \
-	static_cast<int (*)(pf_ctx *, in_type const *, out_type *)>(&(handler))
+	static_cast<int (*)(pf_ctx *, PF__CPTR(in_type), out_type *)>(&(handler))
 #define PF__EXTERN_CONST extern const
 #endif
 
@@ -773,7 +784,7 @@ extern "C" {
 	static int ident##__thunk(pf_ctx *c_, const void *in_, void *out_)     \
 	{                                                                      \
 		return PF__CHECKED(handler, in_type, out_type)(                \
-		    c_, (in_type const *)in_, (out_type *)out_);               \
+		    c_, (PF__CPTR(in_type))in_, (out_type *)out_);             \
 	}                                                                      \
 	PF__EXTERN_CONST pf_flow ident = { #ident, ident##__thunk,             \
 		PF__SIZEOF(in_type), PF__SIZEOF(out_type) }
@@ -807,7 +818,7 @@ extern "C" {
 	{                                                                      \
 		return pf_ctx_find(c_, &ident, out_);                          \
 	}                                                                      \
-	PF__UNUSED static inline pf_tag_value ident##_value(type const *v_)               \
+	PF__UNUSED static inline pf_tag_value ident##_value(PF__CPTR(type) v_)            \
 	{                                                                      \
 		pf_tag_value tv_ = { &ident, v_ };                             \
 		return tv_;                                                    \

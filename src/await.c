@@ -426,9 +426,35 @@ first_done(pf_exec *const *handles, size_t n)
 	return n;
 }
 
-/* How often a wait on several handles wakes to look at them again: a
- * safety net only, as each finisher unparks it. */
+/* How often a wait on several handles wakes to look at them again (the
+ * finishers unpark it; this is for starvation, as in sleeping_wait). */
 #define ANY_RECHECK_NS 20000000
+
+typedef struct any_wait {
+	pf__waiter *ws;
+	size_t n;
+} any_wait;
+
+static bool
+any_signaled(void *arg)
+{
+	const any_wait *a = arg;
+	for (size_t k = 0; k < a->n; k++)
+		if (pf__waiter_signaled(&a->ws[k]))
+			return true;
+	return false;
+}
+
+/* Whether no unfinished handle can run any more (each pending in a pool
+ * where nothing can run it). */
+static bool
+all_hopeless(pf_exec *const *handles, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (!pf__exec_done(handles[k]) && !hopeless(handles[k]))
+			return false;
+	return true;
+}
 
 int
 pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
@@ -437,29 +463,64 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 	int rc = check_handles(handles, n, timeout_ms);
 	if (rc != 0 || index == NULL)
 		return rc != 0 ? rc : PF_EINVAL;
+	/* Waiting on a handler below us on this thread's stack (our own
+	 * execution or an ancestor's) would wait for ourselves, as
+	 * pf_exec_wait sees too. */
+	for (size_t k = 0; k < n; k++)
+		if (pf__status_of(pf__load_relaxed(&handles[k]->state)) ==
+			PF_RUNNING &&
+		    pf__frame_here(PF__FRAME_HANDLER, handles[k]))
+			return PF_EINVAL;
 	int64_t deadline = deadline_of(timeout_ms);
+	/* A worker helps only where some handle's work is queued: its own
+	 * pool.  Waiting on other scopes only, it blocks as pf_exec_wait
+	 * does there. */
+	pf__worker *self = pf__worker_self();
+	bool helps = false;
+	for (size_t k = 0; k < n && self != NULL && !helps; k++)
+		helps = handles[k]->ctx.engine->pool == self->pool;
 	pf__waiter local[8];
-	pf__waiter *ws = NULL;
+	pf__waiter *ws = n <= 8 ? local : NULL;
+	int64_t hopeless_since = -1;
 	for (;;) {
 		size_t i = first_done(handles, n);
 		if (i < n) {
+			rc = 0;
 			*index = i;
-			return 0;
+			break;
 		}
-		if (deadline == 0 || past(deadline))
-			return PF_EAGAIN;
-		/* Unlike a wait on one handle, no pending one is run here:
-		 * this thread would be committed to it while another could
-		 * finish first.  Any run slots this thread's inline runs hold
-		 * are given back while it sleeps. */
-		pf__worker *self = pf__worker_self();
-		if (ws == NULL) {
-			ws = n <= 8 ? local : pf__calloc(n, sizeof(*ws));
-			if (ws == NULL)
-				return PF_ENOMEM;
+		if (deadline == 0 || past(deadline)) {
+			rc = PF_EAGAIN;
+			break;
 		}
-		/* One waiter per handle, all on this thread's parker. */
-		pf__parker *p = pf__parker_self();
+		/* A worker with stack and a slot runs queued work meanwhile,
+		 * as a single wait does: maybe what it waits for.  (No
+		 * pending handle is claimed in place: an outside thread
+		 * would be committed to it while another finished first.) */
+		if (helps && pf__worker_can_help(self) &&
+		    pf__pool_help(self, NULL))
+			continue;
+		/* With no deadline, a wait on work nothing can run fails
+		 * after STARVE_GRACE_NS, as a single sleeping wait does. */
+		if (deadline < 0) {
+			int64_t now = pf__clock_mono_ns();
+			if (!all_hopeless(handles, n))
+				hopeless_since = -1;
+			else if (hopeless_since < 0)
+				hopeless_since = now;
+			else if (now - hopeless_since >= STARVE_GRACE_NS) {
+				rc = PF_EAGAIN;
+				break;
+			}
+		}
+		if (ws == NULL && (ws = pf__calloc(n, sizeof(*ws))) == NULL) {
+			rc = PF_ENOMEM;
+			break;
+		}
+		/* One waiter per handle, all on this thread's parker (a
+		 * worker's own, which its idle park sleeps on). */
+		pf__parker *p = self != NULL ? &self->parker :
+		    pf__parker_self();
 		size_t reg = 0;
 		bool done = false;
 		for (; reg < n; reg++) {
@@ -470,30 +531,38 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 			}
 		}
 		if (!done) {
-			/* A worker blocked here lets its pool start a spare,
-			 * as in any wait that cannot help. */
-			if (self != NULL)
-				pf__pool_block_begin(self);
-			pf__frame_slots_give();
+			any_wait a = { ws, n };
 			int64_t until = pf__clock_mono_ns() + ANY_RECHECK_NS;
 			if (deadline >= 0 && deadline < until)
 				until = deadline;
-			for (;;) {
-				bool any = false;
-				for (size_t k = 0; k < n && !any; k++)
-					any = pf__waiter_signaled(&ws[k]);
-				if (any || !pf__parker_park_until(p, until))
-					break;
+			if (helps && pf__worker_can_help(self)) {
+				/* Idle as a helping waiter: the slot goes to
+				 * whoever can use it; queued work wakes us. */
+				self->has_slot = false;
+				pf__pool_slot_give(self->pool);
+				pf__pool_idle_park(self, any_signaled, &a, until);
+				pf__pool_slot_resume(self->pool);
+				self->has_slot = true;
+			} else {
+				/* A worker that cannot help counts as blocked
+				 * (its pool may start a spare); any run slots
+				 * this thread's inline runs hold are given
+				 * back while it sleeps. */
+				if (self != NULL)
+					pf__pool_block_begin(self);
+				pf__frame_slots_give();
+				while (!any_signaled(&a) &&
+				    pf__parker_park_until(p, until))
+					;
+				pf__frame_slots_resume();
+				if (self != NULL)
+					pf__pool_block_end(self);
 			}
-			pf__frame_slots_resume();
-			if (self != NULL)
-				pf__pool_block_end(self);
 		}
 		for (size_t k = 0; k < reg; k++)
 			pf__waiter_unregister(handles[k], &ws[k]);
-		if (ws != local) {
-			pf__free(ws);
-			ws = NULL;
-		}
 	}
+	if (ws != local)
+		pf__free(ws);
+	return rc;
 }

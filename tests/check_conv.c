@@ -202,6 +202,91 @@ START_TEST(workers_wait_on_many)
 }
 END_TEST
 
+/* Waits with wait_any on the handle in its input: its own, or an
+ * ancestor's. */
+typedef struct self_in {
+	pf_exec **target;
+	atomic_bool *ready;
+	int depth; /* > 0: run a child that waits instead */
+} self_in;
+
+static int self_any_handler(pf_ctx *c, const void *in, void *out);
+static const pf_flow self_any_flow = { "self-any", self_any_handler,
+	sizeof(self_in), sizeof(int) };
+
+static int
+self_any_handler(pf_ctx *c, const void *in, void *out)
+{
+	const self_in *si = in;
+	if (si->depth > 0) {
+		self_in deeper = { si->target, si->ready, si->depth - 1 };
+		return pf_ctx_run(c, &self_any_flow, &deeper, out, NULL);
+	}
+	while (!atomic_load_explicit(si->ready, memory_order_acquire))
+		sleep_ms(1);
+	size_t idx;
+	*(int *)out = pf_exec_wait_any(si->target, 1, PF_FOREVER, &idx);
+	return 0;
+}
+
+START_TEST(wait_any_on_itself_is_einval)
+{
+	/* Its own execution, then its parent's (black-box finding: it hung,
+	 * and dispose with it). */
+	pf_scope *s = new_scope(2);
+	for (int depth = 0; depth < 2; depth++) {
+		pf_exec *e = NULL;
+		atomic_bool ready = false;
+		self_in si = { &e, &ready, depth };
+		ck_assert_int_eq(pf_scope_exec(s, &self_any_flow, &si, NULL, &e),
+		    0);
+		atomic_store_explicit(&ready, true, memory_order_release);
+		int got = 0;
+		ck_assert_int_eq(pf_exec_wait_for(e, &got, 15000), 0);
+		ck_assert_int_eq(got, PF_EINVAL);
+		pf_exec_release(e);
+	}
+	pf_scope_dispose(s);
+}
+END_TEST
+
+/* Starts a child, then waits for it with wait_any. */
+static int
+any_child_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in, (void)out;
+	int ms = 1;
+	pf_exec *e;
+	int rc = pf_ctx_exec(c, &nap_flow, &ms, NULL, &e);
+	if (rc != 0)
+		return rc;
+	size_t idx;
+	rc = pf_exec_wait_any(&e, 1, PF_FOREVER, &idx);
+	pf_exec_release(e);
+	return rc;
+}
+
+static const pf_flow any_child_flow = { "any-child", any_child_handler, 0,
+	0 };
+
+START_TEST(wait_any_helps_without_spares)
+{
+	/* One worker, no spare allowed: the waiting worker must run the
+	 * child itself (black-box finding: it slept forever). */
+	setenv("PUMPED_MAX_SPARE", "0", 1);
+	pf_scope *s = new_scope(1);
+	unsetenv("PUMPED_MAX_SPARE");
+	for (int i = 0; i < 20; i++) {
+		pf_exec *e;
+		ck_assert_int_eq(pf_scope_exec(s, &any_child_flow, NULL, NULL,
+		    &e), 0);
+		ck_assert_int_eq(pf_exec_wait_for(e, NULL, 15000), 0);
+		pf_exec_release(e);
+	}
+	pf_scope_dispose(s);
+}
+END_TEST
+
 START_TEST(many_handles_and_misuse)
 {
 	pf_scope *s = new_scope(2);
@@ -529,6 +614,9 @@ main(void)
 		{ "wait", wait_any_times_out, 0, 0, NULL, NULL, NULL },
 		{ "wait", workers_wait_on_many, 0, 2, NULL, NULL, NULL },
 		{ "wait", many_handles_and_misuse, 0, 0, NULL, NULL, NULL },
+		{ "wait", wait_any_on_itself_is_einval, 0, 0, NULL, NULL, NULL },
+		{ "wait", wait_any_helps_without_spares, 0, 0, NULL, NULL,
+		    NULL },
 		{ "pfor", parallel_for_visits_each_element_once, 120, 0, NULL,
 		    NULL, NULL },
 		{ "pfor", parallel_for_inside_a_handler_and_failures, 0, 0,

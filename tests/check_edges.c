@@ -1888,7 +1888,7 @@ edges_suite(void)
 		{ .tcase = "off_status", .test = off_status_from_callback_stops_later_subscriber, .timeout = 5, .loop = 2 },
 		{ .tcase = "off_status", .test = off_status_in_nested_delivery_returns, .timeout = 5 },
 		{ .tcase = "off_status", .test = off_status_from_callback_does_not_wait_for_other_thread, .timeout = 5 },
-		{ .tcase = "huge_sizes", .test = huge_flow_input_size_refused, .timeout = 10 },
+		{ .tcase = "huge_sizes", .test = huge_flow_input_size_refused, .timeout = 60 },
 		{ .tcase = "huge_sizes", .test = strerror_eagain_names_no_thread_available, .timeout = 10 },
 		{ .tcase = "huge_sizes", .test = parallel_returns_only_after_its_calls_ended, .timeout = 10 },
 		{ .tcase = "huge_sizes", .test = starved_for_a_while_is_not_eagain, .timeout = 10 },
