@@ -735,26 +735,27 @@ wl_fib(long arg)
 	report(what, &sp, 0, 0, NULL);
 }
 
-/* -------------------------------------------------------------- stats */
+/* ----------------------------------------------------- stats, trace */
 
-/* Tracked fib(N) on a scope with statistics (pf_scope_stats_enable) and
- * on one without, alternating: what keeping them costs per execution. */
+/*
+ * Tracked fib(N) on a scope with a feature switched on (*son, set up by
+ * the caller) and on a plain one, alternating: *off and *on get ns per
+ * execution; the caller reads and disposes *son, and the plain scope is
+ * disposed here.  The difference per run is reported against limit_ns.
+ */
 static void
-wl_stats(long arg)
+fib_on_off(const char *name, long arg, pf_scope *son, double limit_ns,
+    const char *target)
 {
 	int n = (int)arg;
 	long calls = fib_calls(n);
 	unsigned T = g_opt.threads;
 	char loff[48], lon[48];
-	snprintf(loff, sizeof(loff), "stats off, %u threads", T);
-	snprintf(lon, sizeof(lon), "stats on, %u threads", T);
+	snprintf(loff, sizeof(loff), "%s off, %u threads", name, T);
+	snprintf(lon, sizeof(lon), "%s on, %u threads", name, T);
 	series off = { loff, "ns", { 0 }, 0, false };
 	series on = { lon, "ns", { 0 }, 0, false };
-	print_title("stats", arg, "fib with and without pf_scope_stats");
-	pf_scope *soff = scope_create(T), *son = scope_create(T);
-	int rc = pf_scope_stats_enable(son);
-	if (rc != 0)
-		die("pf_scope_stats_enable", rc);
+	pf_scope *soff = scope_create(T);
 	(void)time_tracked_fib(soff, n < 18 ? n : 18);
 	(void)time_tracked_fib(son, n < 18 ? n : 18);
 	settle();
@@ -766,74 +767,58 @@ wl_stats(long arg)
 		    (double)calls);
 		settle();
 	}
+	pf_scope_dispose(soff);
+	print_series(&off, "exec");
+	print_series(&on, "exec");
+	series d = { "", "ns", { 0 }, 0, false };
+	for (int i = 0; i < on.n && i < off.n; i++)
+		d.v[d.n++] = on.v[i] - off.v[i];
+	char what[64];
+	snprintf(what, sizeof(what), "%s: ns per exec over off, %u thr", name,
+	    T);
+	report(what, &d, limit_ns, 0, target);
+}
+
+/* What keeping statistics (pf_scope_stats_enable) costs per execution. */
+static void
+wl_stats(long arg)
+{
+	print_title("stats", arg, "fib with and without pf_scope_stats");
+	pf_scope *son = scope_create(g_opt.threads);
+	int rc = pf_scope_stats_enable(son);
+	if (rc != 0)
+		die("pf_scope_stats_enable", rc);
+	fib_on_off("stats", arg, son, 25, "<= 25 ns (issue 12)");
 	pf_stats st;
 	pf_flow_stats fs;
 	rc = pf_scope_stats(son, &st, &fs, 1);
 	if (rc != 0)
 		die("pf_scope_stats", rc);
-	printf("  %ld executions per run; the stats scope counted %" PRIu64
-	       " (run p50 %" PRIu64 " ns, p99 %" PRIu64 " ns, max %" PRIu64
-	       " ns)\n", calls, st.completed, st.run.p50_ns, st.run.p99_ns,
-	    st.run.max_ns);
-	pf_scope_dispose(soff);
+	printf("  the stats scope counted %" PRIu64 " executions (run p50 %"
+	       PRIu64 " ns, p99 %" PRIu64 " ns, max %" PRIu64 " ns)\n",
+	    st.completed, st.run.p50_ns, st.run.p99_ns, st.run.max_ns);
 	pf_scope_dispose(son);
-	print_series(&off, "exec");
-	print_series(&on, "exec");
-	series d = { "", "ns", { 0 }, 0, false };
-	for (int i = 0; i < on.n && i < off.n; i++)
-		d.v[d.n++] = on.v[i] - off.v[i];
-	char what[64];
-	snprintf(what, sizeof(what), "stats: ns per exec over off, %u thr", T);
-	report(what, &d, 25, 0, "<= 25 ns (issue 12)");
 }
 
-/* -------------------------------------------------------------- trace */
-
-/* Tracked fib(N) on a scope recording a trace (pf_scope_trace_start, to a
- * temporary file written at dispose) and on one without, alternating. */
+/* What a timeline trace (pf_scope_trace_start, to a temporary file
+ * written at dispose) costs per execution. */
 static void
 wl_trace(long arg)
 {
-	int n = (int)arg;
-	long calls = fib_calls(n);
-	unsigned T = g_opt.threads;
-	char loff[48], lon[48], path[64];
-	snprintf(loff, sizeof(loff), "trace off, %u threads", T);
-	snprintf(lon, sizeof(lon), "trace on, %u threads", T);
+	char path[64];
 	snprintf(path, sizeof(path), "/tmp/pumped-bench-trace-%ld.json",
 	    (long)getpid());
-	series off = { loff, "ns", { 0 }, 0, false };
-	series on = { lon, "ns", { 0 }, 0, false };
 	print_title("trace", arg, "fib with and without a timeline trace");
-	pf_scope *soff = scope_create(T), *son = scope_create(T);
+	pf_scope *son = scope_create(g_opt.threads);
 	int rc = pf_scope_trace_start(son, path);
 	if (rc != 0)
 		die("pf_scope_trace_start", rc);
-	(void)time_tracked_fib(soff, n < 18 ? n : 18);
-	(void)time_tracked_fib(son, n < 18 ? n : 18);
-	settle();
-	for (int r = 0; r < g_opt.runs; r++) {
-		series_add(&off, (double)time_tracked_fib(soff, n) /
-		    (double)calls);
-		settle();
-		series_add(&on, (double)time_tracked_fib(son, n) /
-		    (double)calls);
-		settle();
-	}
-	pf_scope_dispose(soff);
+	fib_on_off("trace", arg, son, 150, "<= 150 ns (issue 12)");
 	int64_t t0 = now_ns();
 	pf_scope_dispose(son); /* writes the file */
 	printf("  dispose wrote the trace (%s) in %.1f ms, then removed\n",
 	    path, (double)(now_ns() - t0) / 1e6);
 	(void)remove(path);
-	print_series(&off, "exec");
-	print_series(&on, "exec");
-	series d = { "", "ns", { 0 }, 0, false };
-	for (int i = 0; i < on.n && i < off.n; i++)
-		d.v[d.n++] = on.v[i] - off.v[i];
-	char what[64];
-	snprintf(what, sizeof(what), "trace: ns per exec over off, %u thr", T);
-	report(what, &d, 150, 0, "<= 150 ns (issue 12)");
 }
 
 /* --------------------------------------------------------------- pfor */
