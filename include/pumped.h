@@ -606,6 +606,53 @@ PF_EXTERN int pf_ctx_exec(pf_ctx *parent, const pf_flow *f, const void *input,
 PF_EXTERN int pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input,
     void *output, const pf_exec_options *opts);
 
+/*
+ * Deferred executions: an execution whose work happens elsewhere (another
+ * process, an I/O completion), created running with no handler run and
+ * no task queued; pf_exec_settle ends it.  Everything else is as for any
+ * execution: id, name (opts->name or f->name), status callbacks (pending,
+ * then running, before the call returns), waiting from any thread (a
+ * worker helps meanwhile), abort and timeout (they abort its context and
+ * fire its signal, where whoever does the work listens: it ends when it
+ * is settled, like a running handler ends when it returns), children (a
+ * deferred execution is a context like any other) and the trace.  f gives
+ * the name and output_size; its handler is never called and may be NULL.
+ * *out is required (a reference: settle, then release).  opts->key:
+ * PF_EINVAL.  0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN, or the parent's
+ * abort reason.  Never settled, it keeps pf_scope_dispose waiting.
+ * (Additions beyond API.md, for companion libraries such as libpumped-mpi.)
+ */
+PF_EXTERN int pf_ctx_exec_deferred(pf_ctx *parent, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out);
+PF_EXTERN int pf_scope_exec_deferred(pf_scope *s, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out);
+/*
+ * Ends a deferred execution: status PF_COMPLETED (code 0; output, when
+ * not NULL, gives f->output_size bytes), PF_FAILED (code != 0) or
+ * PF_CANCELLED (code 0 stands for its abort reason, else PF_ECANCELED).
+ * message (copied; NULL: pf_strerror's text) is what pf_ctx_error
+ * returns.  0; PF_EINVAL for a bad argument, an execution that is not
+ * deferred, one settled before, or one cancelled at creation.  Any thread
+ * may settle, a status callback or signal listener too.
+ */
+PF_EXTERN int pf_exec_settle(pf_exec *e, pf_status status, int code,
+    const void *output, const char *message);
+/*
+ * Cancels e (status cancelled, PF_ECANCELED, its signal fired) only if it
+ * is still pending, so that its handler never runs: true; false, doing
+ * nothing, once it started or ended (or e is NULL).  A scheduler that
+ * moves work elsewhere takes it back this way.
+ */
+PF_EXTERN bool pf_exec_withdraw(pf_exec *e);
+/*
+ * pf_scope_create_execution, with the given id (36-character UUID text)
+ * instead of a new one: a context that stands for an execution in another
+ * process, so that the flows started under it name that execution as
+ * their parent.  0, PF_EINVAL (bad id text), PF_ENOMEM, PF_ESHUTDOWN.
+ */
+PF_EXTERN int pf_scope_create_execution_with_id(pf_scope *s,
+    const pf_ctx_options *opts, const char *id, pf_ctx **out);
+
 typedef struct pf_call {
 	const pf_flow *flow;
 	const void *input;

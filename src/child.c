@@ -110,6 +110,30 @@ pf_ctx_exec(pf_ctx *parent, const pf_flow *f, const void *input,
 }
 
 int
+pf__check_deferred(const pf_flow *f, const pf_exec_options *opts,
+    pf_exec **out)
+{
+	if (f == NULL || out == NULL || f->output_size > PF__MAX_DATA ||
+	    pf__in_user_callback())
+		return PF_EINVAL;
+	if (opts != NULL && (opts->key != NULL ||
+		(opts->n_tags != 0 && opts->tags == NULL)))
+		return PF_EINVAL;
+	return 0;
+}
+
+int
+pf_ctx_exec_deferred(pf_ctx *parent, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	int rc = pf__check_deferred(f, opts, out);
+	if (rc == 0)
+		rc = pf__check_parent(parent);
+	return rc != 0 ? rc :
+	    pf__exec_defer(parent->engine, parent, f, opts, out);
+}
+
+int
 pf_ctx_run(pf_ctx *parent, const pf_flow *f, const void *input, void *output,
     const pf_exec_options *opts)
 {

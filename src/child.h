@@ -17,6 +17,9 @@ int pf__check_flow(const pf_flow *f, const void *input,
 /* The checks every child operation makes on its parent: 0, PF_EINVAL,
  * PF_ESHUTDOWN, or the parent's abort reason. */
 int pf__check_parent(pf_ctx *parent);
+/* The checks of creating a deferred execution: 0 or PF_EINVAL. */
+int pf__check_deferred(const pf_flow *f, const pf_exec_options *opts,
+    pf_exec **out);
 
 /*
  * A child execution in two phases (exec.h), so that parallel can prepare

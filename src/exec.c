@@ -209,9 +209,10 @@ call_handler(void *arg)
 	    pf__exec_output(e));
 }
 
-/* Runs a claimed execution on worker w (which may be NULL). */
+/* What every start records, on worker w (which may be NULL): the hint
+ * of where it runs, started_at, the probe and the statistics. */
 static void
-run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
+mark_started(pf_exec *e, pf__worker *w)
 {
 	/* Relaxed: a hint for helpers choosing whom to steal from. */
 	atomic_store_explicit(&e->ctx.where, w != NULL ? w->index + 1 : 0,
@@ -235,6 +236,24 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 		pf__stats_started(stats,
 		    pf__pool_current(e->ctx.engine->pool), e->ctx.flow,
 		    raw_span_ns(e->ctx.created_at, now));
+}
+
+/* Publishes the end of a run: the result, the error, completed_at, then
+ * the terminal status st. */
+static void
+finish(pf_exec *e, int rc, uint32_t st)
+{
+	e->result = rc;
+	pf__ctx_record_error(&e->ctx, rc);
+	pf__ctx_end_at(&e->ctx, pf__clock_raw());
+	settle(e, st);
+}
+
+/* Runs a claimed execution on worker w (which may be NULL). */
+static void
+run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
+{
+	mark_started(e, w);
 	pf__frame frame;
 	pf__frame_push(&frame, PF__FRAME_HANDLER, e);
 	pf__status_deliver(e, PF_RUNNING, old);
@@ -268,10 +287,7 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 		st = PF_FAILED;
 	}
 	pf__frame_pop(&frame);
-	e->result = rc;
-	pf__ctx_record_error(&e->ctx, rc);
-	pf__ctx_end_at(&e->ctx, pf__clock_raw());
-	settle(e, st);
+	finish(e, rc, st);
 }
 
 bool
@@ -536,6 +552,67 @@ pf__exec_create(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	return rc;
 }
 
+/* ---------------------------------------------------- deferred and withdraw */
+
+int
+pf__exec_defer(pf__engine *g, pf_ctx *parent, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	pf_exec *e;
+	int rc = pf__exec_prepare(g, parent, f, NULL, opts, NULL, &e);
+	if (rc != 0)
+		return rc;
+	/* Relaxed: nobody else can see the record yet. */
+	atomic_store_explicit(&e->state,
+	    pf__load_relaxed(&e->state) | PF__F_DEFERRED, memory_order_relaxed);
+	/* Not queued: nothing runs it.  Cancelled at link time (its parent
+	 * was aborted meanwhile), it stays so, and settling it is refused. */
+	pf__exec_start(e, opts, &e, false);
+	uint32_t old = leave_pending(e, PF_RUNNING);
+	if (old != UINT32_MAX) {
+		mark_started(e, pf__pool_current(g->pool));
+		pf__status_deliver(e, PF_RUNNING, old);
+	}
+	*out = e;
+	return 0;
+}
+
+int
+pf__exec_settle_deferred(pf_exec *e, pf_status st, int code,
+    const void *output, const char *message)
+{
+	/* The one caller that clears the flag owns the end.  Acquire: it
+	 * then reads the running state the creator published. */
+	uint32_t old = atomic_fetch_and_explicit(&e->state, ~PF__F_DEFERRED,
+	    memory_order_acquire);
+	if (!(old & PF__F_DEFERRED) || pf__status_of(old) != PF_RUNNING)
+		return PF_EINVAL;
+	if (st == PF_CANCELLED && code == 0) {
+		code = pf__ctx_abort_reason(&e->ctx);
+		if (code == 0)
+			code = PF_ECANCELED;
+	}
+	size_t n = e->ctx.flow->output_size;
+	if (st == PF_COMPLETED && output != NULL && n > 0)
+		memcpy(pf__exec_output(e), output, n);
+	if (code != 0 && message != NULL)
+		(void)pf_ctx_fail(&e->ctx, code, "%s", message);
+	finish(e, code, st);
+	return 0;
+}
+
+bool
+pf__exec_withdraw(pf_exec *e)
+{
+	/* Claimed like an abort claims it (the CAS decides against the
+	 * runner), then aborted: its signal fires as for any cancel. */
+	if (leave_pending(e, PF__ST_CANCELLING) == UINT32_MAX)
+		return false;
+	pf__ctx_abort(&e->ctx, PF_ECANCELED);
+	cancel_claimed(&e->ctx, PF_ECANCELED);
+	return true;
+}
+
 /* ---------------------------------------------------------- public API */
 
 const char *
@@ -576,6 +653,35 @@ pf_exec_abort(pf_exec *e)
 		return 0;
 	pf__ctx_abort(&e->ctx, PF_ECANCELED);
 	return 0;
+}
+
+int
+pf_exec_settle(pf_exec *e, pf_status status, int code, const void *output,
+    const char *message)
+{
+	if (e == NULL)
+		return PF_EINVAL;
+	switch (status) {
+	case PF_COMPLETED:
+		if (code != 0)
+			return PF_EINVAL;
+		break;
+	case PF_FAILED:
+		if (code == 0)
+			return PF_EINVAL;
+		break;
+	case PF_CANCELLED:
+		break;
+	default:
+		return PF_EINVAL;
+	}
+	return pf__exec_settle_deferred(e, status, code, output, message);
+}
+
+bool
+pf_exec_withdraw(pf_exec *e)
+{
+	return e != NULL && pf__exec_withdraw(e);
 }
 
 int

@@ -43,6 +43,21 @@ bool pf__exec_run_here(pf_exec *e, pf__worker *w);
  * queued task t is, if still pending, and drops the queue's reference. */
 void pf__exec_task_run(pf__task *t);
 
+/*
+ * Deferred executions (pumped.h, pf_ctx_exec_deferred): created, linked
+ * and set running at once with no task; the flag PF__F_DEFERRED marks
+ * them until the one pf__exec_settle_deferred that ends them (0; PF_EINVAL
+ * when settled before, or cancelled before it could run).  Arguments are
+ * checked by the callers.
+ */
+int pf__exec_defer(pf__engine *g, pf_ctx *parent, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out);
+int pf__exec_settle_deferred(pf_exec *e, pf_status st, int code,
+    const void *output, const char *message);
+/* Cancels e if it is still pending, so that it never runs: true; false,
+ * doing nothing, once it started or ended. */
+bool pf__exec_withdraw(pf_exec *e);
+
 /* Whether e's terminal callbacks returned, so its result is final
  * (acquire: pairs with the RMW that sets DONE in exec.c's settle). */
 static inline bool

@@ -214,6 +214,9 @@ struct pf_ctx {
                                   data (pf__exec_inline_timer), not in
                                   the cold block; immutable once
                                   created                              */
+#define PF__F_DEFERRED 0x200u  /* a deferred execution not yet settled:
+                                  set at creation, cleared by the one
+                                  pf_exec_settle that ends it          */
 
 struct pf_exec {
 	pf_ctx ctx; /* first: a pf_exec is also its context */

@@ -276,6 +276,17 @@ pf_scope_exec(pf_scope *s, const pf_flow *f, const void *input,
 	    out);
 }
 
+int
+pf_scope_exec_deferred(pf_scope *s, const pf_flow *f,
+    const pf_exec_options *opts, pf_exec **out)
+{
+	int rc = s == NULL ? PF_EINVAL : pf__check_deferred(f, opts, out);
+	if (rc == 0)
+		rc = pf__engine_open(&s->engine);
+	return rc != 0 ? rc :
+	    pf__exec_defer(&s->engine, &s->root, f, opts, out);
+}
+
 /*
  * pf_scope_run on a thread that is not a worker: it would wait for the
  * execution, and a waiter that finds it pending runs it itself when a run
@@ -328,5 +339,16 @@ pf_scope_create_execution(pf_scope *s, const pf_ctx_options *opts,
 {
 	if (s == NULL || out == NULL)
 		return PF_EINVAL;
-	return pf__standalone_create(&s->engine, &s->root, opts, out);
+	return pf__standalone_create(&s->engine, &s->root, opts, NULL, out);
+}
+
+int
+pf_scope_create_execution_with_id(pf_scope *s, const pf_ctx_options *opts,
+    const char *id, pf_ctx **out)
+{
+	pf__uuid u;
+	if (s == NULL || out == NULL || id == NULL ||
+	    pf__uuid_parse(id, &u) != 0)
+		return PF_EINVAL;
+	return pf__standalone_create(&s->engine, &s->root, opts, &u, out);
 }

@@ -12,7 +12,7 @@
 
 int
 pf__standalone_create(pf__engine *g, pf_ctx *root, const pf_ctx_options *opts,
-    pf_ctx **out)
+    const pf__uuid *id, pf_ctx **out)
 {
 	if (opts != NULL && opts->n_tags != 0 && opts->tags == NULL)
 		return PF_EINVAL;
@@ -29,6 +29,8 @@ pf__standalone_create(pf__engine *g, pf_ctx *root, const pf_ctx_options *opts,
 		return rc;
 	}
 	atomic_init(&c->handles, 1);
+	if (id != NULL)
+		c->id = *id; /* nobody else can see it yet */
 	if (opts != NULL) {
 		rc = pf__tags_seed(c, opts->tags, opts->n_tags);
 		/* Metadata and a timeout's timer node live in the cold block. */

@@ -11,9 +11,9 @@
 
 #include "record.h"
 
-/* A standalone context under root (the scope's): 0, PF_EINVAL, PF_ENOMEM,
- * PF_ESHUTDOWN. */
+/* A standalone context under root (the scope's), with the id given (NULL:
+ * a new one): 0, PF_EINVAL, PF_ENOMEM, PF_ESHUTDOWN. */
 int pf__standalone_create(pf__engine *g, pf_ctx *root,
-    const pf_ctx_options *opts, pf_ctx **out);
+    const pf_ctx_options *opts, const pf__uuid *id, pf_ctx **out);
 
 #endif /* PF_STANDALONE_H */

@@ -198,3 +198,32 @@ pf__uuid_format(const pf__uuid *u, char out[PF__UUID_TEXT_LEN + 1])
 	}
 	*p = '\0';
 }
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+pf__uuid_parse(const char *text, pf__uuid *out)
+{
+	const char *p = text;
+	for (int i = 0; i < 16; i++) {
+		if ((i == 4 || i == 6 || i == 8 || i == 10) && *p++ != '-')
+			return -1;
+		int hi = hex_digit(p[0]);
+		int lo = hi < 0 ? -1 : hex_digit(p[1]);
+		if (lo < 0)
+			return -1;
+		out->b[i] = (uint8_t)(hi << 4 | lo);
+		p += 2;
+	}
+	return *p == '\0' ? 0 : -1;
+}

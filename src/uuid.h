@@ -43,6 +43,10 @@ pf__uuid_half(const pf__uuid *u, unsigned half)
 /* Lower-case 8-4-4-4-12 text; writes 37 bytes (36 + NUL). */
 void pf__uuid_format(const pf__uuid *u, char out[PF__UUID_TEXT_LEN + 1]);
 
+/* Parses 8-4-4-4-12 hex text (either case, nothing after it): 0, or -1
+ * for anything else. */
+int pf__uuid_parse(const char *text, pf__uuid *out);
+
 #ifdef PF_TESTING
 /*
  * Tests only: sets the calling thread's counter (below
