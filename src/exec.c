@@ -432,7 +432,12 @@ pf__exec_prepare(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 	pf__hlist_init(&e->waiters);
 	e->group = group;
 	if (f->input_size > 0) {
-		memcpy(e->data, input, f->input_size);
+		/* A deferred execution has no input (its work is
+		 * elsewhere): zeroed. */
+		if (input != NULL)
+			memcpy(e->data, input, f->input_size);
+		else
+			memset(e->data, 0, f->input_size);
 	} else if (input != NULL) {
 		memcpy(e->data, &input, sizeof(input)); /* INPUT_PTR, above */
 	}

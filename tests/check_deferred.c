@@ -94,6 +94,28 @@ START_TEST(deferred_runs_until_settled)
 }
 END_TEST
 
+/* A flow with input data: a deferred execution has no input (it once read
+ * from NULL). */
+static const pf_flow with_input_flow = { "with-input", NULL, 64,
+	sizeof(long) };
+
+START_TEST(deferred_of_a_flow_with_input)
+{
+	pf_scope *s = new_scope(1);
+	pf_exec *e;
+	ck_assert_int_eq(pf_scope_exec_deferred(s, &with_input_flow, NULL,
+			     &e),
+	    0);
+	long v = 3;
+	ck_assert_int_eq(pf_exec_settle(e, PF_COMPLETED, 0, &v, NULL), 0);
+	v = 0;
+	ck_assert_int_eq(pf_exec_wait(e, &v), 0);
+	ck_assert_int_eq(v, 3);
+	pf_exec_release(e);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 START_TEST(deferred_failure_keeps_its_message)
 {
 	pf_scope *s = new_scope(1);
@@ -457,6 +479,8 @@ main(void)
 {
 	const pf_test t[] = {
 		{ "deferred", deferred_runs_until_settled, 60, 0, NULL, NULL,
+		    NULL },
+		{ "deferred", deferred_of_a_flow_with_input, 0, 0, NULL, NULL,
 		    NULL },
 		{ "deferred", deferred_failure_keeps_its_message, 0, 0, NULL,
 		    NULL, NULL },
