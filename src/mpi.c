@@ -20,7 +20,10 @@
  *   REP   (req, a: status, b: code) message, output
  *   ABORT (req, a: reason)
  *   STEAL (a: how many the thief wants)      GAVE (a: how many it got)
- *   BYE   (the sender sends no more requests or steals)
+ *   NOTICE (the sender is detaching)
+ *   PROBE (req: wave)   REPORT (req: wave, a: quiescent) sent, received
+ *   FIN   (every rank is done: detach returns)
+ * The detach protocol is at drain_step.
  *
  * Items (proxies) and hosts (executions run here for other ranks) are
  * described at their structs.
@@ -52,7 +55,14 @@
 #define FIRST_SLEEP_US 20
 #define LIFELINE_RETRY_NS 20000000
 
-enum kind { K_REQ = 1, K_REP, K_ABORT, K_STEAL, K_GAVE, K_BYE };
+enum kind {
+	K_REQ = 1, K_REP, K_ABORT, K_STEAL, K_GAVE, K_NOTICE,
+	/* the termination waves: not counted as messages of the work */
+	K_PROBE, K_REPORT, K_FIN
+};
+
+/* Waves of the termination detection at least this far apart. */
+#define WAVE_GAP_NS 1000000
 
 typedef struct wire {
 	uint32_t magic;
@@ -76,7 +86,7 @@ typedef struct entry {
 } entry;
 
 /* A queued request to the comm thread. */
-enum cmd_kind { C_SEND = 1, C_ABORT, C_HOST_DONE, C_WAKE };
+enum cmd_kind { C_SEND = 1, C_ABORT, C_HOST_DONE, C_WAKE, C_BARRIER };
 
 typedef struct cmd {
 	struct cmd *next;
@@ -133,6 +143,14 @@ typedef struct host {
 	struct host *hnext;
 } host;
 
+/* A pf_mpi_barrier in progress: the caller sleeps until the comm thread
+ * sees the MPI_Ibarrier complete. */
+typedef struct barrier {
+	cmd c;
+	MPI_Request req;
+	bool done; /* under m->lock */
+} barrier;
+
 struct pf_mpi {
 	pf_scope *scope;
 	MPI_Comm comm;
@@ -145,6 +163,8 @@ struct pf_mpi {
 
 	pthread_mutex_t lock; /* the command queue, sleeping, the ANY list */
 	pthread_cond_t wake;
+	pthread_cond_t barrier_done;
+	pthread_mutex_t barrier_lock; /* one pf_mpi_barrier at a time */
 	cmd *cmd_head, *cmd_tail;
 	bool sleeping;
 	item *any_head, *any_tail;
@@ -156,7 +176,7 @@ struct pf_mpi {
 
 	atomic_int any_pending; /* ANY items here whose L has not started */
 	atomic_int busy;        /* ANY handlers running here */
-	atomic_long local_live; /* ANY items here not yet settled */
+	atomic_long live;       /* items (proxies) not yet settled */
 	atomic_int nlifelines;
 
 	/* comm thread only */
@@ -174,8 +194,20 @@ struct pf_mpi {
 	bool waiting_lifeline;
 	int64_t lifeline_since;
 	int *lifeline_want;
-	bool draining, bye_sent, done;
-	int byes;
+	bool draining, done, fin;
+	int notices;           /* ranks known to be detaching, self included */
+	/* Messages of the work (not the waves) sent and received here. */
+	uint64_t msgs_sent, msgs_recv;
+	/* Coordinator (rank 0): the wave in progress and the last one. */
+	uint64_t wave;
+	bool wave_out;
+	int reports;
+	bool wave_quiet;
+	uint64_t wave_sent, wave_recv;
+	bool last_quiet;
+	uint64_t last_sent, last_recv;
+	int64_t wave_at;
+	barrier *barrier; /* the one in progress */
 	unsigned rng;
 
 	struct {
@@ -379,6 +411,7 @@ item_settle(item *it, pf_status st, int code, const void *out,
 	else if (st == PF_FAILED && code == 0)
 		code = PF_ECANCELED;
 	(void)pf_exec_settle(it->proxy, st, code, out, msg);
+	atomic_fetch_sub(&it->m->live, 1);
 	item_release(it);
 }
 
@@ -467,7 +500,6 @@ local_status(pf_exec *l, pf_status st, void *data)
 	const char *msg = NULL;
 	int code = pf_ctx_error(pf_exec_ctx(l), &msg);
 	item_settle(it, st, code, it->out, code != 0 ? msg : NULL);
-	atomic_fetch_sub(&m->local_live, 1);
 }
 
 /* ------------------------------------------------------------- sends */
@@ -527,6 +559,8 @@ send_msg(pf_mpi *m, int dest, wire *w, const void *p1, size_t n1,
 		return false;
 	}
 	m->sbuf[m->nsend++] = buf;
+	if (w->kind <= K_NOTICE)
+		m->msgs_sent++;
 	return true;
 }
 
@@ -627,10 +661,6 @@ on_reply(pf_mpi *m, int src, const wire *w, const char *msg, size_t msg_len,
 		item_settle(it, PF_FAILED, PF_MPI_ECODEC, NULL,
 		    "malformed reply");
 	} else {
-		if (st == PF_CANCELLED && m->draining &&
-		    !pf_ctx_aborted(pf_exec_ctx(it->proxy)) &&
-		    code == PF_ECANCELED)
-			code = PF_ESHUTDOWN;
 		item_settle(it, st, code, value, text);
 	}
 	free(value);
@@ -693,11 +723,6 @@ on_request(pf_mpi *m, int src, const wire *w, const char *name,
 	m->ntried = 0;
 	memset(m->tried, 0, (size_t)m->size);
 	char why[200];
-	if (m->draining) {
-		snprintf(why, sizeof(why), "rank %d is detaching", m->rank);
-		reply(m, src, w->req, PF_CANCELLED, PF_ESHUTDOWN, why, NULL, 0);
-		return;
-	}
 	const entry *fe = find_flow(m, NULL, name, name_len);
 	if (fe == NULL) {
 		snprintf(why, sizeof(why),
@@ -846,7 +871,6 @@ take_pending(pf_mpi *m)
 		}
 		if (ok) {
 			atomic_fetch_sub(&m->any_pending, 1);
-			atomic_fetch_sub(&m->local_live, 1);
 			pf_exec_release(it->local);
 			it->local = NULL;
 			return it; /* with the list's reference */
@@ -883,9 +907,9 @@ static void
 on_steal(pf_mpi *m, int src, const wire *w)
 {
 	int want = (int)(w->a > 0 && w->a < 1 << 20 ? w->a : 1);
-	int given = m->draining ? 0 : give(m, src, want);
+	int given = give(m, src, want);
 	send_small(m, src, K_GAVE, 0, given);
-	if (given == 0 && !m->draining && m->lifeline_want[src] == 0) {
+	if (given == 0 && m->lifeline_want[src] == 0) {
 		m->lifeline_want[src] = want;
 		atomic_fetch_add(&m->nlifelines, 1);
 	}
@@ -919,7 +943,7 @@ static bool
 balance(pf_mpi *m)
 {
 	bool did = false;
-	if (m->draining || m->size < 2)
+	if (m->size < 2)
 		return false;
 	if (atomic_load(&m->nlifelines) > 0 &&
 	    atomic_load(&m->any_pending) > 0) {
@@ -937,8 +961,9 @@ balance(pf_mpi *m)
 	if (m->no_steal || m->steal_out)
 		return did;
 	if (m->waiting_lifeline) {
-		if (now_ns(CLOCK_MONOTONIC) - m->lifeline_since <
-		    LIFELINE_RETRY_NS)
+		if (m->notices >= m->size ||
+		    now_ns(CLOCK_MONOTONIC) - m->lifeline_since <
+			LIFELINE_RETRY_NS)
 			return did;
 		m->waiting_lifeline = false;
 		m->ntried = 0;
@@ -965,6 +990,9 @@ balance(pf_mpi *m)
 }
 
 /* ------------------------------------------------------ comm thread */
+
+static void on_probe(pf_mpi *m, int src, const wire *w);
+static void on_report(pf_mpi *m, const wire *w, const void *p, size_t n);
 
 static bool
 poll_messages(pf_mpi *m)
@@ -995,6 +1023,8 @@ poll_messages(pf_mpi *m)
 		wire w;
 		if ((size_t)count >= sizeof(w)) {
 			memcpy(&w, buf, sizeof(w));
+			if (w.kind <= K_NOTICE)
+				m->msgs_recv++;
 			const unsigned char *p1 = buf + sizeof(w);
 			if (w.magic == WIRE_MAGIC &&
 			    (size_t)w.n1 + w.n2 == (size_t)count - sizeof(w)) {
@@ -1017,8 +1047,17 @@ poll_messages(pf_mpi *m)
 				case K_GAVE:
 					on_gave(m, src, &w);
 					break;
-				case K_BYE:
-					m->byes++;
+				case K_NOTICE:
+					m->notices++;
+					break;
+				case K_PROBE:
+					on_probe(m, src, &w);
+					break;
+				case K_REPORT:
+					on_report(m, &w, p1, w.n1);
+					break;
+				case K_FIN:
+					m->fin = true;
 					break;
 				}
 			}
@@ -1050,43 +1089,126 @@ run_commands(pf_mpi *m)
 			break;
 		case C_WAKE:
 			break;
+		case C_BARRIER: {
+			barrier *b = c->obj;
+			if (MPI_Ibarrier(m->comm, &b->req) == MPI_SUCCESS) {
+				m->barrier = b;
+			} else {
+				pthread_mutex_lock(&m->lock);
+				b->done = true;
+				pthread_cond_broadcast(&m->barrier_done);
+				pthread_mutex_unlock(&m->lock);
+			}
+			break;
+		}
 		}
 		c = next;
 	}
 	return did;
 }
 
-/* Detach: abort what is in flight, then say BYE once nothing of ours
- * waits on another rank; done when every rank said BYE and nothing runs
- * here for another rank. */
+/* Nothing of the attachment left here: no proxy unsettled, nothing run
+ * here for another rank, no steal unanswered. */
+static bool
+quiescent(pf_mpi *m)
+{
+	return atomic_load(&m->live) == 0 && m->nhosted == 0 &&
+	    !m->steal_out;
+}
+
+static void
+on_probe(pf_mpi *m, int src, const wire *w)
+{
+	uint64_t c[2] = { m->msgs_sent, m->msgs_recv };
+	wire r = { .kind = K_REPORT, .req = w->req, .a = quiescent(m) };
+	(void)send_msg(m, src, &r, c, sizeof(c), NULL, 0);
+}
+
+static void
+on_report(pf_mpi *m, const wire *w, const void *p, size_t n)
+{
+	uint64_t c[2];
+	if (m->rank != 0 || !m->wave_out || w->req != m->wave ||
+	    n != sizeof(c))
+		return;
+	memcpy(c, p, sizeof(c));
+	m->reports++;
+	m->wave_quiet = m->wave_quiet && w->a != 0;
+	m->wave_sent += c[0];
+	m->wave_recv += c[1];
+}
+
+/*
+ * Detach is a quiescence point.  A detaching rank tells every other
+ * (NOTICE) and goes on as before: it runs what others send it, steals and
+ * gives work.  Once every rank is detaching, rank 0 detects termination
+ * with waves (Mattern's four counters): it asks every rank (PROBE) whether
+ * it is quiescent and how many messages of the work it sent and received
+ * (REPORT); two waves in a row where all were quiescent, all sent
+ * messages were received, and the totals did not move mean that nothing
+ * is left anywhere, nor in transit.  Rank 0 then sends FIN and every rank
+ * returns from detach.  Thieves stop their timed retries once all are
+ * detaching, so that idle ranks do not keep the counters moving.
+ */
 static void
 drain_step(pf_mpi *m)
 {
 	if (!m->draining) {
 		m->draining = true;
-		for (unsigned b = 0; b < NBUCKETS; b++)
-			for (item *it = m->table[b]; it != NULL; it = it->hnext)
-				send_abort(m, it, PF_ESHUTDOWN);
-		for (unsigned b = 0; b < NBUCKETS; b++)
-			for (host *h = m->hosts[b]; h != NULL; h = h->hnext) {
-				if (h->abort_reason == 0)
-					h->abort_reason = PF_ESHUTDOWN;
-				pf_ctx_abort(h->shadow);
-			}
-		for (int r = 0; r < m->size; r++)
-			m->lifeline_want[r] = 0;
-		atomic_store(&m->nlifelines, 0);
-	}
-	if (!m->bye_sent && m->in_flight == 0 && !m->steal_out &&
-	    atomic_load(&m->local_live) == 0) {
+		m->notices++;
 		for (int r = 0; r < m->size; r++)
 			if (r != m->rank)
-				send_small(m, r, K_BYE, 0, 0);
-		m->bye_sent = true;
+				send_small(m, r, K_NOTICE, 0, 0);
 	}
-	if (m->bye_sent && m->byes >= m->size - 1 && m->nhosted == 0 &&
-	    m->nsend == 0)
+	if (m->rank == 0 && !m->fin) {
+		int64_t now = now_ns(CLOCK_MONOTONIC);
+		if (!m->wave_out && m->notices >= m->size && quiescent(m) &&
+		    now - m->wave_at >= WAVE_GAP_NS) {
+			m->wave++;
+			m->wave_out = true;
+			m->wave_at = now;
+			m->reports = 0;
+			m->wave_quiet = true;
+			m->wave_sent = m->msgs_sent;
+			m->wave_recv = m->msgs_recv;
+			for (int r = 1; r < m->size; r++)
+				send_small(m, r, K_PROBE, m->wave, 0);
+		}
+		if (m->wave_out && m->reports == m->size - 1) {
+			m->wave_out = false;
+			bool quiet = m->wave_quiet &&
+			    m->wave_sent == m->wave_recv;
+			if (quiet && m->last_quiet &&
+			    m->last_sent == m->wave_sent &&
+			    m->last_recv == m->wave_recv) {
+				for (int r = 1; r < m->size; r++)
+					send_small(m, r, K_FIN, 0, 0);
+				m->fin = true;
+			}
+			m->last_quiet = quiet;
+			m->last_sent = m->wave_sent;
+			m->last_recv = m->wave_recv;
+		}
+	}
+	if (m->fin && m->nsend == 0)
 		m->done = true;
+}
+
+static bool
+progress_barrier(pf_mpi *m)
+{
+	int flag = 0;
+	if (m->barrier == NULL ||
+	    (MPI_Test(&m->barrier->req, &flag, MPI_STATUS_IGNORE) ==
+		    MPI_SUCCESS &&
+		!flag))
+		return false;
+	pthread_mutex_lock(&m->lock);
+	m->barrier->done = true;
+	m->barrier = NULL;
+	pthread_cond_broadcast(&m->barrier_done);
+	pthread_mutex_unlock(&m->lock);
+	return true;
 }
 
 static void *
@@ -1099,6 +1221,7 @@ comm_main(void *arg)
 		bool did = run_commands(m);
 		did |= poll_messages(m);
 		progress_sends(m);
+		did |= progress_barrier(m);
 		did |= balance(m);
 		if (atomic_load(&m->detaching))
 			drain_step(m);
@@ -1110,7 +1233,8 @@ comm_main(void *arg)
 			sleep_us = FIRST_SLEEP_US;
 			continue;
 		}
-		if (now - last < SPIN_NS || m->nsend > 0) {
+		if (now - last < SPIN_NS || m->nsend > 0 ||
+		    m->barrier != NULL) {
 			sched_yield();
 			continue;
 		}
@@ -1192,6 +1316,8 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&m->wake, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&m->barrier_done, NULL);
+	pthread_mutex_init(&m->barrier_lock, NULL);
 	pthread_rwlock_init(&m->reg_lock, NULL);
 	int rc = 0;
 	if (m->tried == NULL || m->lifeline_want == NULL)
@@ -1209,6 +1335,8 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 		free(m->tried);
 		free(m->lifeline_want);
 		pthread_rwlock_destroy(&m->reg_lock);
+		pthread_cond_destroy(&m->barrier_done);
+		pthread_mutex_destroy(&m->barrier_lock);
 		pthread_cond_destroy(&m->wake);
 		pthread_mutex_destroy(&m->lock);
 		free(m);
@@ -1240,9 +1368,27 @@ pf_mpi_detach(pf_mpi *m)
 	free(m->tried);
 	free(m->lifeline_want);
 	pthread_rwlock_destroy(&m->reg_lock);
+	pthread_cond_destroy(&m->barrier_done);
+	pthread_mutex_destroy(&m->barrier_lock);
 	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
+	return 0;
+}
+
+int
+pf_mpi_barrier(pf_mpi *m)
+{
+	if (m == NULL || atomic_load(&m->detaching))
+		return PF_EINVAL;
+	pthread_mutex_lock(&m->barrier_lock);
+	barrier b = { .done = false };
+	push_cmd(m, &b.c, C_BARRIER, &b);
+	pthread_mutex_lock(&m->lock);
+	while (!b.done)
+		pthread_cond_wait(&m->barrier_done, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->barrier_lock);
 	return 0;
 }
 
@@ -1291,8 +1437,6 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	    (f->input_size > 0 && input == NULL))
 		return PF_EINVAL;
 	bool any = rank == PF_MPI_ANY_RANK;
-	if (!any && atomic_load(&m->detaching))
-		return PF_ESHUTDOWN;
 	const entry *fe = find_flow(m, f, NULL, 0);
 	if (fe == NULL)
 		return PF_MPI_ENOFLOW;
@@ -1331,6 +1475,7 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 		item_release(it); /* cancelled at its creation */
 		return 0;
 	}
+	atomic_fetch_add(&m->live, 1); /* until item_settle */
 	if (opts != NULL && opts->timeout_ms != 0)
 		it->deadline_ns = pf_ctx_created_at(pf_exec_ctx(p)) +
 		    (int64_t)opts->timeout_ms * 1000000;
@@ -1346,13 +1491,11 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	 * is pending: the list holds a reference meanwhile. */
 	atomic_fetch_add(&it->refs, 1);
 	atomic_fetch_add(&m->any_pending, 1);
-	atomic_fetch_add(&m->local_live, 1);
 	pf_exec_options lo = { .on_status = local_status,
 		.on_status_data = it };
 	rc = pf_ctx_exec(pf_exec_ctx(p), &fe->wrapper, &it, &lo, &it->local);
 	if (rc != 0) {
 		atomic_fetch_sub(&m->any_pending, 1);
-		atomic_fetch_sub(&m->local_live, 1);
 		item_release(it); /* the list's, never listed */
 		item_settle(it, rc == PF_ECANCELED || rc == PF_ETIMEDOUT ?
 		    PF_CANCELLED : PF_FAILED, rc, NULL, NULL);

@@ -1,8 +1,8 @@
 /*
  * tests/mpi.c: libpumped-mpi under mpirun (tests/check-mpi.sh runs it with
  * 2, 3 and 4 ranks).  Every rank attaches and registers the same flows;
- * rank 0 drives the cases below while the others serve, until rank 0
- * sends each of them the "quit" flow; then every rank detaches.  A failed
+ * rank 0 drives the cases below while the others, already in
+ * pf_mpi_detach, serve it until it detaches too.  A failed
  * check prints the rank and the line and aborts the job (exit 1).
  *
  * Cases: remote echo (the output, the parent id across the wire), remote
@@ -31,7 +31,6 @@
 
 static pf_mpi *g_m;
 static int g_rank, g_size;
-static atomic_int g_quit;
 static atomic_int g_aborted;     /* wait_abort handlers that saw abort */
 static atomic_int g_last_reason; /* the signal's reason they saw */
 static atomic_int g_started;     /* wait_abort handlers that began */
@@ -151,14 +150,18 @@ mid_handler(pf_ctx *c, const void *in, void *out)
 }
 static const pf_flow mid_flow = { "mid", mid_handler, sizeof(int), 0 };
 
+/* Sleeps its input's ms; returns it. */
 static int
-quit_handler(pf_ctx *c, const void *in, void *out)
+nap_handler(pf_ctx *c, const void *in, void *out)
 {
-	(void)c, (void)in, (void)out;
-	atomic_store(&g_quit, 1);
+	(void)c;
+	int ms = *(const int *)in;
+	sleep_ms(ms);
+	*(int *)out = ms;
 	return 0;
 }
-static const pf_flow quit_flow = { "quit", quit_handler, 0, 0 };
+static const pf_flow nap_flow = { "nap", nap_handler, sizeof(int),
+	sizeof(int) };
 
 /* An unbalanced tree of ANY_RANK executions: depth d has children d-1 and
  * d-2; leaves (d < 2) sleep 2 ms and count where they ran. */
@@ -537,15 +540,43 @@ stealing(void)
 	CHECK_EQ(ranks_used, g_size);
 }
 
+/* Work in flight when rank 0 detaches: detach waits for it (a quiescence
+ * point), aborted work ends cancelled, ANY_RANK work runs somewhere. */
+enum { IN_FLIGHT = 12 };
+
 static void
-detach_in_flight(pf_exec **e, int n)
+detach_in_flight(pf_exec **e)
 {
-	for (int i = 0; i < n; i++)
-		CHECK_EQ(pf_mpi_exec(g_m, NULL, i % g_size, &wait_abort_flow,
-			     NULL, NULL, &e[i]),
+	for (int i = 0; i < IN_FLIGHT; i++) {
+		int ms = 200 + 10 * i;
+		int rank = i % 3 == 2 ? PF_MPI_ANY_RANK : i % g_size;
+		CHECK_EQ(pf_mpi_exec(g_m, NULL, rank, i % 4 == 3 ?
+			     &wait_abort_flow : &nap_flow,
+			     &ms, NULL, &e[i]),
 		    0);
-	/* They reach their handlers (one of each rank's two workers). */
-	sleep_ms(50);
+	}
+	sleep_ms(20);
+	for (int i = 0; i < IN_FLIGHT; i++)
+		if (i % 4 == 3)
+			pf_exec_abort(e[i]);
+}
+
+static void
+after_detach(pf_exec **e)
+{
+	for (int i = 0; i < IN_FLIGHT; i++) {
+		int ms = 0;
+		CHECK(pf_exec_status(e[i]) >= PF_COMPLETED);
+		int rc = pf_exec_try(e[i], &ms);
+		if (i % 4 == 3) {
+			CHECK_EQ(rc, PF_ECANCELED);
+			CHECK_EQ(pf_exec_status(e[i]), PF_CANCELLED);
+		} else {
+			CHECK_EQ(rc, 0);
+			CHECK_EQ(ms, 200 + 10 * i);
+		}
+		pf_exec_release(e[i]);
+	}
 }
 
 int
@@ -570,7 +601,7 @@ main(int argc, char **argv)
 	CHECK_EQ(pf_mpi_rank(g_m), g_rank);
 	CHECK_EQ(pf_mpi_size(g_m), g_size);
 	const pf_flow *flows[] = { &echo_flow, &fail_flow, &wait_abort_flow,
-		&counts_flow, &mid_flow, &quit_flow, &tree_flow, NULL };
+		&counts_flow, &mid_flow, &tree_flow, &nap_flow, NULL };
 	for (int i = 0; flows[i] != NULL; i++)
 		CHECK_EQ(pf_mpi_register(g_m, flows[i], NULL), 0);
 	pf_mpi_codec vc = { vec_encode, vec_decode, vec_free, NULL, NULL,
@@ -583,9 +614,8 @@ main(int argc, char **argv)
 	if (g_rank == 0)
 		CHECK_EQ(pf_mpi_register(g_m, &only0_flow, NULL), 0);
 	/* Registration is done everywhere before work is sent. */
-	/* One per rank: each rank's other worker still runs "quit". */
-	const int IN_FLIGHT = g_size;
-	pf_exec *left[MAX_RANKS];
+	CHECK_EQ(pf_mpi_barrier(g_m), 0);
+	pf_exec *left[IN_FLIGHT];
 	if (g_rank == 0) {
 		const char *only = getenv("PF_MPI_TEST_CASE");
 		struct {
@@ -601,7 +631,6 @@ main(int argc, char **argv)
 			{ "unregistered", unregistered },
 			{ "stealing", stealing },
 		};
-		sleep_ms(100); /* the others registered (they do nothing else) */
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			if (only != NULL && strcmp(only, cases[i].name) != 0)
 				continue;
@@ -610,24 +639,13 @@ main(int argc, char **argv)
 			printf("ok %s (%d ranks, %lld ms)\n", cases[i].name,
 			    g_size, (long long)(mono_ms() - t0));
 		}
-		detach_in_flight(left, IN_FLIGHT);
-		for (int r = 1; r < g_size; r++)
-			CHECK_EQ(pf_mpi_run(g_m, NULL, r, &quit_flow, NULL,
-				     NULL, NULL),
-			    0);
-	} else {
-		while (!atomic_load(&g_quit))
-			sleep_ms(1);
+		detach_in_flight(left);
 	}
+	/* The other ranks detach at once and serve rank 0 meanwhile. */
 	int64_t t0 = mono_ms();
 	CHECK_EQ(pf_mpi_detach(g_m), 0);
 	if (g_rank == 0) {
-		/* Work in flight ended: cancelled by the shutdown. */
-		for (int i = 0; i < IN_FLIGHT; i++) {
-			CHECK_EQ(pf_exec_wait(left[i], NULL), PF_ESHUTDOWN);
-			CHECK_EQ(pf_exec_status(left[i]), PF_CANCELLED);
-			pf_exec_release(left[i]);
-		}
+		after_detach(left);
 		printf("ok detach with work in flight (%lld ms)\n",
 		    (long long)(mono_ms() - t0));
 	}

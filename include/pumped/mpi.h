@@ -67,16 +67,29 @@ typedef struct pf_mpi_options {
 PF_EXTERN int pf_mpi_attach(pf_scope *s, MPI_Comm comm,
     const pf_mpi_options *opts, pf_mpi **out);
 /*
- * Detaches (collective: returns once every rank detached).  Work in
- * flight ends: proxies still waiting for another rank are aborted there
- * and end with that rank's answer (cancelled, PF_ESHUTDOWN, unless it
- * finished first); executions run here for other ranks are aborted and
- * answered; requests arriving meanwhile are refused with PF_ESHUTDOWN.
- * PF_MPI_ANY_RANK executions still pending here run here.  Afterwards m
- * is gone.  Finalises MPI when pf_mpi_attach initialised it.  0 or
- * PF_EINVAL.  Call it before pf_scope_dispose.
+ * Detaches: a collective quiescence point.  It returns once every rank
+ * called it and no work of the attachment is left anywhere (no proxy
+ * unsettled, nothing running for another rank, no message in transit).
+ * Until then this rank goes on as before: it runs what other ranks send
+ * it, steals and gives PF_MPI_ANY_RANK work, and its handlers may start
+ * more; so ranks with nothing to drive may call it at once and serve
+ * until the last one is done.  Work in flight finishes (abort what you do
+ * not want to wait for); a remote handler that never returns keeps every
+ * rank waiting, as it would keep pf_scope_dispose.  Afterwards m is gone.
+ * Finalises MPI when pf_mpi_attach initialised it.  0 or PF_EINVAL (NULL,
+ * or detached twice).  Call it before pf_scope_dispose, from a thread
+ * that is not one of the scope's workers.
  */
 PF_EXTERN int pf_mpi_detach(pf_mpi *m);
+
+/*
+ * A barrier over the attachment's ranks, made by the communication thread
+ * (so it is allowed under MPI_THREAD_SERIALIZED): register the flows on
+ * every rank, then pf_mpi_barrier, then send work, and no rank can see a
+ * request for a flow it has yet to register.  Blocks the caller (not from
+ * a handler).  0 or PF_EINVAL (detaching).
+ */
+PF_EXTERN int pf_mpi_barrier(pf_mpi *m);
 
 PF_EXTERN int pf_mpi_rank(const pf_mpi *m);
 PF_EXTERN int pf_mpi_size(const pf_mpi *m);
@@ -107,7 +120,7 @@ typedef struct pf_mpi_codec {
 
 /*
  * Registers f under its name (the same flows on every rank, before any
- * rank sends them work).  codec NULL: the input_size and output_size
+ * rank sends them work: pf_mpi_barrier).  codec NULL: the input_size and output_size
  * bytes are copied as they are (plain data, no pointers); a codec with a
  * NULL member copies that way too.  The codec is copied; f must outlive
  * m.  0, PF_EINVAL (NULL, no name or handler, a name already registered),
@@ -122,8 +135,8 @@ PF_EXTERN int pf_mpi_register(pf_mpi *m, const pf_flow *f,
  * forget).  The input is encoded before it returns.  opts as for
  * pf_ctx_exec, without key.  0, PF_EINVAL (bad rank, NULL f, a key),
  * PF_MPI_ENOFLOW (f not registered here), PF_MPI_ECODEC (the input did
- * not encode), PF_ENOMEM, PF_ESHUTDOWN (detaching), or the parent's abort
- * reason.  An unregistered flow or a failed codec on the other rank, or
+ * not encode), PF_ENOMEM, PF_ESHUTDOWN (the scope is disposing), or the
+ * parent's abort reason.  An unregistered flow or a failed codec on the other rank, or
  * its handler's failure, is the proxy's status: failed, with the code and
  * the message.
  */
