@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include <sched.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -153,7 +154,12 @@ sleeping_wait_in(pf_exec *e, int64_t deadline_ns, bool may_run, bool open)
 	int64_t until = 0;
 	for (unsigned i = 1; !pf__exec_done(e); i++) {
 		pf__cpu_relax();
-		if ((i & 63) == 0) {
+		if ((i & 15) == 0) {
+			/* As the pool's spinners do: a thread the waiter
+			 * depends on may be runnable on this very CPU (a
+			 * process bound to one core, as mpirun binds its
+			 * ranks), and must not wait for the spin to end. */
+			sched_yield();
 			int64_t now = pf__clock_mono_ns();
 			if (until == 0)
 				until = now + WAIT_SPIN_NS;

@@ -53,7 +53,7 @@
 #define NBUCKETS 1024u
 #define SPIN_NS 200000         /* after activity, poll this long */
 #define FIRST_SLEEP_US 20
-#define LIFELINE_RETRY_NS 20000000
+#define LIFELINE_RETRY_NS 1000000000 /* a safety net: lifelines push */
 
 enum kind {
 	K_REQ = 1, K_REP, K_ABORT, K_STEAL, K_GAVE, K_NOTICE,

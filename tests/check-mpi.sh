@@ -24,4 +24,14 @@ for np in ${PF_MPI_TEST_RANKS:-2 3 4}; do
 		exit 1
 	fi
 done
+# The example: the prime count over 2 ranks, checked against pi(2e6).
+primes=./examples/mpi-primes
+[ -x "$primes" ] || primes=$here/../examples/mpi-primes
+if [ -x "$primes" ]; then
+	echo "check-mpi: examples/mpi-primes on 2 ranks"
+	timeout 180 "$MPIRUN" -np 2 "$primes" 2000000 || {
+		echo "check-mpi: FAILED: examples/mpi-primes"
+		exit 1
+	}
+fi
 exit 0
