@@ -13,6 +13,8 @@
  * the count, the time, and how many chunks each rank ran; it exits 1 if
  * the count is wrong (checked for the N it knows).
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -309,6 +309,17 @@ PF_EXTERN int pf_scope_trace_start(pf_scope *s, const char *path);
  * or a FIFO is written in place.  0, or PF_EINVAL (s NULL, not tracing,
  * or the file could not be written: dispose reports that on stderr). */
 PF_EXTERN int pf_scope_trace_flush(pf_scope *s);
+/*
+ * Who the trace file says wrote it, for traces of one job merged into one
+ * timeline (tools/pumped-trace --merge): its events carry pid (an MPI
+ * rank, say) instead of the process id, the process is named name
+ * (truncated to 63 bytes), and otherData.clock_offset_ns records
+ * clock_offset_ns, how far this machine's clock is ahead of the job's
+ * reference clock.  Applies to the next write.  0 or PF_EINVAL.
+ * libpumped-mpi calls it at attach.  (An addition beyond API.md.)
+ */
+PF_EXTERN int pf_scope_trace_set_process(pf_scope *s, int pid,
+    const char *name, int64_t clock_offset_ns);
 
 /* ------------------------------------------------------------ live tree */
 

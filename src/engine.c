@@ -189,6 +189,21 @@ pf__engine_trace_start(pf__engine *g, const char *path)
 }
 
 int
+pf__engine_trace_write(pf__engine *g)
+{
+	pf__trace *t = pf__engine_trace(g);
+	if (t == NULL)
+		return PF_EINVAL;
+	pf__trace_process p;
+	pthread_mutex_lock(&g->lock);
+	bool set = g->trace_proc_set;
+	if (set)
+		p = g->trace_proc;
+	pthread_mutex_unlock(&g->lock);
+	return pf__trace_write(t, set ? &p : NULL);
+}
+
+int
 pf__engine_stats_enable(pf__engine *g)
 {
 	if (pf__engine_stats(g) != NULL)

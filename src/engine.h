@@ -54,7 +54,11 @@ typedef struct pf__engine {
 	/* The timeline trace (trace.h), or NULL; set once
 	 * (pf__engine_trace_start), freed by pf__engine_fini. */
 	_Atomic(pf__trace *) trace;
-	pthread_mutex_t lock;  /* dispose's wait */
+	/* Who the trace says wrote it (pf_scope_trace_set_process), under
+	 * lock; unset: this process as it is. */
+	pf__trace_process trace_proc;
+	bool trace_proc_set;
+	pthread_mutex_t lock;  /* dispose's wait; trace_proc */
 	pthread_cond_t idle;
 } pf__engine;
 
@@ -92,6 +96,9 @@ void pf__engine_finished(pf__engine *g);
 /* Starts recording a trace to path: 0, PF_EINVAL (already recording, or
  * path cannot be written), PF_ENOMEM. */
 int pf__engine_trace_start(pf__engine *g, const char *path);
+/* Writes the trace (pf__trace_write) as the process set for it: 0, or
+ * PF_EINVAL when off or unwritable. */
+int pf__engine_trace_write(pf__engine *g);
 /* The trace, or NULL while off (acquire, as pf__engine_stats). */
 static inline pf__trace *
 pf__engine_trace(pf__engine *g)

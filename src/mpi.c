@@ -156,6 +156,7 @@ struct pf_mpi {
 	MPI_Comm comm;
 	int rank, size;
 	int threads;
+	int64_t clock_offset_ns; /* this clock minus rank 0's, at attach */
 	bool own_mpi;
 	bool no_steal;
 	unsigned idle_max_us;
@@ -1258,6 +1259,51 @@ comm_main(void *arg)
 
 /* -------------------------------------------------------------- API */
 
+#define CLOCK_TAG 0x7067
+#define CLOCK_ROUNDS 8
+
+/*
+ * How far each rank's CLOCK_REALTIME is ahead of rank 0's (collective, at
+ * attach, before the comm thread exists): rank 0 sends its time, the
+ * other answers with its own, and of CLOCK_ROUNDS exchanges the one with
+ * the shortest round trip gives offset = theirs - (sent + received) / 2
+ * (StarPU-MPI aligns its traces' clocks the same way).  Rank 0 sends each
+ * rank its offset.
+ */
+static void
+measure_clock_offset(pf_mpi *m)
+{
+	int64_t t[2];
+	if (m->rank == 0) {
+		for (int r = 1; r < m->size; r++) {
+			int64_t best_rtt = INT64_MAX, best = 0;
+			for (int i = 0; i < CLOCK_ROUNDS; i++) {
+				int64_t t0 = now_ns(CLOCK_REALTIME);
+				MPI_Send(&t0, 1, MPI_INT64_T, r, CLOCK_TAG,
+				    m->comm);
+				MPI_Recv(t, 1, MPI_INT64_T, r, CLOCK_TAG,
+				    m->comm, MPI_STATUS_IGNORE);
+				int64_t t2 = now_ns(CLOCK_REALTIME);
+				if (t2 - t0 < best_rtt) {
+					best_rtt = t2 - t0;
+					best = t[0] - (t0 + (t2 - t0) / 2);
+				}
+			}
+			MPI_Send(&best, 1, MPI_INT64_T, r, CLOCK_TAG, m->comm);
+		}
+		m->clock_offset_ns = 0;
+		return;
+	}
+	for (int i = 0; i < CLOCK_ROUNDS; i++) {
+		MPI_Recv(t, 1, MPI_INT64_T, 0, CLOCK_TAG, m->comm,
+		    MPI_STATUS_IGNORE);
+		t[1] = now_ns(CLOCK_REALTIME);
+		MPI_Send(&t[1], 1, MPI_INT64_T, 0, CLOCK_TAG, m->comm);
+	}
+	MPI_Recv(&m->clock_offset_ns, 1, MPI_INT64_T, 0, CLOCK_TAG, m->comm,
+	    MPI_STATUS_IGNORE);
+}
+
 int
 pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
     pf_mpi **out)
@@ -1328,6 +1374,13 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 	MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm);
 	if (rc == 0 && !all)
 		rc = PF_ENOMEM;
+	if (rc == 0) {
+		measure_clock_offset(m);
+		char name[32];
+		snprintf(name, sizeof(name), "rank %d", m->rank);
+		(void)pf_scope_trace_set_process(s, m->rank, name,
+		    m->clock_offset_ns);
+	}
 	if (rc == 0 && pthread_create(&m->thread, NULL, comm_main, m) != 0)
 		rc = PF_ENOMEM;
 	if (rc != 0) {
@@ -1402,6 +1455,12 @@ int
 pf_mpi_size(const pf_mpi *m)
 {
 	return m != NULL ? m->size : 0;
+}
+
+int64_t
+pf_mpi_clock_offset_ns(const pf_mpi *m)
+{
+	return m != NULL ? m->clock_offset_ns : 0;
 }
 
 pf_scope *

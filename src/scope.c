@@ -169,9 +169,8 @@ pf_scope_dispose(pf_scope *s)
 	pf__ext_dispose_all(&s->engine.exts);
 	pf__engine_stop(&s->engine);
 	/* Every worker stopped: the trace is complete. */
-	pf__trace *trace = pf__engine_trace(&s->engine);
-	if (trace != NULL)
-		(void)pf__trace_write(trace);
+	if (pf__engine_trace(&s->engine) != NULL)
+		(void)pf__engine_trace_write(&s->engine);
 	if (PF_PROBE_ON(scope_disposed))
 		PF_PROBE1(scope_disposed, s);
 	/* The scope's own reference; records still held keep the memory. */
@@ -198,8 +197,23 @@ pf_scope_trace_start(pf_scope *s, const char *path)
 int
 pf_scope_trace_flush(pf_scope *s)
 {
-	pf__trace *t = s != NULL ? pf__engine_trace(&s->engine) : NULL;
-	return t != NULL ? pf__trace_write(t) : PF_EINVAL;
+	return s != NULL ? pf__engine_trace_write(&s->engine) : PF_EINVAL;
+}
+
+int
+pf_scope_trace_set_process(pf_scope *s, int pid, const char *name,
+    int64_t clock_offset_ns)
+{
+	if (s == NULL || name == NULL)
+		return PF_EINVAL;
+	pf__engine *g = &s->engine;
+	pthread_mutex_lock(&g->lock);
+	g->trace_proc.pid = pid;
+	g->trace_proc.clock_offset_ns = clock_offset_ns;
+	snprintf(g->trace_proc.name, sizeof(g->trace_proc.name), "%s", name);
+	g->trace_proc_set = true;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
 }
 
 int

@@ -655,7 +655,7 @@ cmp_u32(const void *a, const void *b)
 }
 
 int
-pf__trace_write(pf__trace *t)
+pf__trace_write(pf__trace *t, const pf__trace_process *p)
 {
 	pthread_mutex_lock(&t->write_lock);
 	int rc = 0;
@@ -701,16 +701,21 @@ pf__trace_write(pf__trace *t)
 	f = fopen(in_place ? t->path : tmp, "w");
 	if (f == NULL)
 		goto fail;
-	int pid = (int)getpid();
+	int os_pid = (int)getpid();
+	int pid = p != NULL ? p->pid : os_pid;
 	fprintf(f, "{\"displayTimeUnit\":\"ns\",\n\"otherData\":{"
 		   "\"producer\":\"libpumped\",\"version\":\"%s\","
 		   "\"dropped_events\":%llu,\"buffer_events\":%llu,"
-		   "\"keep\":\"%s\"},\n\"traceEvents\":[",
+		   "\"keep\":\"%s\",\"os_pid\":%d,\"origin_unix_ns\":%lld,"
+		   "\"clock_offset_ns\":%lld},\n\"traceEvents\":[",
 	    PF_VERSION_STRING, (unsigned long long)dropped,
-	    (unsigned long long)t->cap, t->keep_newest ? "newest" : "oldest");
+	    (unsigned long long)t->cap, t->keep_newest ? "newest" : "oldest",
+	    os_pid, (long long)pf__clock_raw_to_wall(t->origin),
+	    (long long)(p != NULL ? p->clock_offset_ns : 0));
 	fprintf(f, "\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
-		   "\"tid\":0,\"args\":{\"name\":\"libpumped scope\"}}",
-	    pid);
+		   "\"tid\":0,\"args\":{\"name\":", pid);
+	json_string(f, p != NULL ? p->name : "libpumped scope");
+	fputs("}}", f);
 	for (size_t j = 0; j < n_tids; j++)
 		if (j == 0 || tids[j] != tids[j - 1])
 			thread_name(f, t, tids[j], pid);

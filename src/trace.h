@@ -46,8 +46,18 @@ void pf__trace_abort(pf__trace *t, pf__worker *w, const pf__uuid *id,
 void pf__trace_timeout(pf__trace *t, pf__worker *w, const pf__uuid *id,
     int64_t now);
 
+/* Who wrote the file (pf_scope_trace_set_process): the pid its events
+ * carry, the process's name, and its clock's offset from the job's
+ * reference clock (ns). */
+typedef struct pf__trace_process {
+	int pid;
+	int64_t clock_offset_ns;
+	char name[64];
+} pf__trace_process;
+
 /* Writes the file (replacing it) with the events recorded so far: 0, or
- * PF_EINVAL when it cannot be written (a message goes to stderr). */
-int pf__trace_write(pf__trace *t);
+ * PF_EINVAL when it cannot be written (a message goes to stderr).  p:
+ * NULL for this process as it is (its pid, "libpumped scope", offset 0). */
+int pf__trace_write(pf__trace *t, const pf__trace_process *p);
 
 #endif /* PF_TRACE_H */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pumped.h>
@@ -509,6 +510,49 @@ START_TEST(names_are_escaped_exactly)
 }
 END_TEST
 
+/* The process a trace says wrote it (pf_scope_trace_set_process): the
+ * events' pid, the process name, the clock offset; and the origin. */
+START_TEST(the_process_is_named_as_set)
+{
+	const pf_flow f = { "p", nop_handler, 0, 0 };
+	char path[128];
+	path_in_tmp(path, sizeof(path), "process.json");
+	pf_scope *s = new_scope(1);
+	int64_t before = (int64_t)time(NULL) * 1000000000;
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	ck_assert_int_eq(pf_scope_trace_set_process(s, 7, "rank \"7\"", -123),
+	    0);
+	ck_assert_int_eq(pf_scope_trace_set_process(s, 7, NULL, 0),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_trace_set_process(NULL, 7, "x", 0),
+	    PF_EINVAL);
+	ck_assert_int_eq(pf_scope_run(s, &f, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
+	jv doc;
+	load(path, &doc);
+	const jv *od = get(&doc, "otherData");
+	ck_assert(get(od, "clock_offset_ns")->num == -123);
+	ck_assert(get(od, "os_pid")->num == (double)getpid());
+	double origin = get(od, "origin_unix_ns")->num;
+	ck_assert(origin >= (double)before - 2e9 &&
+	    origin <= (double)before + 60e9);
+	const jv *ev = get(&doc, "traceEvents");
+	int named = 0;
+	for (size_t i = 0; i < ev->n; i++) {
+		ck_assert(get(&ev->items[i], "pid")->num == 7);
+		if (strcmp(get_str(&ev->items[i], "name"), "process_name") == 0) {
+			ck_assert_str_eq(get_str(get(&ev->items[i], "args"),
+					     "name"),
+			    "rank \"7\"");
+			named++;
+		}
+	}
+	ck_assert_int_eq(named, 1);
+	jv_free(&doc);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 START_TEST(small_buffers_drop_and_say_so)
 {
 	/* 1024 events per thread against 2 x 1973 events: the newest are
@@ -971,6 +1015,8 @@ main(void)
 		{ "trace", fib_slices_match_the_handles, 60, 0, NULL,
 		    make_tmpdir, remove_tmpdir },
 		{ "trace", names_are_escaped_exactly, 0, 0, NULL, NULL, NULL },
+		{ "trace", the_process_is_named_as_set, 0, 0, NULL, NULL,
+		    NULL },
 		{ "trace", small_buffers_drop_and_say_so, 0, 2, NULL, NULL,
 		    NULL },
 		{ "trace", flushes_race_the_writers, 0, 0, NULL, NULL, NULL },

@@ -17,6 +17,8 @@
  *          2 s, per rank, in % of one core.
  * Rank 0 prints one line per figure.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -94,6 +94,12 @@ PF_EXTERN int pf_mpi_barrier(pf_mpi *m);
 PF_EXTERN int pf_mpi_rank(const pf_mpi *m);
 PF_EXTERN int pf_mpi_size(const pf_mpi *m);
 PF_EXTERN pf_scope *pf_mpi_scope(const pf_mpi *m);
+/* How far this rank's clock (CLOCK_REALTIME) was ahead of rank 0's at
+ * attach, in ns (0 on rank 0), measured by ping-pong.  pf_mpi_attach gives
+ * it to the scope's trace with the rank as its pid
+ * (pf_scope_trace_set_process), so that tools/pumped-trace --merge puts
+ * the ranks' traces on one timeline. */
+PF_EXTERN int64_t pf_mpi_clock_offset_ns(const pf_mpi *m);
 
 /*
  * How a flow's input and output cross the wire.  encode_* return 0 with a
