@@ -53,6 +53,9 @@
 #define NBUCKETS 1024u
 #define SPIN_NS 200000         /* after activity, poll this long */
 #define FIRST_SLEEP_US 20
+/* Inputs and outputs up to this many bytes: a message is one MPI_Isend
+ * of an int count of bytes, with room for the header and the name. */
+#define MAX_PAYLOAD ((size_t)INT_MAX - 65536)
 #define LIFELINE_RETRY_NS 1000000000 /* a safety net: lifelines push */
 
 enum kind {
@@ -811,8 +814,12 @@ host_done(pf_mpi *m, host *h)
 		code = PF_ENOMEM;
 		msg = NULL;
 	} else if (st == PF_COMPLETED &&
-	    encode(h->fe->codec.encode_output, h->fe->codec.data, out,
-		f->output_size, &bytes, &len) != 0) {
+	    (encode(h->fe->codec.encode_output, h->fe->codec.data, out,
+		 f->output_size, &bytes, &len) != 0 ||
+		len > MAX_PAYLOAD)) {
+		free(bytes);
+		bytes = NULL;
+		len = 0;
 		st = PF_FAILED;
 		code = PF_MPI_ECODEC;
 		snprintf(why, sizeof(why),
@@ -1404,7 +1411,9 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 int
 pf_mpi_detach(pf_mpi *m)
 {
-	if (m == NULL || atomic_exchange(&m->detaching, true))
+	/* From a worker it would wait for its own handler to end. */
+	if (m == NULL || pf_worker_index() >= 0 ||
+	    atomic_exchange(&m->detaching, true))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->lock);
 	pthread_cond_signal(&m->wake);
@@ -1432,7 +1441,7 @@ pf_mpi_detach(pf_mpi *m)
 int
 pf_mpi_barrier(pf_mpi *m)
 {
-	if (m == NULL || atomic_load(&m->detaching))
+	if (m == NULL || pf_worker_index() >= 0 || atomic_load(&m->detaching))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->barrier_lock);
 	barrier b = { .done = false };
@@ -1507,7 +1516,9 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 		return PF_ENOMEM;
 	}
 	if (encode(fe->codec.encode_input, fe->codec.data, input,
-		f->input_size, &it->in, &it->in_len) != 0) {
+		f->input_size, &it->in, &it->in_len) != 0 ||
+	    it->in_len > MAX_PAYLOAD) {
+		free(it->in);
 		free(it->out);
 		free(it);
 		return PF_MPI_ECODEC;

@@ -77,8 +77,9 @@ PF_EXTERN int pf_mpi_attach(pf_scope *s, MPI_Comm comm,
  * not want to wait for); a remote handler that never returns keeps every
  * rank waiting, as it would keep pf_scope_dispose.  Afterwards m is gone.
  * Finalises MPI when pf_mpi_attach initialised it.  0 or PF_EINVAL (NULL,
- * or detached twice).  Call it before pf_scope_dispose, from a thread
- * that is not one of the scope's workers.
+ * a detach already in progress, or called on a worker thread of any
+ * scope, which would wait for its own handler).  Call it before
+ * pf_scope_dispose.
  */
 PF_EXTERN int pf_mpi_detach(pf_mpi *m);
 
@@ -86,8 +87,8 @@ PF_EXTERN int pf_mpi_detach(pf_mpi *m);
  * A barrier over the attachment's ranks, made by the communication thread
  * (so it is allowed under MPI_THREAD_SERIALIZED): register the flows on
  * every rank, then pf_mpi_barrier, then send work, and no rank can see a
- * request for a flow it has yet to register.  Blocks the caller (not from
- * a handler).  0 or PF_EINVAL (detaching).
+ * request for a flow it has yet to register.  Blocks the caller.  0 or
+ * PF_EINVAL (NULL, detaching, or called on a worker thread).
  */
 PF_EXTERN int pf_mpi_barrier(pf_mpi *m);
 
@@ -141,7 +142,8 @@ PF_EXTERN int pf_mpi_register(pf_mpi *m, const pf_flow *f,
  * forget).  The input is encoded before it returns.  opts as for
  * pf_ctx_exec, without key.  0, PF_EINVAL (bad rank, NULL f, a key),
  * PF_MPI_ENOFLOW (f not registered here), PF_MPI_ECODEC (the input did
- * not encode), PF_ENOMEM, PF_ESHUTDOWN (the scope is disposing), or the
+ * not encode, or its bytes are over 2 GiB less 64 KiB; outputs have the
+ * same limit), PF_ENOMEM, PF_ESHUTDOWN (the scope is disposing), or the
  * parent's abort reason.  An unregistered flow or a failed codec on the other rank, or
  * its handler's failure, is the proxy's status: failed, with the code and
  * the message.
