@@ -9,7 +9,7 @@
  * failure with its message, abort mid-flight (the remote handler sees its
  * signal), remote timeout, the abort of a parent cascading to remote
  * grandchildren, a custom codec carrying pointers, codec failures, an
- * unregistered flow, stealing that drains an unbalanced tree over every
+ * unregistered flow and misuse, 4 MiB inputs, stealing that drains an unbalanced tree over every
  * rank, and detach with work in flight.
  */
 #ifndef _GNU_SOURCE
@@ -209,6 +209,40 @@ tree_handler(pf_ctx *c, const void *in, void *out)
 }
 static const pf_flow tree_flow = { "tree", tree_handler, sizeof(int),
 	sizeof(tree_out) };
+
+/* Misuse from inside a handler: detach and barrier would wait on the
+ * handler itself. */
+static int
+misuse_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	if (pf_mpi_detach(g_m) != PF_EINVAL)
+		return PF_EUSER - 20;
+	if (pf_mpi_barrier(g_m) != PF_EINVAL)
+		return PF_EUSER - 21;
+	return 0;
+}
+static const pf_flow misuse_flow = { "misuse", misuse_handler, 0, 0 };
+
+/* Big data: 4 MiB in, its checksum out. */
+#define BIG_N (1 << 20)
+typedef struct big_in {
+	uint32_t v[BIG_N];
+} big_in;
+
+static int
+big_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c;
+	const big_in *b = in;
+	uint64_t s = 0;
+	for (size_t i = 0; i < BIG_N; i++)
+		s = s * 31 + b->v[i];
+	*(uint64_t *)out = s;
+	return 0;
+}
+static const pf_flow big_flow = { "big", big_handler, sizeof(big_in),
+	sizeof(uint64_t) };
 
 /* Pointers across the wire: a custom codec. */
 typedef struct vec {
@@ -512,6 +546,27 @@ unregistered(void)
 	CHECK_EQ(pf_mpi_exec(g_m, NULL, 1, &echo_flow, &x, &keyed, &e),
 	    PF_EINVAL);
 	CHECK_EQ(pf_mpi_register(g_m, &echo_flow, NULL), PF_EINVAL);
+	CHECK_EQ(pf_mpi_run(g_m, NULL, 1, &misuse_flow, NULL, NULL, NULL), 0);
+	CHECK_EQ(pf_mpi_detach(NULL), PF_EINVAL);
+	CHECK_EQ(pf_mpi_barrier(NULL), PF_EINVAL);
+}
+
+static void
+big_data(void)
+{
+	big_in *b = malloc(sizeof(*b));
+	CHECK(b != NULL);
+	uint64_t want = 0;
+	for (size_t i = 0; i < BIG_N; i++) {
+		b->v[i] = (uint32_t)(i * 2654435761u);
+		want = want * 31 + b->v[i];
+	}
+	for (int r = 0; r < g_size; r++) {
+		uint64_t got = 0;
+		CHECK_EQ(pf_mpi_run(g_m, NULL, r, &big_flow, b, &got, NULL), 0);
+		CHECK(got == want);
+	}
+	free(b);
 }
 
 static void
@@ -601,7 +656,7 @@ main(int argc, char **argv)
 	CHECK_EQ(pf_mpi_rank(g_m), g_rank);
 	CHECK_EQ(pf_mpi_size(g_m), g_size);
 	const pf_flow *flows[] = { &echo_flow, &fail_flow, &wait_abort_flow,
-		&counts_flow, &mid_flow, &tree_flow, &nap_flow, NULL };
+		&counts_flow, &mid_flow, &tree_flow, &nap_flow, &misuse_flow, &big_flow, NULL };
 	for (int i = 0; flows[i] != NULL; i++)
 		CHECK_EQ(pf_mpi_register(g_m, flows[i], NULL), 0);
 	pf_mpi_codec vc = { vec_encode, vec_decode, vec_free, NULL, NULL,
@@ -630,6 +685,7 @@ main(int argc, char **argv)
 			{ "codecs", codecs },
 			{ "unregistered", unregistered },
 			{ "stealing", stealing },
+			{ "big", big_data },
 		};
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			if (only != NULL && strcmp(only, cases[i].name) != 0)
