@@ -599,6 +599,54 @@ stealing(void)
  * point), aborted work ends cancelled, ANY_RANK work runs somewhere. */
 enum { IN_FLIGHT = 12 };
 
+/* The racy paths many times over: replies racing aborts and timeouts,
+ * thieves racing local starts and aborts.  Every execution ends once,
+ * completed with the right output or cancelled. */
+static void
+storm(void)
+{
+	int n = getenv("CI") != NULL ? 6000 : 20000;
+	pf_exec **e = calloc((size_t)n, sizeof(*e));
+	CHECK(e != NULL);
+	unsigned seed = 12345;
+	int completed = 0, cancelled = 0;
+	for (int round = 0; round < n; round += 1000) {
+		int end = round + 1000 < n ? round + 1000 : n;
+		for (int i = round; i < end; i++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned r = seed >> 16;
+			int rank = r % 3 == 0 ? PF_MPI_ANY_RANK :
+			    (int)(r % (unsigned)g_size);
+			pf_exec_options o = { .timeout_ms = r % 8 == 1 ? 1 : 0 };
+			int ms = r % 16 == 0 ? 1 : 0;
+			CHECK_EQ(pf_mpi_exec(g_m, NULL, rank, &nap_flow, &ms,
+				     &o, &e[i]),
+			    0);
+			if (r % 4 == 2)
+				pf_exec_abort(e[i]);
+		}
+		for (int i = round; i < end; i++) {
+			int out = -1;
+			int rc = pf_exec_wait(e[i], &out);
+			pf_status st = pf_exec_status(e[i]);
+			if (rc == 0) {
+				CHECK_EQ(st, PF_COMPLETED);
+				CHECK(out == 0 || out == 1);
+				completed++;
+			} else {
+				CHECK(rc == PF_ECANCELED || rc == PF_ETIMEDOUT);
+				CHECK_EQ(st, PF_CANCELLED);
+				cancelled++;
+			}
+			pf_exec_release(e[i]);
+		}
+	}
+	free(e);
+	printf("storm: %d executions, %d completed, %d cancelled\n", n,
+	    completed, cancelled);
+	CHECK(completed > n / 4 && cancelled > n / 8);
+}
+
 static void
 detach_in_flight(pf_exec **e)
 {
@@ -686,6 +734,7 @@ main(int argc, char **argv)
 			{ "unregistered", unregistered },
 			{ "stealing", stealing },
 			{ "big", big_data },
+			{ "storm", storm },
 		};
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			if (only != NULL && strcmp(only, cases[i].name) != 0)
