@@ -589,6 +589,10 @@ PF_EXTERN void *pf_ctx_metadata(const pf_ctx *c);
 PF_EXTERN int pf_ctx_end(pf_ctx *c);
 /* Aborts c and all its descendants with PF_ECANCELED (first abort wins). */
 PF_EXTERN int pf_ctx_abort(pf_ctx *c);
+/* pf_ctx_abort with the reason given: PF_ECANCELED or PF_ETIMEDOUT (else
+ * PF_EINVAL), for a context that stands for an execution elsewhere whose
+ * abort there was a timeout.  (An addition beyond API.md.) */
+PF_EXTERN int pf_ctx_abort_as(pf_ctx *c, int reason);
 PF_EXTERN bool pf_ctx_aborted(const pf_ctx *c);
 /* 0, PF_ECANCELED or PF_ETIMEDOUT. */
 PF_EXTERN int pf_ctx_throw_if_aborted(const pf_ctx *c);
@@ -639,8 +643,10 @@ PF_EXTERN int pf_scope_exec_deferred(pf_scope *s, const pf_flow *f,
     const pf_exec_options *opts, pf_exec **out);
 /*
  * Ends a deferred execution: status PF_COMPLETED (code 0; output, when
- * not NULL, gives f->output_size bytes), PF_FAILED (code != 0) or
- * PF_CANCELLED (code 0 stands for its abort reason, else PF_ECANCELED).
+ * not NULL, gives f->output_size bytes), PF_FAILED (code != 0; once it
+ * was aborted this ends it cancelled with the abort reason, as a handler
+ * that fails after its abort) or PF_CANCELLED (the code given; with 0,
+ * its abort reason, or PF_ECANCELED when it was not aborted).
  * message (copied; NULL: pf_strerror's text) is what pf_ctx_error
  * returns.  0; PF_EINVAL for a bad argument, an execution that is not
  * deferred, one settled before, or one cancelled at creation.  Any thread

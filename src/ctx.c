@@ -632,6 +632,16 @@ pf_ctx_abort(pf_ctx *c)
 	return 0;
 }
 
+int
+pf_ctx_abort_as(pf_ctx *c, int reason)
+{
+	if (c == NULL || c->kind == PF__CTX_ROOT ||
+	    (reason != PF_ECANCELED && reason != PF_ETIMEDOUT))
+		return PF_EINVAL;
+	pf__ctx_abort(c, reason);
+	return 0;
+}
+
 bool
 pf_ctx_aborted(const pf_ctx *c)
 {

@@ -592,11 +592,16 @@ pf__exec_settle_deferred(pf_exec *e, pf_status st, int code,
 	    memory_order_acquire);
 	if (!(old & PF__F_DEFERRED) || pf__status_of(old) != PF_RUNNING)
 		return PF_EINVAL;
-	if (st == PF_CANCELLED && code == 0) {
-		code = pf__ctx_abort_reason(&e->ctx);
-		if (code == 0)
-			code = PF_ECANCELED;
+	/* As for a handler (run_claimed): a failure once aborted is a
+	 * cancel with the abort reason. */
+	int reason = pf__ctx_abort_reason(&e->ctx);
+	if (st == PF_FAILED && reason != 0) {
+		st = PF_CANCELLED;
+		code = reason;
+		message = NULL;
 	}
+	if (st == PF_CANCELLED && code == 0)
+		code = reason != 0 ? reason : PF_ECANCELED;
 	size_t n = e->ctx.flow->output_size;
 	if (st == PF_COMPLETED && output != NULL && n > 0)
 		memcpy(pf__exec_output(e), output, n);

@@ -110,8 +110,9 @@ typedef struct item {
 	const entry *fe;
 	pf_exec *proxy;
 	pf_exec *local;     /* ANY_RANK, while here: L (a reference) */
-	void *in;           /* the encoded input */
-	size_t in_len;
+	void *in;           /* the travelling tags, then the encoded input */
+	size_t in_len;      /* both */
+	size_t tags_len;    /* the tags' part */
 	void *out;          /* ANY_RANK: L's output goes here */
 	int rank;
 	uint64_t req;
@@ -122,6 +123,7 @@ typedef struct item {
 	atomic_bool abort_queued;
 	atomic_int abort_reason;
 	atomic_bool started; /* L's handler began */
+	bool given;          /* taken by another rank (comm thread) */
 	cmd send_cmd, abort_cmd;
 	struct item *hnext; /* the table of requests in flight */
 	struct item *anext, *aprev; /* the ANY list (under m->lock) */
@@ -177,9 +179,12 @@ struct pf_mpi {
 	pthread_rwlock_t reg_lock;
 	entry **flows;
 	size_t nflows, flows_cap;
+	const pf_tag **tags; /* travelling tags, by label (reg_lock) */
+	size_t ntags, tags_cap;
 
 	atomic_int any_pending; /* ANY items here whose L has not started */
 	atomic_int busy;        /* ANY handlers running here */
+	atomic_int hosted_running; /* hosts whose handler started */
 	atomic_long live;       /* items (proxies) not yet settled */
 	atomic_int nlifelines;
 
@@ -289,6 +294,7 @@ encode(int (*fn)(const void *, void **, size_t *, void *), void *data,
 		    *len > UINT32_MAX) {
 			free(*bytes);
 			*bytes = NULL;
+			*len = 0;
 			return -1;
 		}
 		return 0;
@@ -377,6 +383,117 @@ pf_mpi_register(pf_mpi *m, const pf_flow *f, const pf_mpi_codec *codec)
 	return rc;
 }
 
+/* -------------------------------------------------------------- tags */
+
+int
+pf_mpi_register_tag(pf_mpi *m, const pf_tag *t)
+{
+	if (m == NULL || t == NULL || t->label == NULL || t->label[0] == '\0' ||
+	    t->size == 0 || t->size > (1u << 20) || strlen(t->label) > 4096)
+		return PF_EINVAL;
+	int rc = 0;
+	pthread_rwlock_wrlock(&m->reg_lock);
+	for (size_t i = 0; i < m->ntags; i++)
+		if (m->tags[i] == t || strcmp(m->tags[i]->label, t->label) == 0)
+			rc = PF_EINVAL;
+	if (rc == 0 && m->ntags == m->tags_cap) {
+		size_t cap = m->tags_cap ? m->tags_cap * 2 : 8;
+		const pf_tag **n = realloc(m->tags, cap * sizeof(*n));
+		if (n == NULL) {
+			rc = PF_ENOMEM;
+		} else {
+			m->tags = n;
+			m->tags_cap = cap;
+		}
+	}
+	if (rc == 0)
+		m->tags[m->ntags++] = t;
+	pthread_rwlock_unlock(&m->reg_lock);
+	return rc;
+}
+
+/* A travelling tag on the wire: this, the label, then the value. */
+typedef struct tag_head {
+	uint32_t label_len;
+	uint32_t size;
+} tag_head;
+
+/*
+ * The values of the registered tags that c sees (its own, its ancestors',
+ * the scope's; a default is left out: the other side has it too), as one
+ * blob in *out (malloc; NULL and 0 when none): 0 or -1 (no memory).
+ */
+static int
+tags_encode(pf_mpi *m, pf_ctx *c, unsigned char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	int rc = 0;
+	pthread_rwlock_rdlock(&m->reg_lock);
+	for (size_t i = 0; i < m->ntags && rc == 0; i++) {
+		const pf_tag *t = m->tags[i];
+		size_t ll = strlen(t->label);
+		size_t add = sizeof(tag_head) + ll + t->size;
+		unsigned char *n = realloc(*out, *len + add);
+		if (n == NULL) {
+			rc = -1;
+			break;
+		}
+		*out = n;
+		unsigned char *v = n + *len + sizeof(tag_head) + ll;
+		if (pf_ctx_find(c, t, v) &&
+		    (t->default_value == NULL ||
+			memcmp(v, t->default_value, t->size) != 0)) {
+			tag_head h = { (uint32_t)ll, (uint32_t)t->size };
+			memcpy(n + *len, &h, sizeof(h));
+			memcpy(n + *len + sizeof(h), t->label, ll);
+			*len += add;
+		}
+	}
+	pthread_rwlock_unlock(&m->reg_lock);
+	if (rc != 0 || *len == 0) {
+		free(*out);
+		*out = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+/* Sets on c the travelling tags of a blob that this rank registered too
+ * (same label and size); others are skipped.  false: malformed. */
+static bool
+tags_decode(pf_mpi *m, pf_ctx *c, const unsigned char *p, size_t len)
+{
+	bool ok = true;
+	pthread_rwlock_rdlock(&m->reg_lock);
+	while (len > 0) {
+		tag_head h;
+		if (len < sizeof(h)) {
+			ok = false;
+			break;
+		}
+		memcpy(&h, p, sizeof(h));
+		if ((size_t)h.label_len + h.size > len - sizeof(h)) {
+			ok = false;
+			break;
+		}
+		const char *label = (const char *)p + sizeof(h);
+		for (size_t i = 0; i < m->ntags; i++) {
+			const pf_tag *t = m->tags[i];
+			if (t->size == h.size && strlen(t->label) == h.label_len &&
+			    memcmp(t->label, label, h.label_len) == 0) {
+				(void)pf_ctx_set(c, t, label + h.label_len);
+				break;
+			}
+		}
+		size_t used = sizeof(h) + h.label_len + h.size;
+		p += used;
+		len -= used;
+	}
+	pthread_rwlock_unlock(&m->reg_lock);
+	return ok;
+}
+
 /* -------------------------------------------------------------- items */
 
 static void
@@ -408,8 +525,12 @@ item_settle(item *it, pf_status st, int code, const void *out,
     const char *msg)
 {
 	unlisten(it);
-	if (st == PF_CANCELLED && pf_ctx_aborted(pf_exec_ctx(it->proxy)))
-		code = 0; /* its own abort reason: timeout or cancel here */
+	if (st == PF_CANCELLED && pf_ctx_aborted(pf_exec_ctx(it->proxy))) {
+		/* Its own abort reason (a timeout or a cancel here), and that
+		 * reason's text rather than the other side's. */
+		code = 0;
+		msg = NULL;
+	}
 	if (st == PF_COMPLETED)
 		code = 0;
 	else if (st == PF_FAILED && code == 0)
@@ -472,7 +593,8 @@ local_handler(pf_ctx *c, const void *in, void *out)
 	if (f->input_size > 0 && (input = malloc(f->input_size)) == NULL) {
 		rc = pf_ctx_fail(c, PF_ENOMEM, "no memory for the input");
 	} else if (decode(it->fe->codec.decode_input, it->fe->codec.data,
-		       it->in, it->in_len, input, f->input_size) != 0) {
+		       (unsigned char *)it->in + it->tags_len,
+		       it->in_len - it->tags_len, input, f->input_size) != 0) {
 		rc = pf_ctx_fail(c, PF_MPI_ECODEC,
 		    "decoding the input of %s failed on rank %d", f->name,
 		    m->rank);
@@ -602,7 +724,8 @@ send_request(pf_mpi *m, item *it)
 			budget = -1;
 	}
 	it->req = ++m->next_req;
-	wire w = { .kind = K_REQ, .req = it->req, .a = budget };
+	wire w = { .kind = K_REQ, .pad = it->given, .req = it->req,
+		.a = budget, .b = (int32_t)it->tags_len };
 	snprintf(w.id, sizeof(w.id), "%s", pf_exec_id(p));
 	const char *name = it->fe->flow->name;
 	if (!send_msg(m, it->rank, &w, name, strlen(name), it->in,
@@ -701,10 +824,15 @@ host_status(pf_exec *e, pf_status st, void *data)
 {
 	(void)e;
 	host *h = data;
-	if (st == PF_RUNNING)
+	if (st == PF_RUNNING) {
 		atomic_store(&h->ran, true);
-	if (st >= PF_COMPLETED)
+		atomic_fetch_add(&h->m->hosted_running, 1);
+	}
+	if (st >= PF_COMPLETED) {
+		if (atomic_load(&h->ran))
+			atomic_fetch_sub(&h->m->hosted_running, 1);
 		push_cmd(h->m, &h->done_cmd, C_HOST_DONE, h);
+	}
 }
 
 static void
@@ -723,6 +851,8 @@ on_request(pf_mpi *m, int src, const wire *w, const char *name,
     size_t name_len, const void *in, size_t in_len)
 {
 	/* Work arrived: this rank is no longer waiting on its lifelines. */
+	if (w->pad & 1)
+		atomic_fetch_add(&m->st.taken, 1);
 	m->waiting_lifeline = false;
 	m->ntried = 0;
 	memset(m->tried, 0, (size_t)m->size);
@@ -753,7 +883,10 @@ on_request(pf_mpi *m, int src, const wire *w, const char *name,
 	h->fe = fe;
 	h->src = src;
 	h->req = w->req;
-	if (decode(fe->codec.decode_input, fe->codec.data, in, in_len,
+	size_t tags_len = w->b > 0 ? (size_t)w->b : 0;
+	if (tags_len > in_len ||
+	    decode(fe->codec.decode_input, fe->codec.data,
+		(const unsigned char *)in + tags_len, in_len - tags_len,
 		h->input, f->input_size) != 0) {
 		snprintf(why, sizeof(why),
 		    "decoding the input of %s failed on rank %d", f->name,
@@ -771,6 +904,14 @@ on_request(pf_mpi *m, int src, const wire *w, const char *name,
 	pf_ctx_options co = { .name = shadow_name };
 	int rc = pf_scope_create_execution_with_id(m->scope, &co, id,
 	    &h->shadow);
+	/* The travelling tags, on the context the execution inherits from. */
+	if (rc == 0 && !tags_decode(m, h->shadow, in, tags_len)) {
+		snprintf(why, sizeof(why), "malformed tags for %s on rank %d",
+		    f->name, m->rank);
+		reply(m, src, w->req, PF_FAILED, PF_MPI_ECODEC, why, NULL, 0);
+		host_free(h);
+		return;
+	}
 	if (rc == 0) {
 		pf_exec_options eo = { .on_status = host_status,
 			.on_status_data = h };
@@ -846,7 +987,9 @@ on_abort_msg(pf_mpi *m, int src, const wire *w)
 		return; /* answered already */
 	if (h->abort_reason == 0)
 		h->abort_reason = (int)w->a;
-	pf_ctx_abort(h->shadow);
+	/* A timeout there is one here too: the handler's signal says so. */
+	(void)pf_ctx_abort_as(h->shadow, w->a == PF_ETIMEDOUT ?
+	    PF_ETIMEDOUT : PF_ECANCELED);
 }
 
 /* ------------------------------------------------------- balancing */
@@ -887,12 +1030,28 @@ take_pending(pf_mpi *m)
 	}
 }
 
-/* Gives up to want pending ANY items to rank thief; returns how many. */
+/* Executions waiting to start here: hosts not started, ANY items. */
+static long
+queued(pf_mpi *m)
+{
+	long q = m->nhosted - atomic_load(&m->hosted_running);
+	return (q > 0 ? q : 0) + atomic_load(&m->any_pending);
+}
+
+/*
+ * Gives up to want pending ANY items to rank thief; returns how many.  It
+ * keeps what its own idle workers are about to start (a thief must not
+ * take work that would run here at once) and gives at most half of the
+ * rest.
+ */
 static int
 give(pf_mpi *m, int thief, int want)
 {
 	int pending = atomic_load(&m->any_pending);
-	int n = (pending + 1) / 2;
+	int running = atomic_load(&m->busy) +
+	    atomic_load(&m->hosted_running);
+	int keep = m->threads > running ? m->threads - running : 0;
+	int n = pending > keep ? (pending - keep + 1) / 2 : 0;
 	if (n > want)
 		n = want;
 	int given = 0;
@@ -901,6 +1060,7 @@ give(pf_mpi *m, int thief, int want)
 		if (it == NULL)
 			break;
 		it->rank = thief;
+		it->given = true;
 		/* The settle path's reference (L's end did not take it: it
 		 * was withdrawn) now waits for the thief's reply. */
 		item_release(it); /* the list's */
@@ -930,7 +1090,6 @@ on_gave(pf_mpi *m, int src, const wire *w)
 		return;
 	m->steal_out = false;
 	if (w->a > 0) {
-		atomic_fetch_add(&m->st.taken, (unsigned long long)w->a);
 		m->ntried = 0;
 		memset(m->tried, 0, (size_t)m->size);
 		return;
@@ -977,9 +1136,10 @@ balance(pf_mpi *m)
 		m->ntried = 0;
 		memset(m->tried, 0, (size_t)m->size);
 	}
-	long load = m->nhosted + atomic_load(&m->any_pending) +
-	    atomic_load(&m->busy);
-	if (load >= 2L * m->threads)
+	/* Nothing waits to start here: ask for as many as there are
+	 * threads (the handlers running may be waits on remote work, which
+	 * this rank cannot tell from computing). */
+	if (queued(m) > 0)
 		return did;
 	/* A random victim not asked since work last came. */
 	m->rng = m->rng * 1103515245u + 12345u;
@@ -990,7 +1150,7 @@ balance(pf_mpi *m)
 			continue;
 		m->victim = r;
 		m->steal_out = true;
-		send_small(m, r, K_STEAL, 0, 2L * m->threads - load);
+		send_small(m, r, K_STEAL, 0, m->threads);
 		atomic_fetch_add(&m->st.steal_asks, 1);
 		return true;
 	}
@@ -1425,6 +1585,7 @@ pf_mpi_detach(pf_mpi *m)
 	for (size_t i = 0; i < m->nflows; i++)
 		free(m->flows[i]);
 	free(m->flows);
+	free(m->tags);
 	free(m->sreq);
 	free(m->sbuf);
 	free(m->tried);
@@ -1549,6 +1710,29 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	if (opts != NULL && opts->timeout_ms != 0)
 		it->deadline_ns = pf_ctx_created_at(pf_exec_ctx(p)) +
 		    (int64_t)opts->timeout_ms * 1000000;
+	/* The travelling tags go before the input, as the proxy sees them. */
+	unsigned char *tags;
+	size_t tags_len;
+	unsigned char *both = NULL;
+	if (tags_encode(m, pf_exec_ctx(p), &tags, &tags_len) != 0 ||
+	    (tags_len > 0 && (tags_len + it->in_len > MAX_PAYLOAD ||
+				 (both = malloc(tags_len + it->in_len)) ==
+				     NULL))) {
+		free(tags);
+		item_settle(it, PF_FAILED, PF_ENOMEM, NULL,
+		    "no memory for the tags");
+		return 0;
+	}
+	if (tags_len > 0) {
+		memcpy(both, tags, tags_len);
+		if (it->in_len > 0)
+			memcpy(both + tags_len, it->in, it->in_len);
+		free(tags);
+		free(it->in);
+		it->in = both;
+		it->in_len += tags_len;
+		it->tags_len = tags_len;
+	}
 	it->listening = true;
 	if (pf_signal_add_listener(pf_ctx_signal(pf_exec_ctx(p)), &it->l,
 		on_proxy_abort, it) != 0)

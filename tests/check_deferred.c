@@ -182,6 +182,41 @@ START_TEST(abort_and_timeout_reach_the_signal)
 }
 END_TEST
 
+/* After an abort, a failure settles as a handler's would: cancelled with
+ * the abort reason; a cancel keeps a code given. */
+START_TEST(settle_after_abort_is_a_cancel)
+{
+	pf_scope *s = new_scope(1);
+	pf_exec *e;
+	ck_assert_int_eq(pf_scope_exec_deferred(s, &out_flow, NULL, &e), 0);
+	ck_assert_int_eq(pf_ctx_abort_as(pf_exec_ctx(e), PF_ETIMEDOUT), 0);
+	ck_assert_int_eq(pf_signal_reason(pf_ctx_signal(pf_exec_ctx(e))),
+	    PF_ETIMEDOUT);
+	ck_assert_int_eq(pf_exec_settle(e, PF_FAILED, E_REMOTE, NULL, "late"),
+	    0);
+	ck_assert_int_eq(pf_exec_status(e), PF_CANCELLED);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), PF_ETIMEDOUT);
+	pf_exec_release(e);
+	ck_assert_int_eq(pf_scope_exec_deferred(s, &out_flow, NULL, &e), 0);
+	ck_assert_int_eq(pf_exec_settle(e, PF_CANCELLED, E_REMOTE, NULL,
+			     NULL),
+	    0);
+	ck_assert_int_eq(pf_exec_wait(e, NULL), E_REMOTE);
+	pf_exec_release(e);
+	/* pf_ctx_abort_as takes the two abort reasons only. */
+	pf_ctx *c;
+	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
+	ck_assert_int_eq(pf_ctx_abort_as(c, E_REMOTE), PF_EINVAL);
+	ck_assert_int_eq(pf_ctx_abort_as(c, 0), PF_EINVAL);
+	ck_assert_int_eq(pf_ctx_abort_as(NULL, PF_ECANCELED), PF_EINVAL);
+	ck_assert(!pf_ctx_aborted(c));
+	ck_assert_int_eq(pf_ctx_abort_as(c, PF_ECANCELED), 0);
+	ck_assert_int_eq(pf_ctx_throw_if_aborted(c), PF_ECANCELED);
+	pf_ctx_release(c);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 /* A handler that waits for a deferred execution settled by a thread of
  * its own: its worker helps meanwhile, here with one thread, so that a
  * second flow started before still runs. */
@@ -486,6 +521,8 @@ main(void)
 		    NULL, NULL },
 		{ "deferred", abort_and_timeout_reach_the_signal, 0, 0, NULL,
 		    NULL, NULL },
+		{ "deferred", settle_after_abort_is_a_cancel, 0, 0, NULL, NULL,
+		    NULL },
 		{ "deferred", a_worker_waits_and_helps, 0, 0, NULL, NULL, NULL },
 		{ "deferred", children_of_a_deferred_execution, 0, 0, NULL,
 		    NULL, NULL },

@@ -210,6 +210,52 @@ tree_handler(pf_ctx *c, const void *in, void *out)
 static const pf_flow tree_flow = { "tree", tree_handler, sizeof(int),
 	sizeof(tree_out) };
 
+/* Travelling tags: the remote handler reads what the proxy saw. */
+static const pf_tag user_tag = { "user", sizeof(int), NULL };
+static const pf_tag local_only_tag = { "only-here", sizeof(int), NULL };
+
+static int
+tags_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in;
+	int *o = out;
+	o[0] = -1;
+	o[1] = -1;
+	(void)pf_ctx_get(c, &user_tag, &o[0]);
+	(void)pf_ctx_get(c, &local_only_tag, &o[1]);
+	return 0;
+}
+static const pf_flow tags_flow = { "tags", tags_handler, 0, 2 * sizeof(int) };
+
+/* A codec that says it encoded 10 bytes and gives none, and one that
+ * claims 2^40 bytes. */
+static int
+liar_encode(const void *output, void **bytes, size_t *len, void *data)
+{
+	(void)output;
+	*bytes = NULL;
+	*len = data != NULL ? (size_t)1 << 40 : 10;
+	return 0;
+}
+static const pf_flow liar_flow = { "liar", echo_handler, sizeof(int),
+	sizeof(echo_out) };
+static const pf_flow huge_flow = { "huge", echo_handler, sizeof(int),
+	sizeof(echo_out) };
+
+/* Which reason the remote handler's signal gave: waits for its abort. */
+static int
+reason_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in, (void)out;
+	int64_t end = mono_ms() + 20000;
+	while (!pf_ctx_aborted(c) && mono_ms() < end)
+		sleep_ms(1);
+	atomic_store(&g_last_reason, pf_signal_reason(pf_ctx_signal(c)));
+	atomic_fetch_add(&g_aborted, 1);
+	return pf_ctx_throw_if_aborted(c);
+}
+static const pf_flow reason_flow = { "reason", reason_handler, 0, 0 };
+
 /* Misuse from inside a handler: detach and barrier would wait on the
  * handler itself. */
 static int
@@ -439,9 +485,24 @@ remote_timeout(void)
 	pf_exec_release(e);
 	counts after = counts_of(target);
 	CHECK_EQ(after.aborted, before.aborted + 1);
-	/* The budget travelled: the remote timed out on its own clock (or
-	 * was aborted by the proxy's timeout, whichever came first). */
-	CHECK(after.reason == PF_ETIMEDOUT || after.reason == PF_ECANCELED);
+	/* The budget travelled: the remote timed out on its own clock, or
+	 * the proxy's timeout reached it first; either way a timeout. */
+	CHECK_EQ(after.reason, PF_ETIMEDOUT);
+	/* Many times: whichever side's timer fires first, the handler sees
+	 * a timeout and the proxy says so in code and message. */
+	for (int i = 0; i < 20; i++) {
+		pf_exec_options q = { .timeout_ms = 30 + (uint64_t)(i % 5) };
+		CHECK_EQ(pf_mpi_exec(g_m, NULL, target, &reason_flow, NULL, &q,
+			     &e),
+		    0);
+		CHECK_EQ(pf_exec_wait(e, NULL), PF_ETIMEDOUT);
+		const char *msg = NULL;
+		CHECK_EQ(pf_ctx_error(pf_exec_ctx(e), &msg), PF_ETIMEDOUT);
+		CHECK(msg != NULL &&
+		    strcmp(msg, pf_strerror(PF_ETIMEDOUT)) == 0);
+		pf_exec_release(e);
+		CHECK_EQ(counts_of(target).reason, PF_ETIMEDOUT);
+	}
 	/* A deadline already past when it would be sent: never runs. */
 	pf_exec_options tiny = { .timeout_ms = 1 };
 	CHECK_EQ(pf_mpi_exec(g_m, NULL, target, &wait_abort_flow, NULL, &tiny,
@@ -507,6 +568,16 @@ codecs(void)
 	pf_ctx_error(pf_exec_ctx(e), &msg);
 	CHECK(msg != NULL && strstr(msg, "decoding the input of picky") != NULL);
 	pf_exec_release(e);
+	/* Codecs that lie about their bytes: failed, never a crash. */
+	CHECK_EQ(pf_mpi_exec(g_m, NULL, 1, &liar_flow, &one, NULL, &e), 0);
+	CHECK_EQ(pf_exec_wait(e, NULL), PF_MPI_ECODEC);
+	pf_exec_release(e);
+	CHECK_EQ(pf_mpi_exec(g_m, NULL, 0, &liar_flow, &one, NULL, &e), 0);
+	CHECK_EQ(pf_exec_wait(e, NULL), PF_MPI_ECODEC);
+	pf_exec_release(e);
+	CHECK_EQ(pf_mpi_exec(g_m, NULL, 1, &huge_flow, &one, NULL, &e), 0);
+	CHECK_EQ(pf_exec_wait(e, NULL), PF_MPI_ECODEC);
+	pf_exec_release(e);
 	/* The remote output does not encode. */
 	CHECK_EQ(pf_mpi_exec(g_m, NULL, 1, &badout_flow, &one, NULL, &e), 0);
 	CHECK_EQ(pf_exec_wait(e, NULL), PF_MPI_ECODEC);
@@ -549,6 +620,59 @@ unregistered(void)
 	CHECK_EQ(pf_mpi_run(g_m, NULL, 1, &misuse_flow, NULL, NULL, NULL), 0);
 	CHECK_EQ(pf_mpi_detach(NULL), PF_EINVAL);
 	CHECK_EQ(pf_mpi_barrier(NULL), PF_EINVAL);
+}
+
+static void
+tags_travel(void)
+{
+	pf_ctx *c;
+	int v = 4242, w = 77;
+	pf_tag_value tv[] = { { &user_tag, &v }, { &local_only_tag, &w } };
+	pf_ctx_options co = { .name = "with-tags", .tags = tv, .n_tags = 2 };
+	CHECK_EQ(pf_scope_create_execution(pf_mpi_scope(g_m), &co, &c), 0);
+	for (int r = 0; r < g_size; r++) {
+		int o[2];
+		CHECK_EQ(pf_mpi_run(g_m, c, r, &tags_flow, NULL, o, NULL), 0);
+		CHECK_EQ(o[0], 4242);
+		/* Registered on rank 0 only: it reaches rank 0's own
+		 * requests, no other rank. */
+		CHECK_EQ(o[1], r == 0 ? 77 : -1);
+	}
+	/* ANY_RANK, here or stolen: the same view. */
+	int o[2];
+	CHECK_EQ(pf_mpi_run(g_m, c, PF_MPI_ANY_RANK, &tags_flow, NULL, o,
+		     NULL),
+	    0);
+	CHECK_EQ(o[0], 4242);
+	pf_ctx_release(c);
+	/* No tag set: the remote sees none. */
+	CHECK_EQ(pf_mpi_run(g_m, NULL, 1, &tags_flow, NULL, o, NULL), 0);
+	CHECK_EQ(o[0], -1);
+	CHECK_EQ(pf_mpi_register_tag(g_m, &user_tag), PF_EINVAL);
+	static const pf_tag unnamed = { NULL, sizeof(int), NULL };
+	CHECK_EQ(pf_mpi_register_tag(g_m, &unnamed), PF_EINVAL);
+}
+
+/* ANY_RANK work with idle workers here runs here: not given to a rank
+ * that waits on its lifelines (and may be asleep). */
+static void
+any_stays_when_idle(void)
+{
+	pf_mpi_stats s0, s1;
+	sleep_ms(50); /* the others are idle, waiting on their lifelines */
+	pf_mpi_stats_get(g_m, &s0);
+	for (int i = 0; i < 300; i++) {
+		int x = i;
+		echo_out o;
+		CHECK_EQ(pf_mpi_run(g_m, NULL, PF_MPI_ANY_RANK, &echo_flow, &x,
+			     &o, NULL),
+		    0);
+		CHECK_EQ(o.x, i);
+		CHECK_EQ(o.rank, 0);
+	}
+	pf_mpi_stats_get(g_m, &s1);
+	CHECK_EQ(s1.given - s0.given, 0);
+	CHECK_EQ(s1.local_any - s0.local_any, 300);
 }
 
 static void
@@ -704,7 +828,7 @@ main(int argc, char **argv)
 	CHECK_EQ(pf_mpi_rank(g_m), g_rank);
 	CHECK_EQ(pf_mpi_size(g_m), g_size);
 	const pf_flow *flows[] = { &echo_flow, &fail_flow, &wait_abort_flow,
-		&counts_flow, &mid_flow, &tree_flow, &nap_flow, &misuse_flow, &big_flow, NULL };
+		&counts_flow, &mid_flow, &tree_flow, &nap_flow, &misuse_flow, &big_flow, &tags_flow, &reason_flow, NULL };
 	for (int i = 0; flows[i] != NULL; i++)
 		CHECK_EQ(pf_mpi_register(g_m, flows[i], NULL), 0);
 	pf_mpi_codec vc = { vec_encode, vec_decode, vec_free, NULL, NULL,
@@ -714,6 +838,13 @@ main(int argc, char **argv)
 	CHECK_EQ(pf_mpi_register(g_m, &picky_flow, &pc), 0);
 	pf_mpi_codec bc = { NULL, NULL, NULL, bad_encode, NULL, NULL };
 	CHECK_EQ(pf_mpi_register(g_m, &badout_flow, &bc), 0);
+	pf_mpi_codec lc = { NULL, NULL, NULL, liar_encode, NULL, NULL };
+	CHECK_EQ(pf_mpi_register(g_m, &liar_flow, &lc), 0);
+	pf_mpi_codec hc = { NULL, NULL, NULL, liar_encode, NULL, &hc };
+	CHECK_EQ(pf_mpi_register(g_m, &huge_flow, &hc), 0);
+	CHECK_EQ(pf_mpi_register_tag(g_m, &user_tag), 0);
+	if (g_rank == 0)
+		CHECK_EQ(pf_mpi_register_tag(g_m, &local_only_tag), 0);
 	if (g_rank == 0)
 		CHECK_EQ(pf_mpi_register(g_m, &only0_flow, NULL), 0);
 	/* Registration is done everywhere before work is sent. */
@@ -732,6 +863,8 @@ main(int argc, char **argv)
 			{ "cascade", cascade },
 			{ "codecs", codecs },
 			{ "unregistered", unregistered },
+			{ "tags", tags_travel },
+			{ "any-stays", any_stays_when_idle },
 			{ "stealing", stealing },
 			{ "big", big_data },
 			{ "storm", storm },

@@ -137,6 +137,18 @@ PF_EXTERN int pf_mpi_register(pf_mpi *m, const pf_flow *f,
     const pf_mpi_codec *codec);
 
 /*
+ * Registers a tag that travels (on every rank, by its label): a request
+ * carries the values of the registered tags that the proxy sees (its own,
+ * its ancestors', the scope's; not a default, which the other side has
+ * too), and the remote execution inherits them.  Values are copied as
+ * bytes: plain data only.  On the receiving side a tag it has not
+ * registered with the same label and size is skipped.  0, PF_EINVAL (NULL,
+ * no label, a size over 1 MiB, a label or tag already registered),
+ * PF_ENOMEM.
+ */
+PF_EXTERN int pf_mpi_register_tag(pf_mpi *m, const pf_tag *t);
+
+/*
  * Starts f on rank (or PF_MPI_ANY_RANK) as a child of parent (NULL: a
  * root of m's scope) and returns its proxy in *out (NULL: fire and
  * forget).  The input is encoded before it returns.  opts as for
