@@ -61,7 +61,8 @@ trace_finished(pf__trace *t, pf_exec *e, uint32_t st)
 	pf__trace_finished(t, pf__pool_current(c->engine->pool), &c->id,
 	    trace_parent(c), c->flow, c->created_at,
 	    pf__load_relaxed(&c->started_at), pf__load_relaxed(&c->completed_at),
-	    (pf_status)st, e->result);
+	    (pf_status)st, e->result,
+	    (pf__load_relaxed(&e->state) & PF__F_WAS_DEFERRED) != 0);
 }
 
 /* A terminal status for the statistics (stats.h). */
@@ -569,7 +570,8 @@ pf__exec_defer(pf__engine *g, pf_ctx *parent, const pf_flow *f,
 		return rc;
 	/* Relaxed: nobody else can see the record yet. */
 	atomic_store_explicit(&e->state,
-	    pf__load_relaxed(&e->state) | PF__F_DEFERRED, memory_order_relaxed);
+	    pf__load_relaxed(&e->state) | PF__F_DEFERRED | PF__F_WAS_DEFERRED,
+	    memory_order_relaxed);
 	/* Not queued: nothing runs it.  Cancelled at link time (its parent
 	 * was aborted meanwhile), it stays so, and settling it is refused. */
 	pf__exec_start(e, opts, &e, false);

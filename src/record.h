@@ -217,6 +217,7 @@ struct pf_ctx {
 #define PF__F_DEFERRED 0x200u  /* a deferred execution not yet settled:
                                   set at creation, cleared by the one
                                   pf_exec_settle that ends it          */
+#define PF__F_WAS_DEFERRED 0x400u /* created deferred; immutable      */
 
 struct pf_exec {
 	pf_ctx ctx; /* first: a pf_exec is also its context */

@@ -48,6 +48,9 @@ enum { R_CREATED = 1, R_FINISHED, R_ABORT, R_TIMEOUT };
  * word 1: the event's time; 2: created; 3: started; 4-5: id; 6-7: parent;
  * word 8: flow name index (low 32), error or reason (high 32). */
 #define HAS_PARENT (UINT64_C(1) << 16)
+/* word 0, bit 17: a deferred execution's end (its slice gets a lane of
+ * its own at write time: see assign_lanes). */
+#define DEFERRED (UINT64_C(1) << 17)
 
 typedef struct rec {
 	_Atomic(uint64_t) w[WORDS];
@@ -56,6 +59,7 @@ typedef struct rec {
 /* Trace ids of threads that are not workers (tid words). */
 #define TID_TIMER 99999u
 #define TID_OUTSIDE 100000u
+#define TID_DEFERRED 200000u
 
 typedef struct name_node {
 	uint32_t idx;
@@ -361,13 +365,15 @@ pf__trace_created(pf__trace *t, pf__worker *w, const pf__uuid *id,
 void
 pf__trace_finished(pf__trace *t, pf__worker *w, const pf__uuid *id,
     const pf__uuid *parent, const pf_flow *f, int64_t created,
-    int64_t started, int64_t completed, pf_status status, int error)
+    int64_t started, int64_t completed, pf_status status, int error,
+    bool deferred)
 {
 	uint32_t tid;
 	buf *b = enter(t, w, &tid);
 	uint64_t v[WORDS] = { 0 };
 	v[0] = R_FINISHED | (uint64_t)status << 8 |
-	    (parent != NULL ? HAS_PARENT : 0) | (uint64_t)tid << 32;
+	    (parent != NULL ? HAS_PARENT : 0) | (deferred ? DEFERRED : 0) |
+	    (uint64_t)tid << 32;
 	v[1] = (uint64_t)completed;
 	v[2] = (uint64_t)created;
 	v[3] = (uint64_t)started;
@@ -635,6 +641,9 @@ thread_name(FILE *f, const pf__trace *t, unsigned tid, int pid)
 	char name[48];
 	if (tid == TID_TIMER)
 		snprintf(name, sizeof(name), "timer");
+	else if (tid >= TID_DEFERRED)
+		snprintf(name, sizeof(name), "deferred %u",
+		    tid - TID_DEFERRED + 1);
 	else if (tid >= TID_OUTSIDE)
 		snprintf(name, sizeof(name), "outside thread %u",
 		    tid - TID_OUTSIDE + 1);
@@ -652,6 +661,114 @@ cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* A deferred execution's slice, for assign_lanes. */
+typedef struct span {
+	uint64_t *v;
+	int64_t start, end;
+} span;
+
+static int
+cmp_span(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+	return (x->start > y->start) - (x->start < y->start);
+}
+
+/*
+ * Deferred executions (pumped.h: proxies of work elsewhere) end on
+ * whichever thread settles them, and many overlap there without nesting.
+ * Their slices go to lanes of their own instead ("deferred N" threads),
+ * packed first-fit in start order so that no two on a lane overlap: the
+ * lane whose last slice ended first is reused when it ended in time
+ * (a min-heap of lane ends).  Rewrites the snapshots' tid words; false
+ * when out of memory.
+ */
+static bool
+assign_lanes(snap *snaps, unsigned n_bufs)
+{
+	size_t n = 0, cap = 0;
+	span *sp = NULL;
+	for (unsigned i = 0; i < n_bufs; i++)
+		for (size_t j = 0; j < snaps[i].n; j++) {
+			uint64_t *v = snaps[i].v[j];
+			if ((v[0] & 0xff) != R_FINISHED || !(v[0] & DEFERRED) ||
+			    v[3] == 0)
+				continue;
+			if (n == cap) {
+				size_t nc = cap != 0 ? 2 * cap : 64;
+				span *ns = realloc(sp, nc * sizeof(*ns));
+				if (ns == NULL) {
+					free(sp);
+					return false;
+				}
+				sp = ns;
+				cap = nc;
+			}
+			sp[n++] = (span){ v, (int64_t)v[3], (int64_t)v[1] };
+		}
+	if (n == 0)
+		return true;
+	qsort(sp, n, sizeof(*sp), cmp_span);
+	/* A min-heap of lanes by the end of their last slice: end[k] and
+	 * lane[k] are one entry. */
+	int64_t *end = malloc(n * sizeof(*end));
+	uint32_t *lane = malloc(n * sizeof(*lane));
+	if (end == NULL || lane == NULL) {
+		free(end);
+		free(lane);
+		free(sp);
+		return false;
+	}
+	size_t h = 0;
+	uint32_t lanes = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t l;
+		if (h > 0 && end[0] <= sp[i].start) {
+			l = lane[0]; /* pop the earliest end */
+			end[0] = end[--h];
+			lane[0] = lane[h];
+			for (size_t k = 0;;) {
+				size_t c = 2 * k + 1;
+				if (c >= h)
+					break;
+				if (c + 1 < h && end[c + 1] < end[c])
+					c++;
+				if (end[k] <= end[c])
+					break;
+				int64_t te = end[k];
+				end[k] = end[c];
+				end[c] = te;
+				uint32_t tl = lane[k];
+				lane[k] = lane[c];
+				lane[c] = tl;
+				k = c;
+			}
+		} else {
+			l = lanes++;
+		}
+		sp[i].v[0] = (sp[i].v[0] & UINT64_C(0xffffffff)) |
+		    (uint64_t)(TID_DEFERRED + l) << 32;
+		/* push (its end, l) */
+		size_t k = h++;
+		end[k] = sp[i].end;
+		lane[k] = l;
+		while (k > 0 && end[(k - 1) / 2] > end[k]) {
+			size_t pa = (k - 1) / 2;
+			int64_t te = end[k];
+			end[k] = end[pa];
+			end[pa] = te;
+			uint32_t tl = lane[k];
+			lane[k] = lane[pa];
+			lane[pa] = tl;
+			k = pa;
+		}
+	}
+	free(end);
+	free(lane);
+	free(sp);
+	return true;
 }
 
 int
@@ -675,6 +792,10 @@ pf__trace_write(pf__trace *t, const pf__trace_process *p)
 		if (!take(t, &t->bufs[i], &snaps[i]))
 			goto fail;
 		dropped += snaps[i].dropped;
+	}
+	if (!assign_lanes(snaps, t->n_bufs))
+		goto fail;
+	for (unsigned i = 0; i < t->n_bufs; i++) {
 		/* The threads seen, for their names. */
 		for (size_t j = 0; j < snaps[i].n; j++) {
 			uint32_t tid = (uint32_t)(snaps[i].v[j][0] >> 32);

@@ -40,7 +40,8 @@ void pf__trace_created(pf__trace *t, pf__worker *w, const pf__uuid *id,
     const pf__uuid *parent, const pf_flow *f, int64_t created);
 void pf__trace_finished(pf__trace *t, pf__worker *w, const pf__uuid *id,
     const pf__uuid *parent, const pf_flow *f, int64_t created,
-    int64_t started, int64_t completed, pf_status status, int error);
+    int64_t started, int64_t completed, pf_status status, int error,
+    bool deferred);
 void pf__trace_abort(pf__trace *t, pf__worker *w, const pf__uuid *id,
     int reason, int64_t now);
 void pf__trace_timeout(pf__trace *t, pf__worker *w, const pf__uuid *id,

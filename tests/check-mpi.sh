@@ -51,4 +51,30 @@ if [ -x "$primes" ]; then
 		exit 1
 	}
 fi
+# Traces of one job: one file per rank (the rank as pid, clocks aligned at
+# attach), merged by pumped-trace into one timeline with arrows across
+# ranks.
+trace=./tools/pumped-trace
+if [ -x "$primes" ] && [ -x "$trace" ]; then
+	echo "check-mpi: traces of 3 ranks, merged"
+	tdir=$(mktemp -d) || exit 1
+	# shellcheck disable=SC2086
+	PUMPED_TRACE="$tdir/job-%p.json" timeout 180 "$MPIRUN" $fwd \
+		-x PUMPED_TRACE -np 3 "$primes" 3000000 >/dev/null &&
+		"$trace" --merge "$tdir/job.json" "$tdir"/job-*.json &&
+		"$trace" "$tdir/job.json" >"$tdir/summary" || {
+		echo "check-mpi: FAILED: tracing the job"
+		rm -rf "$tdir"
+		exit 1
+	}
+	links=$(sed -n 's/^links across processes: //p' "$tdir/summary")
+	procs=$(grep -c '"name":"process_name"' "$tdir/job.json")
+	rm -rf "$tdir"
+	if [ "$procs" != 3 ] || [ "${links:-0}" -lt 1 ]; then
+		echo "check-mpi: FAILED: merged trace has $procs processes," \
+			"${links:-no} links across them"
+		exit 1
+	fi
+	echo "check-mpi: merged trace: 3 processes, $links links across them"
+fi
 exit 0

@@ -510,6 +510,68 @@ START_TEST(names_are_escaped_exactly)
 }
 END_TEST
 
+/* Deferred executions that overlap and end on one thread: their slices
+ * go to lanes of their own, where nothing overlaps, and slices on every
+ * tid still nest. */
+START_TEST(deferred_slices_get_lanes)
+{
+	const pf_flow f = { "proxy", NULL, 0, 0 };
+	char path[128];
+	path_in_tmp(path, sizeof(path), "deferred.json");
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	enum { N = 40 };
+	pf_exec *e[N];
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(pf_scope_exec_deferred(s, &f, NULL, &e[i]), 0);
+		sleep_ms(1);
+		/* Staggered ends: some settle in order, most later. */
+		if (i % 5 == 4)
+			ck_assert_int_eq(pf_exec_settle(e[i - 2], PF_COMPLETED,
+					     0, NULL, NULL),
+			    0);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		if (i % 5 != 2)
+			ck_assert_int_eq(pf_exec_settle(e[i], PF_COMPLETED, 0,
+					     NULL, NULL),
+			    0);
+		pf_exec_release(e[i]);
+	}
+	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
+	jv doc;
+	load(path, &doc);
+	const jv *ev = get(&doc, "traceEvents");
+	slice sl[N];
+	int nx = 0, lanes = 0;
+	for (size_t i = 0; i < ev->n; i++) {
+		const jv *x = &ev->items[i];
+		const char *ph = get_str(x, "ph");
+		if (strcmp(ph, "M") == 0 &&
+		    strcmp(get_str(x, "name"), "thread_name") == 0 &&
+		    strncmp(get_str(get(x, "args"), "name"), "deferred ", 9) ==
+			0)
+			lanes++;
+		if (strcmp(ph, "X") != 0)
+			continue;
+		ck_assert_int_lt(nx, N);
+		sl[nx].ts = get_num(x, "ts");
+		sl[nx].end = sl[nx].ts + get_num(x, "dur");
+		sl[nx].tid = (int)get_num(x, "tid");
+		nx++;
+	}
+	ck_assert_int_eq(nx, N);
+	ck_assert_int_gt(lanes, 1);
+	qsort(sl, (size_t)nx, sizeof(*sl), by_tid_ts);
+	for (int i = 0; i + 1 < nx; i++)
+		if (sl[i + 1].tid == sl[i].tid)
+			ck_assert_msg(sl[i + 1].ts >= sl[i].end,
+			    "deferred slices overlap on tid %d", sl[i].tid);
+	jv_free(&doc);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 /* The process a trace says wrote it (pf_scope_trace_set_process): the
  * events' pid, the process name, the clock offset; and the origin. */
 START_TEST(the_process_is_named_as_set)
@@ -1017,6 +1079,7 @@ main(void)
 		{ "trace", names_are_escaped_exactly, 0, 0, NULL, NULL, NULL },
 		{ "trace", the_process_is_named_as_set, 0, 0, NULL, NULL,
 		    NULL },
+		{ "trace", deferred_slices_get_lanes, 0, 0, NULL, NULL, NULL },
 		{ "trace", small_buffers_drop_and_say_so, 0, 2, NULL, NULL,
 		    NULL },
 		{ "trace", flushes_race_the_writers, 0, 0, NULL, NULL, NULL },

@@ -3,9 +3,11 @@
  * FILE, Chrome Trace Event JSON, docs/trace.md) and summarises it: per
  * flow name the executions, their statuses and run and pending times, then
  * the critical path of the longest roots; or, with --svg, draws the
- * timeline.
+ * timeline; or, with --merge, joins the traces of several processes (the
+ * ranks of an MPI job) into one.
  *
  * Usage: pumped-trace [--roots N] [--svg OUT [--width PX] [--depth N]] FILE
+ *        pumped-trace --merge OUT FILE...
  *
  * A standalone program: it reads the file format, never the library, so
  * that a trace can be read on a machine without libpumped (and so that
@@ -19,9 +21,18 @@
  * forgets the tree, so memory is the file plus about a hundred bytes per
  * execution.  Strings without escapes point into the file, never copied.
  *
+ * The merge reads every input twice from memory: first to learn each
+ * file's clock (otherData.origin_unix_ns, clock_offset_ns), its pids and
+ * its X slices, then, with all inputs known good, to write each event
+ * again with its ts shifted onto the common clock.  Numbers it does not
+ * change are written as the file spelled them, so they round-trip.
+ *
  * Exit status: 0 done, 1 the input could not be read or is malformed (or
  * an output could not be written), 2 bad usage.
  */
+/* lstat(), to tell a regular OUT (replaced by rename) from a FIFO, a
+ * device or a link (written through), under -std=c11. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -31,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PROG "pumped-trace"
 
@@ -45,6 +57,7 @@
 #define TITLE_MAX 60          /* characters of a name in a tooltip */
 #define LEGEND_MAX 40         /* flows named in the legend */
 #define LABEL_MAX 22          /* characters of a lane's label */
+#define LABEL_MAX_PROC 26     /* the same, process name included */
 /* |ts|, dur and pending_us beyond this (31 years in microseconds) are
  * refused, so that no difference or sum of them overflows. */
 #define MAX_US 1e15
@@ -216,7 +229,8 @@ typedef struct jnode {
 	size_t next;            /* next member or element, NONE at the end */
 	const char *key;        /* member name, inside an object */
 	size_t keylen;
-	const char *str;        /* J_STR: UTF-8, may hold NUL bytes */
+	const char *str;        /* J_STR: UTF-8, may hold NUL bytes; J_NUM:
+	                         * its text, as the file has it */
 	size_t len;
 	double num;             /* J_NUM */
 	size_t first;           /* J_ARR, J_OBJ: first child, NONE if empty */
@@ -619,10 +633,15 @@ parse_value(reader *r, int depth, size_t *out)
 	}
 	if (c == '-' || is_digit(c)) {
 		double v = 0; /* set by parse_number (gcc cannot tell) */
+		size_t start = r->pos;
 		if (!parse_number(r, &v))
 			return false;
 		*out = new_node(r, J_NUM);
 		r->nodes[*out].num = v;
+		/* The text too: the merge writes it back unchanged, and
+		 * reads integers beyond a double's 2^53 from it. */
+		r->nodes[*out].str = r->buf + start;
+		r->nodes[*out].len = r->pos - start;
 		return true;
 	}
 	for (size_t i = 0; i < sizeof literals / sizeof literals[0]; i++) {
@@ -712,6 +731,7 @@ typedef struct exec {
 	uint32_t first_child;   /* first slice whose parent it is */
 	uint32_t stamp;         /* critical path walks: cycle guard */
 	bool seen_b, seen_e;
+	bool seen_s;            /* an s arrow names it (the merge) */
 	uint8_t e_status;
 } exec;
 
@@ -734,6 +754,13 @@ typedef struct lane {
 	const char *label;      /* thread_name metadata, NULL if none */
 	size_t labellen;
 } lane;
+
+/* A process: a pid that some event has, and its process_name. */
+typedef struct proc {
+	int64_t pid;
+	const char *label;      /* process_name metadata, NULL if none */
+	size_t labellen;
+} proc;
 
 /* Open addressing, linear probing; a slot holds index + 1 (0: empty) and
  * the key's hash, so that growing never needs the keys. */
@@ -758,9 +785,10 @@ typedef struct trace {
 	size_t nflows, capflows;
 	lane *lanes;
 	size_t nlanes, caplanes;
-	table exec_tab, flow_tab, lane_tab;
+	proc *procs;
+	size_t nprocs, capprocs;
+	table exec_tab, flow_tab, lane_tab, proc_tab;
 	size_t events;          /* elements of traceEvents */
-	bool have_events;
 	double dropped;         /* otherData */
 	bool have_dropped;
 	const char *producer, *version, *keep;
@@ -858,6 +886,12 @@ same_lane(const trace *t, uint32_t i, const void *key)
 	return t->lanes[i].pid == k[0] && t->lanes[i].tid == k[1];
 }
 
+static bool
+same_proc(const trace *t, uint32_t i, const void *key)
+{
+	return t->procs[i].pid == *(const int64_t *)key;
+}
+
 /* A string of the element being read, kept for the whole run: those in
  * the file as they are, decoded ones copied. */
 static const char *
@@ -936,6 +970,32 @@ intern_lane(trace *t, int64_t pid, int64_t tid)
 	return i;
 }
 
+static uint32_t
+intern_proc(trace *t, int64_t pid)
+{
+	uint32_t h = fnv1a(&pid, sizeof pid);
+	slot *s = table_find(&t->proc_tab, h, same_proc, t, &pid);
+	if (s != NULL && s->idx1 != 0)
+		return s->idx1 - 1;
+	uint32_t i = next_index(t->nprocs);
+	GROW(t->procs, t->capprocs, t->nprocs + 1);
+	proc *p = &t->procs[t->nprocs++];
+	memset(p, 0, sizeof *p);
+	p->pid = pid;
+	table_add(&t->proc_tab, h, i);
+	return i;
+}
+
+/* The process of this pid, NONE32 if no event has it. */
+static uint32_t
+find_proc(const trace *t, int64_t pid)
+{
+	/* table_find's table is not const, but a lookup changes nothing. */
+	table *tab = (table *)&t->proc_tab;
+	slot *s = table_find(tab, fnv1a(&pid, sizeof pid), same_proc, t, &pid);
+	return s != NULL && s->idx1 != 0 ? s->idx1 - 1 : NONE32;
+}
+
 /* Everything, so that a leak checker (configure --enable-asan) has
  * nothing to report. */
 static void
@@ -946,9 +1006,11 @@ trace_free(trace *t)
 	free(t->execs);
 	free(t->flows);
 	free(t->lanes);
+	free(t->procs);
 	free(t->exec_tab.slots);
 	free(t->flow_tab.slots);
 	free(t->lane_tab.slots);
+	free(t->proc_tab.slots);
 }
 
 /* ---------------------------------------------------- taking events */
@@ -1076,9 +1138,23 @@ take_meta(trace *t, const reader *r, size_t ev, size_t pos)
 	const char *name, *label;
 	size_t namelen, labellen;
 	int64_t pid = 0, tid;
-	if (!member_str(r, ev, "name", &name, &namelen) ||
-	    !key_is(name, namelen, "thread_name"))
-		return true; /* process_name and others: nothing to use */
+	if (!member_str(r, ev, "name", &name, &namelen))
+		return true;
+	if (key_is(name, namelen, "process_name")) {
+		/* A lane's label in the SVG of several processes ("rank 1");
+		 * an odd one was never a reason to warn: left out quietly. */
+		if ((member(r, ev, "pid") == NONE ||
+		    member_int(r, ev, "pid", &pid)) &&
+		    member_str(r, member(r, ev, "args"), "name", &label,
+		    &labellen)) {
+			proc *p = &t->procs[intern_proc(t, pid)];
+			p->label = keep_str(t, label, labellen);
+			p->labellen = labellen;
+		}
+		return true;
+	}
+	if (!key_is(name, namelen, "thread_name"))
+		return true; /* other metadata: nothing to use */
 	if (!member_int(r, ev, "tid", &tid) ||
 	    (member(r, ev, "pid") != NONE && !member_int(r, ev, "pid", &pid)) ||
 	    !member_str(r, member(r, ev, "args"), "name", &label, &labellen))
@@ -1096,7 +1172,13 @@ take_event(trace *t, const reader *r, size_t ev, size_t pos)
 {
 	const char *ph;
 	size_t n;
+	int64_t pid = 0;
 	t->events++;
+	/* The processes: every integer pid, a missing one being 0 (as the
+	 * lanes take it). */
+	if (r->nodes[ev].type == J_OBJ && (member(r, ev, "pid") == NONE ||
+	    member_int(r, ev, "pid", &pid)))
+		intern_proc(t, pid);
 	if (r->nodes[ev].type != J_OBJ)
 		ignore(t, pos, "an event that is no object");
 	else if (!member_str(r, ev, "ph", &ph, &n))
@@ -1136,11 +1218,24 @@ take_other_data(trace *t, const reader *r, size_t od)
 	}
 }
 
+/*
+ * What a reading does with the document: each element of traceEvents,
+ * and each other member of the top-level object, is handed over as the
+ * reader's tree, forgotten when the call returns.  The summary takes what
+ * it needs into compact records; the merge reads each file twice, once
+ * to learn and once to write.  `member` may be NULL.
+ */
+typedef struct sink {
+	void (*event)(void *ctx, const reader *r, size_t ev, size_t pos);
+	void (*member)(void *ctx, const reader *r, const char *key,
+	    size_t keylen, size_t v);
+	void *ctx;
+} sink;
+
 /* The elements of the traceEvents array at r->pos, one tree each. */
 static bool
-read_events(trace *t, reader *r, int depth)
+read_events(const sink *k, reader *r, int depth)
 {
-	t->have_events = true;
 	r->pos++; /* '[' */
 	skip_ws(r);
 	if (peek(r) == ']') {
@@ -1153,7 +1248,7 @@ read_events(trace *t, reader *r, int depth)
 		size_t pos = r->pos;
 		if (!parse_value(r, depth, &ev))
 			return false;
-		take_event(t, r, ev, pos);
+		k->event(k->ctx, r, ev, pos);
 		reader_reset(r);
 		skip_ws(r);
 		int c = peek(r);
@@ -1170,16 +1265,18 @@ read_events(trace *t, reader *r, int depth)
 }
 
 /*
- * The document: an object whose traceEvents and otherData are taken (the
- * other members are read and forgotten), or, as Chrome also accepts, a
- * bare array of events.
+ * The document: an object whose traceEvents are read one by one and
+ * whose other members go whole to k->member, or, as Chrome also accepts,
+ * a bare array of events.
  */
 static bool
-read_trace(trace *t, reader *r)
+read_doc(const sink *k, reader *r)
 {
+	bool have_events = false;
 	skip_ws(r);
 	if (peek(r) == '[') {
-		if (!read_events(t, r, 1))
+		have_events = true;
+		if (!read_events(k, r, 1))
 			return false;
 	} else if (peek(r) == '{') {
 		r->pos++;
@@ -1204,14 +1301,14 @@ read_trace(trace *t, reader *r)
 			skip_ws(r);
 			if (key_is(key, keylen, "traceEvents") &&
 			    peek(r) == '[') {
-				if (!read_events(t, r, 2))
+				have_events = true;
+				if (!read_events(k, r, 2))
 					return false;
 			} else {
-				bool od = key_is(key, keylen, "otherData");
 				if (!parse_value(r, 1, &v))
 					return false;
-				if (od)
-					take_other_data(t, r, v);
+				if (k->member != NULL)
+					k->member(k->ctx, r, key, keylen, v);
 			}
 			reader_reset(r);
 			skip_ws(r);
@@ -1231,9 +1328,30 @@ read_trace(trace *t, reader *r)
 	if (r->pos < r->len)
 		return fail(r, r->pos, "unexpected %s after the JSON document",
 		    found(r, r->pos));
-	if (!t->have_events)
+	if (!have_events)
 		return fail(r, 0, "no traceEvents array: not a trace");
 	return true;
+}
+
+static void
+summary_event(void *ctx, const reader *r, size_t ev, size_t pos)
+{
+	take_event(ctx, r, ev, pos);
+}
+
+static void
+summary_member(void *ctx, const reader *r, const char *key, size_t keylen,
+    size_t v)
+{
+	if (key_is(key, keylen, "otherData"))
+		take_other_data(ctx, r, v);
+}
+
+static bool
+read_trace(trace *t, reader *r)
+{
+	sink k = { summary_event, summary_member, t };
+	return read_doc(&k, r);
 }
 
 /* "FILE:LINE:COL: byte N: message", the line found only now. */
@@ -1523,12 +1641,30 @@ print_summary(trace *t, const char *path, size_t roots_wanted)
 		}
 		putchar(')');
 	}
-	for (size_t i = 0; i < t->nslices; i++)
-		nroots += t->slices[i].parent == NONE32;
+	/* Links across processes: a slice whose parent ran in another
+	 * process (a merged MPI trace: the parent is the proxy on the rank
+	 * that asked, docs/trace.md). */
+	size_t links = 0;
+	for (size_t i = 0; i < t->nslices; i++) {
+		const slice *s = &t->slices[i];
+		if (s->parent == NONE32) {
+			nroots++;
+			continue;
+		}
+		uint32_t p = t->execs[s->parent].slice;
+		if (p != NONE32 && t->lanes[t->slices[p].lane].pid !=
+		    t->lanes[s->lane].pid)
+			links++;
+	}
 	printf("\n%zu event%s, %zu execution%s of %zu flow%s, %zu root%s, %zu "
-	    "thread%s\n", t->events, plural(t->events), nexec, plural(nexec),
+	    "thread%s", t->events, plural(t->events), nexec, plural(nexec),
 	    nflows, plural(nflows), nroots, plural(nroots), t->nlanes,
 	    plural(t->nlanes));
+	if (t->nprocs > 1)
+		printf(" in %zu processes", t->nprocs);
+	putchar('\n');
+	if (links > 0 || t->nprocs > 1)
+		printf("links across processes: %zu\n", links);
 	printf("dropped_events: %.0f", t->dropped);
 	if (t->have_dropped && t->keep != NULL) {
 		printf(" (buffer_events %.0f, keep \"", t->buffer_events);
@@ -1761,6 +1897,43 @@ fmt_tick(char buf[32], double us, double step, double span)
 	snprintf(buf, 32, "%.*f%s", dec, us / scale, unit);
 }
 
+/* A lane's label: its thread_name (or tid), after the process_name (or
+ * pid) when the file has several processes, as a merged one does: each
+ * rank has its "worker 0". */
+static void
+put_lane_label(FILE *out, const trace *t, const lane *l)
+{
+	char num[48];
+	const char *thread = l->label;
+	size_t threadlen = l->labellen;
+	if (thread == NULL) {
+		threadlen = (size_t)snprintf(num, sizeof num, "tid %lld",
+		    (long long)l->tid);
+		thread = num;
+	}
+	if (t->nprocs <= 1) {
+		put_xml_cut(out, thread, threadlen, LABEL_MAX);
+		return;
+	}
+	uint32_t pi = find_proc(t, l->pid);
+	const proc *p = pi != NONE32 ? &t->procs[pi] : NULL;
+	char pnum[32];
+	const char *pname = p != NULL ? p->label : NULL;
+	size_t pnamelen = p != NULL ? p->labellen : 0;
+	if (pname == NULL) {
+		pnamelen = (size_t)snprintf(pnum, sizeof pnum, "pid %lld",
+		    (long long)l->pid);
+		pname = pnum;
+	}
+	/* Cut as one text: joined first. */
+	char *s = xmalloc(pnamelen + 2 + threadlen);
+	memcpy(s, pname, pnamelen);
+	memcpy(s + pnamelen, ": ", 2);
+	memcpy(s + pnamelen + 2, thread, threadlen);
+	put_xml_cut(out, s, pnamelen + 2 + threadlen, LABEL_MAX_PROC);
+	free(s);
+}
+
 static bool
 write_svg(trace *t, const char *in_path, const char *out_path,
     const svg_opts *o)
@@ -1983,10 +2156,7 @@ write_svg(trace *t, const char *in_path, const char *out_path,
 			    "width=\"%d\" height=\"%d\"/>\n", y - LANE_GAP / 2,
 			    o->width, (int)rows[lo[k]] * ROW_H + LANE_GAP);
 		fprintf(out, "<text x=\"6\" y=\"%d\">", y + ROW_H - 3);
-		if (l->label != NULL)
-			put_xml_cut(out, l->label, l->labellen, LABEL_MAX);
-		else
-			fprintf(out, "tid %lld", (long long)l->tid);
+		put_lane_label(out, t, l);
 		fputs("</text>\n", out);
 	}
 
@@ -2107,6 +2277,853 @@ write_svg(trace *t, const char *in_path, const char *out_path,
 	return ok;
 }
 
+/* ------------------------------------------------------- merging */
+
+/*
+ * --merge: the files of one job (a file per process; with libpumped-mpi,
+ * one per rank) joined into one trace that a viewer shows on one time
+ * axis.  Each file's ts count from its own origin, on its own clock; its
+ * otherData says where that origin lies on the reference clock (rank
+ * 0's): origin_unix_ns - clock_offset_ns.  The earliest of these is the
+ * merged file's origin, and every ts moves by its file's distance from
+ * it.
+ */
+
+/* One input. */
+typedef struct mfile {
+	const char *path;
+	char *buf;              /* the whole file, kept for the second pass */
+	size_t len;
+	size_t events;          /* elements of traceEvents */
+	double dropped;         /* otherData.dropped_events, 0 if absent */
+	bool have_origin, have_os_pid;
+	int64_t origin, offset, os_pid; /* otherData; offset 0 if absent */
+	int64_t base;           /* origin - offset: on the reference clock */
+	int64_t shift_ns;       /* base - T0, added to every ts */
+	const char *producer, *version;
+	size_t producerlen, versionlen;
+	uint32_t first_pair, end_pair; /* its (file, pid) pairs */
+} mfile;
+
+/* The first X slice of each execution id, where a link across files can
+ * start or end; its numbers as the file spells them. */
+typedef struct xrec {
+	uint32_t file, exec;
+	uint32_t parent;        /* exec of args.parent, NONE32 if none */
+	uint32_t pair;          /* its (file, pid) */
+	size_t pos;             /* where the event starts in its file */
+	bytes ts, dur, tid;
+	uint8_t link;
+} xrec;
+
+enum {
+	LINK_NONE,
+	LINK_MOVE,              /* its parent is in another file: its s moves */
+	LINK_ADD                /* the same, and it has no s: one is added */
+};
+
+typedef struct merge {
+	mfile *files;
+	size_t nfiles;
+	uint32_t cur;           /* the file being read */
+	/* The tables of a trace, borrowed: execs are the ids of all the
+	 * files; lanes the (file, pid) pairs, the file in `pid` and the
+	 * pid in `tid`; procs the set of pids taken. */
+	trace t;
+	int64_t *newpid;        /* per pair: the pid written */
+	size_t capnewpid;
+	uint32_t *owner;        /* per proc: the file that has that pid */
+	size_t capowner;
+	xrec *xs;
+	size_t nxs, capxs;
+	const char *unit;       /* the first displayTimeUnit, NULL if none */
+	size_t unitlen;
+	bool have_t0;
+	int64_t t0;             /* the merged origin: the earliest base */
+	size_t links;
+	FILE *out;
+	bool first;             /* no event written yet */
+} merge;
+
+/* An integer member exactly, from its text: origin_unix_ns is beyond the
+ * 2^53 that a double holds exactly.  Other spellings (1e3, 12.0) are
+ * taken when a double holds them exactly. */
+static bool
+member_i64(const reader *r, size_t obj, const char *key, int64_t *v)
+{
+	size_t m = member(r, obj, key);
+	if (m == NONE || r->nodes[m].type != J_NUM)
+		return false;
+	const char *s = r->nodes[m].str;
+	size_t n = r->nodes[m].len, i = s[0] == '-';
+	bool neg = i != 0;
+	uint64_t acc = 0, lim = (uint64_t)INT64_MAX + neg;
+	for (; i < n && is_digit(s[i]); i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+		if (acc > (lim - d) / 10)
+			return false;
+		acc = acc * 10 + d;
+	}
+	if (i < n)
+		return member_int(r, obj, key, v);
+	if (!neg)
+		*v = (int64_t)acc;
+	else /* INT64_MIN has no positive twin: negated one less */
+		*v = acc == 0 ? 0 : -(int64_t)(acc - 1) - 1;
+	return true;
+}
+
+/* ---- times */
+
+/*
+ * A ts after the shift.  Exact, in integer ns, when its text is a decimal
+ * with at most three fractional digits (trailing zeros aside) and no
+ * exponent, as libpumped writes them: then 1614.12 moved by 179,980 ns
+ * is 1794.1, not 1794.1000000000001.  Any other spelling goes through a
+ * double.
+ */
+typedef struct tval {
+	bool exact;
+	int64_t ns;             /* exact */
+	double us;              /* always, for comparisons */
+} tval;
+
+static bool
+ns_of(bytes b, int64_t *out)
+{
+	const char *s = b.p;
+	size_t i = 0, digits = 0;
+	bool neg = b.n > 0 && s[0] == '-';
+	int64_t v = 0, scale = 100;
+	if (neg)
+		i++;
+	/* 15 digits: below MAX_US, so that ts, shift and dur, each under
+	 * 10^18 ns, add up within an int64. */
+	for (; i < b.n && is_digit(s[i]); i++) {
+		if (++digits > 15)
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	v *= 1000;
+	if (i < b.n && s[i] == '.') {
+		for (i++; i < b.n && is_digit(s[i]); i++) {
+			if (scale == 0) {
+				if (s[i] != '0')
+					return false; /* below a ns */
+				continue;
+			}
+			v += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (i != b.n)
+		return false; /* an exponent */
+	*out = neg ? -v : v;
+	return true;
+}
+
+/* strtod on the file itself: the reader checked the number and that
+ * strtod stops where it ends. */
+static double
+us_of(bytes b)
+{
+	return strtod(b.p, NULL);
+}
+
+static tval
+tv_shift(bytes b, int64_t shift_ns)
+{
+	tval t = { false, 0, 0 };
+	int64_t ns;
+	if (ns_of(b, &ns) && shift_ns <= (int64_t)(MAX_US * 1000)) {
+		t.exact = true;
+		t.ns = ns + shift_ns;
+		t.us = (double)t.ns / 1e3;
+	} else {
+		t.us = us_of(b) + (double)shift_ns / 1e3;
+	}
+	return t;
+}
+
+static tval
+tv_add(tval t, bytes dur)
+{
+	int64_t ns;
+	if (t.exact && ns_of(dur, &ns)) {
+		t.ns += ns;
+		t.us = (double)t.ns / 1e3;
+	} else {
+		t.exact = false;
+		t.us += us_of(dur);
+	}
+	return t;
+}
+
+static int
+tv_cmp(tval a, tval b)
+{
+	if (a.exact && b.exact)
+		return a.ns < b.ns ? -1 : a.ns > b.ns;
+	return a.us < b.us ? -1 : a.us > b.us;
+}
+
+/* t moved into [lo, hi]. */
+static tval
+tv_clamp(tval t, tval lo, tval hi)
+{
+	if (tv_cmp(t, lo) < 0)
+		return lo;
+	if (tv_cmp(t, hi) > 0)
+		return hi;
+	return t;
+}
+
+/* A double as JSON that reads back as the same double: an integer as
+ * one, otherwise the shortest of 15 to 17 significant digits that does. */
+static void
+put_double(FILE *f, double v)
+{
+	char b[40];
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		fprintf(f, "%.0f", v);
+		return;
+	}
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(b, sizeof b, "%.*g", prec, v);
+		if (strtod(b, NULL) == v)
+			break;
+	}
+	fputs(b, f);
+}
+
+static void
+put_tval(FILE *f, tval t)
+{
+	if (!t.exact) {
+		put_double(f, t.us);
+		return;
+	}
+	uint64_t a = t.ns < 0 ? 0 - (uint64_t)t.ns : (uint64_t)t.ns;
+	unsigned frac = (unsigned)(a % 1000);
+	fprintf(f, "%s%llu", t.ns < 0 ? "-" : "",
+	    (unsigned long long)(a / 1000));
+	if (frac != 0) {
+		char d[8];
+		int n = snprintf(d, sizeof d, "%03u", frac);
+		while (n > 0 && d[n - 1] == '0')
+			d[--n] = '\0';
+		fprintf(f, ".%s", d);
+	}
+}
+
+/* ---- JSON out */
+
+/* A string, escaped as RFC 8259 asks: quote, backslash and control
+ * characters.  The reader let only valid UTF-8 through; a file name may
+ * hold any bytes, so invalid sequences become U+FFFD. */
+static void
+put_json_str(FILE *f, const char *s, size_t n)
+{
+	const unsigned char *b = (const unsigned char *)s;
+	putc('"', f);
+	for (size_t i = 0; i < n;) {
+		unsigned c = b[i];
+		size_t len;
+		switch (c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\b': fputs("\\b", f); break;
+		case '\f': fputs("\\f", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (c < 0x20) {
+				fprintf(f, "\\u%04x", c);
+			} else if ((len = utf8_seq(b + i, n - i)) == 0) {
+				fputs("\xef\xbf\xbd", f);
+			} else {
+				fwrite(b + i, 1, len, f);
+				i += len;
+				continue;
+			}
+		}
+		i++;
+	}
+	putc('"', f);
+}
+
+/* A value of the reader's tree as it came: numbers as their text. */
+static void
+put_json(FILE *f, const reader *r, size_t v)
+{
+	const jnode *n = &r->nodes[v];
+	switch (n->type) {
+	case J_NULL: fputs("null", f); break;
+	case J_FALSE: fputs("false", f); break;
+	case J_TRUE: fputs("true", f); break;
+	case J_NUM: fwrite(n->str, 1, n->len, f); break;
+	case J_STR: put_json_str(f, n->str, n->len); break;
+	case J_ARR:
+	case J_OBJ:
+		putc(n->type == J_OBJ ? '{' : '[', f);
+		for (size_t i = n->first; i != NONE; i = r->nodes[i].next) {
+			if (i != n->first)
+				putc(',', f);
+			if (n->type == J_OBJ) {
+				put_json_str(f, r->nodes[i].key,
+				    r->nodes[i].keylen);
+				putc(':', f);
+			}
+			put_json(f, r, i); /* depth: at most MAX_NESTING */
+		}
+		putc(n->type == J_OBJ ? '}' : ']', f);
+		break;
+	}
+}
+
+/* ---- the first pass: what each file holds */
+
+/* The event's (file, pid) pair: a missing pid is 0, as for the summary;
+ * NONE32 for a pid that is no integer (written as it is). */
+static uint32_t
+merge_pair(merge *m, const reader *r, size_t ev)
+{
+	int64_t pid = 0;
+	if (member(r, ev, "pid") != NONE && !member_int(r, ev, "pid", &pid))
+		return NONE32;
+	size_t had = m->t.nlanes;
+	uint32_t i = intern_lane(&m->t, m->cur, pid);
+	if (m->t.nlanes > had) {
+		GROW(m->newpid, m->capnewpid, (size_t)i + 1);
+		m->newpid[i] = pid;
+		had = m->t.nprocs;
+		uint32_t p = intern_proc(&m->t, pid);
+		if (m->t.nprocs > had) {
+			GROW(m->owner, m->capowner, (size_t)p + 1);
+			m->owner[p] = m->cur;
+		}
+	}
+	return i;
+}
+
+/* Is it the s arrow to a child ("cat" "child")?  Its id then. */
+static bool
+child_arrow(const reader *r, size_t ev, const char *ph, size_t phlen,
+    bytes *id)
+{
+	const char *cat;
+	size_t catlen;
+	return key_is(ph, phlen, "s") &&
+	    member_str(r, ev, "cat", &cat, &catlen) &&
+	    key_is(cat, catlen, "child") &&
+	    member_str(r, ev, "id", &id->p, &id->n);
+}
+
+/* The xrec of this id, NONE32 if the id has no X (or is unknown). */
+static uint32_t
+xrec_of(merge *m, bytes id)
+{
+	bytes k = id;
+	slot *s = table_find(&m->t.exec_tab, fnv1a(id.p, id.n), same_exec,
+	    &m->t, &k);
+	if (s == NULL || s->idx1 == 0)
+		return NONE32;
+	return m->t.execs[s->idx1 - 1].slice;
+}
+
+static void
+merge_scan(void *ctx, const reader *r, size_t ev, size_t pos)
+{
+	merge *m = ctx;
+	const char *ph;
+	size_t phlen, args, par;
+	bytes id;
+	double ts, dur;
+	int64_t tid;
+	m->files[m->cur].events++;
+	if (r->nodes[ev].type != J_OBJ)
+		return; /* copied as it is */
+	uint32_t pair = merge_pair(m, r, ev);
+	if (!member_str(r, ev, "ph", &ph, &phlen))
+		return;
+	if (child_arrow(r, ev, ph, phlen, &id)) {
+		m->t.execs[intern_exec(&m->t, id.p, id.n)].seen_s = true;
+		return;
+	}
+	/* An X that can be a parent or a child across files: one with the
+	 * fields the summary also needs, the first of its id. */
+	args = member(r, ev, "args");
+	if (!key_is(ph, phlen, "X") || pair == NONE32 ||
+	    !member_str(r, args, "id", &id.p, &id.n) ||
+	    !member_num(r, ev, "ts", &ts) || !in_range(ts) ||
+	    !member_num(r, ev, "dur", &dur) || !in_range(dur) || dur < 0 ||
+	    !member_int(r, ev, "tid", &tid))
+		return;
+	uint32_t e = intern_exec(&m->t, id.p, id.n);
+	if (m->t.execs[e].slice != NONE32)
+		return;
+	par = member(r, args, "parent");
+	uint32_t parent = par != NONE && r->nodes[par].type == J_STR ?
+	    intern_exec(&m->t, r->nodes[par].str, r->nodes[par].len) :
+	    NONE32;
+	uint32_t i = next_index(m->nxs);
+	GROW(m->xs, m->capxs, m->nxs + 1);
+	xrec *x = &m->xs[m->nxs++];
+	size_t nts = member(r, ev, "ts"), ndur = member(r, ev, "dur"),
+	    ntid = member(r, ev, "tid");
+	/* Numbers are never decoded: their text lies in the file, which
+	 * stays in memory. */
+	*x = (xrec){ m->cur, e, parent, pair, pos,
+	    { r->nodes[nts].str, r->nodes[nts].len },
+	    { r->nodes[ndur].str, r->nodes[ndur].len },
+	    { r->nodes[ntid].str, r->nodes[ntid].len }, LINK_NONE };
+	m->t.execs[e].slice = i;
+}
+
+static void
+merge_member(void *ctx, const reader *r, const char *key, size_t keylen,
+    size_t v)
+{
+	merge *m = ctx;
+	mfile *f = &m->files[m->cur];
+	const char *s;
+	size_t n;
+	double d;
+	if (key_is(key, keylen, "displayTimeUnit")) {
+		if (m->unit == NULL && r->nodes[v].type == J_STR) {
+			m->unit = keep_str(&m->t, r->nodes[v].str,
+			    r->nodes[v].len);
+			m->unitlen = r->nodes[v].len;
+		}
+		return;
+	}
+	if (!key_is(key, keylen, "otherData"))
+		return;
+	if (member_num(r, v, "dropped_events", &d) && d >= 0)
+		f->dropped = d;
+	if (member_str(r, v, "producer", &s, &n)) {
+		f->producer = keep_str(&m->t, s, n);
+		f->producerlen = n;
+	}
+	if (member_str(r, v, "version", &s, &n)) {
+		f->version = keep_str(&m->t, s, n);
+		f->versionlen = n;
+	}
+	f->have_origin = member_i64(r, v, "origin_unix_ns", &f->origin);
+	if (!member_i64(r, v, "clock_offset_ns", &f->offset))
+		f->offset = 0;
+	f->have_os_pid = member_i64(r, v, "os_pid", &f->os_pid);
+}
+
+/* ---- between the passes: shifts, pids, links */
+
+static bool
+merge_plan(merge *m)
+{
+	/* The bases, and the earliest of them. */
+	for (size_t i = 0; i < m->nfiles; i++) {
+		mfile *f = &m->files[i];
+		if (f->have_origin && ((f->offset > 0 &&
+		    f->origin < INT64_MIN + f->offset) || (f->offset < 0 &&
+		    f->origin > INT64_MAX + f->offset))) {
+			fprintf(stderr, PROG ": warning: %s: origin_unix_ns "
+			    "minus clock_offset_ns overflows: taken as "
+			    "absent\n", f->path);
+			f->have_origin = false;
+		}
+		if (!f->have_origin)
+			continue;
+		f->base = f->origin - f->offset;
+		if (!m->have_t0 || f->base < m->t0)
+			m->t0 = f->base;
+		m->have_t0 = true;
+	}
+	for (size_t i = 0; i < m->nfiles; i++) {
+		mfile *f = &m->files[i];
+		if (!f->have_origin) {
+			/* An older libpumped: nothing to align it with. */
+			fprintf(stderr, PROG ": warning: %s: no "
+			    "otherData.origin_unix_ns: its times are taken "
+			    "as they are, from the merged origin\n", f->path);
+			f->base = m->t0;
+		}
+		/* Unsigned: two int64 may be 2^64 apart.  31 years, the
+		 * reader's bound on a ts, is far beyond any job. */
+		uint64_t d = (uint64_t)f->base - (uint64_t)m->t0;
+		if (d > (uint64_t)(MAX_US * 1000)) {
+			fprintf(stderr, PROG ": %s: its origin is %.0f s "
+			    "from the earliest: not one job\n", f->path,
+			    (double)d / 1e9);
+			return false;
+		}
+		f->shift_ns = (int64_t)d;
+	}
+
+	/* pids: the first file that has one keeps it; a later one gets its
+	 * os_pid when no file has that, else a number above them all. */
+	int64_t fresh = 0;
+	for (size_t p = 0; p < m->t.nprocs; p++)
+		if (m->t.procs[p].pid >= fresh)
+			fresh = m->t.procs[p].pid + 1;
+	for (size_t k = 0; k < m->t.nlanes; k++) {
+		uint32_t file = (uint32_t)m->t.lanes[k].pid;
+		int64_t pid = m->t.lanes[k].tid, to;
+		if (m->owner[find_proc(&m->t, pid)] == file)
+			continue;
+		const mfile *f = &m->files[file];
+		if (f->have_os_pid && find_proc(&m->t, f->os_pid) == NONE32) {
+			to = f->os_pid;
+		} else {
+			while (find_proc(&m->t, fresh) != NONE32)
+				fresh++;
+			to = fresh;
+		}
+		uint32_t p = intern_proc(&m->t, to);
+		GROW(m->owner, m->capowner, (size_t)p + 1);
+		m->owner[p] = file;
+		m->newpid[k] = to;
+		fprintf(stderr, PROG ": note: %s uses pid %lld, as %s does: its "
+		    "events get pid %lld\n", f->path, (long long)pid,
+		    m->files[m->owner[find_proc(&m->t, pid)]].path,
+		    (long long)to);
+	}
+
+	/* Links: a child whose parent's X is in another file. */
+	for (size_t i = 0; i < m->nxs; i++) {
+		xrec *c = &m->xs[i];
+		if (c->parent == NONE32)
+			continue;
+		uint32_t p = m->t.execs[c->parent].slice;
+		if (p == NONE32 || m->xs[p].file == c->file)
+			continue;
+		c->link = m->t.execs[c->exec].seen_s ? LINK_MOVE : LINK_ADD;
+		m->links++;
+	}
+	return true;
+}
+
+/* ---- the second pass: writing */
+
+static void
+put_i64(FILE *f, int64_t v)
+{
+	fprintf(f, "%lld", (long long)v);
+}
+
+/* The s arrow of child c, on its parent p: p's process and thread, at
+ * its own time clamped into p's slice, so that a viewer binds it there
+ * and draws the arrow from the proxy to the remote execution. */
+static tval
+arrow_time(const merge *m, const xrec *p, bool have, tval t)
+{
+	tval lo = tv_shift(p->ts, m->files[p->file].shift_ns);
+	tval hi = tv_add(lo, p->dur);
+	return have ? tv_clamp(t, lo, hi) : lo;
+}
+
+static void
+merge_write(void *ctx, const reader *r, size_t ev, size_t pos)
+{
+	merge *m = ctx;
+	const mfile *f = &m->files[m->cur];
+	FILE *out = m->out;
+	const char *ph = NULL;
+	size_t phlen = 0;
+	bytes id;
+	if (!m->first)
+		fputs(",\n", out);
+	m->first = false;
+	if (r->nodes[ev].type != J_OBJ) {
+		put_json(out, r, ev);
+		return;
+	}
+	uint32_t pair = merge_pair(m, r, ev);
+	bool renamed = pair != NONE32 &&
+	    m->newpid[pair] != m->t.lanes[pair].tid;
+	const xrec *p = NULL;   /* an s that moves: onto this parent */
+	const xrec *add = NULL; /* an X whose s is added after it */
+	member_str(r, ev, "ph", &ph, &phlen);
+	if (ph != NULL && child_arrow(r, ev, ph, phlen, &id)) {
+		uint32_t x = xrec_of(m, id);
+		if (x != NONE32 && m->xs[x].link != LINK_NONE)
+			p = &m->xs[m->t.execs[m->xs[x].parent].slice];
+	} else if (ph != NULL && key_is(ph, phlen, "X") &&
+	    member_str(r, member(r, ev, "args"), "id", &id.p, &id.n)) {
+		uint32_t x = xrec_of(m, id);
+		if (x != NONE32 && m->xs[x].file == m->cur &&
+		    m->xs[x].pos == pos && m->xs[x].link == LINK_ADD)
+			add = &m->xs[x];
+	}
+
+	bool have_pid = false, have_tid = false, have_ts = false;
+	const jnode *o = &r->nodes[ev];
+	putc('{', out);
+	for (size_t i = o->first; i != NONE; i = r->nodes[i].next) {
+		const jnode *n = &r->nodes[i];
+		if (i != o->first)
+			putc(',', out);
+		put_json_str(out, n->key, n->keylen);
+		putc(':', out);
+		if (key_is(n->key, n->keylen, "ts") && n->type == J_NUM &&
+		    (p != NULL || f->shift_ns != 0)) {
+			tval t = tv_shift((bytes){ n->str, n->len },
+			    f->shift_ns);
+			have_ts = true;
+			put_tval(out, p != NULL ? arrow_time(m, p, true, t) : t);
+		} else if (key_is(n->key, n->keylen, "pid") &&
+		    (p != NULL || renamed)) {
+			have_pid = true;
+			put_i64(out, m->newpid[p != NULL ? p->pair : pair]);
+		} else if (key_is(n->key, n->keylen, "tid") && p != NULL) {
+			have_tid = true;
+			fwrite(p->tid.p, 1, p->tid.n, out);
+		} else {
+			/* Unshifted (the earliest file): as it was spelled. */
+			have_ts |= key_is(n->key, n->keylen, "ts");
+			put_json(out, r, i);
+		}
+	}
+	/* What the event lacked: a missing pid is 0, which may have been
+	 * renamed; an arrow needs all three to bind to the parent. */
+	const char *sep = o->first != NONE ? "," : "";
+	if (!have_pid && (p != NULL || renamed)) {
+		fprintf(out, "%s\"pid\":", sep);
+		put_i64(out, m->newpid[p != NULL ? p->pair : pair]);
+		sep = ",";
+	}
+	if (p != NULL && !have_tid) {
+		fprintf(out, "%s\"tid\":", sep);
+		fwrite(p->tid.p, 1, p->tid.n, out);
+		sep = ",";
+	}
+	if (p != NULL && !have_ts) {
+		fprintf(out, "%s\"ts\":", sep);
+		put_tval(out, arrow_time(m, p, false, (tval){ false, 0, 0 }));
+	}
+	putc('}', out);
+
+	if (add != NULL) {
+		/* Its arrow was dropped (or never written): one from its
+		 * parent, at its start clamped into the parent's slice. */
+		const xrec *q = &m->xs[m->t.execs[add->parent].slice];
+		const exec *e = &m->t.execs[add->exec];
+		fputs(",\n{\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\","
+		    "\"id\":", out);
+		put_json_str(out, e->id, e->idlen);
+		fputs(",\"ts\":", out);
+		put_tval(out, arrow_time(m, q, true,
+		    tv_shift(add->ts, f->shift_ns)));
+		fputs(",\"pid\":", out);
+		put_i64(out, m->newpid[q->pair]);
+		fputs(",\"tid\":", out);
+		fwrite(q->tid.p, 1, q->tid.n, out);
+		fputs(",\"args\":{\"added_by\":\"pumped-trace --merge\"}}",
+		    out);
+	}
+}
+
+static void
+put_other_data(merge *m)
+{
+	FILE *out = m->out;
+	double dropped = 0;
+	for (size_t i = 0; i < m->nfiles; i++)
+		dropped += m->files[i].dropped;
+	fprintf(out, "\"otherData\":{\"producer\":\"pumped-trace --merge\","
+	    "\"files\":%zu,\"dropped_events\":", m->nfiles);
+	put_double(out, dropped);
+	/* The merged file is on the reference clock: merged again, with
+	 * another job's file say, it aligns as any other. */
+	if (m->have_t0) {
+		fputs(",\"origin_unix_ns\":", out);
+		put_i64(out, m->t0);
+		fputs(",\"clock_offset_ns\":0", out);
+	}
+	fprintf(out, ",\"cross_process_links\":%zu,\"inputs\":[", m->links);
+	for (size_t i = 0; i < m->nfiles; i++) {
+		const mfile *f = &m->files[i];
+		fputs(i > 0 ? ",\n  {\"file\":" : "\n  {\"file\":", out);
+		put_json_str(out, f->path, strlen(f->path));
+		if (f->producer != NULL) {
+			fputs(",\"producer\":", out);
+			put_json_str(out, f->producer, f->producerlen);
+		}
+		if (f->version != NULL) {
+			fputs(",\"version\":", out);
+			put_json_str(out, f->version, f->versionlen);
+		}
+		if (f->have_os_pid) {
+			fputs(",\"os_pid\":", out);
+			put_i64(out, f->os_pid);
+		}
+		if (f->have_origin) {
+			fputs(",\"origin_unix_ns\":", out);
+			put_i64(out, f->origin);
+			fputs(",\"clock_offset_ns\":", out);
+			put_i64(out, f->offset);
+		}
+		fputs(",\"shift_ns\":", out);
+		put_i64(out, f->shift_ns);
+		fprintf(out, ",\"events\":%zu,\"dropped_events\":", f->events);
+		put_double(out, f->dropped);
+		/* Its pids, as [in the file, in the merge]. */
+		fputs(",\"pids\":[", out);
+		for (uint32_t k = f->first_pair; k < f->end_pair; k++) {
+			fprintf(out, "%s[", k > f->first_pair ? "," : "");
+			put_i64(out, m->t.lanes[k].tid);
+			putc(',', out);
+			put_i64(out, m->newpid[k]);
+			putc(']', out);
+		}
+		fputs("]}", out);
+	}
+	fputs("]}", out);
+}
+
+/* Where the merge goes: stdout for "-"; an OUT that exists and is no
+ * regular file (a link, a FIFO, a device) is written through, in place,
+ * as the library writes its traces; otherwise a new file beside OUT,
+ * renamed over it when complete, so that a failed write leaves OUT as it
+ * was.  *tmp: that file's name, to free, NULL when writing in place. */
+static FILE *
+open_output(const char *path, char **tmp)
+{
+	struct stat st;
+	*tmp = NULL;
+	if (strcmp(path, "-") == 0)
+		return stdout;
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return fopen(path, "w");
+	size_t n = strlen(path) + 32;
+	char *name = xmalloc(n);
+	for (int k = 0; k < 1000; k++) {
+		snprintf(name, n, "%s.merge-%d.tmp", path, k);
+		/* "x": never over a file that is there (C11). */
+		FILE *f = fopen(name, "wx");
+		if (f != NULL) {
+			*tmp = name;
+			return f;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	free(name);
+	return NULL;
+}
+
+static void
+merge_free(merge *m)
+{
+	for (size_t i = 0; i < m->nfiles; i++)
+		free(m->files[i].buf);
+	free(m->files);
+	free(m->newpid);
+	free(m->owner);
+	free(m->xs);
+	trace_free(&m->t);
+}
+
+static int
+run_merge(const char *out_path, char **paths, size_t npaths)
+{
+	merge m;
+	memset(&m, 0, sizeof m);
+	m.files = calloc(npaths, sizeof(mfile));
+	if (m.files == NULL)
+		out_of_memory();
+
+	/* The first pass: every input read and checked before anything is
+	 * written. */
+	for (size_t i = 0; i < npaths; i++) {
+		mfile *f = &m.files[m.nfiles++];
+		reader r = { .path = paths[i] };
+		f->path = paths[i];
+		f->buf = read_input(paths[i], &f->len);
+		if (f->buf == NULL) {
+			merge_free(&m);
+			return 1;
+		}
+		r.buf = f->buf;
+		r.len = f->len;
+		m.cur = (uint32_t)i;
+		m.t.buf = f->buf; /* strings in it need no copy */
+		m.t.len = f->len;
+		f->first_pair = (uint32_t)m.t.nlanes;
+		sink k = { merge_scan, merge_member, &m };
+		bool ok = read_doc(&k, &r);
+		if (!ok)
+			report(&r);
+		arena_free(&r.scratch);
+		free(r.nodes);
+		f->end_pair = (uint32_t)m.t.nlanes;
+		if (!ok) {
+			merge_free(&m);
+			return 1;
+		}
+	}
+	if (!merge_plan(&m)) {
+		merge_free(&m);
+		return 1;
+	}
+
+	char *tmp;
+	m.out = open_output(out_path, &tmp);
+	if (m.out == NULL) {
+		fprintf(stderr, PROG ": %s: %s\n", out_path, strerror(errno));
+		merge_free(&m);
+		return 1;
+	}
+	fputc('{', m.out);
+	if (m.unit != NULL) {
+		fputs("\"displayTimeUnit\":", m.out);
+		put_json_str(m.out, m.unit, m.unitlen);
+		fputs(",\n", m.out);
+	}
+	put_other_data(&m);
+	fputs(",\n\"traceEvents\":[\n", m.out);
+	m.first = true;
+	bool ok = true;
+	size_t events = 0;
+	for (size_t i = 0; i < m.nfiles && ok; i++) {
+		mfile *f = &m.files[i];
+		reader r = { .path = f->path, .buf = f->buf, .len = f->len };
+		sink k = { merge_write, NULL, &m };
+		m.cur = (uint32_t)i;
+		/* Read once already: it cannot fail now. */
+		ok = read_doc(&k, &r);
+		if (!ok)
+			report(&r);
+		arena_free(&r.scratch);
+		free(r.nodes);
+		events += f->events;
+	}
+	fputs("\n]}\n", m.out);
+
+	if (fflush(m.out) != 0 || ferror(m.out))
+		ok = false;
+	if (m.out != stdout && fclose(m.out) != 0)
+		ok = false;
+	if (ok && tmp != NULL && rename(tmp, out_path) != 0) {
+		fprintf(stderr, PROG ": %s: %s\n", out_path, strerror(errno));
+		ok = false;
+		remove(tmp);
+	} else if (!ok) {
+		fprintf(stderr, PROG ": %s: write error\n", out_path);
+		if (tmp != NULL)
+			remove(tmp);
+	}
+	/* Only for a file replaced: a FIFO or /dev/stdout may be this
+	 * very stdout. */
+	if (ok && tmp != NULL)
+		printf("%s: %zu event%s of %zu file%s, %zu link%s across "
+		    "processes\n", out_path, events, plural(events), m.nfiles,
+		    plural(m.nfiles), m.links, plural(m.links));
+	free(tmp);
+	merge_free(&m);
+	return ok ? 0 : 1;
+}
+
 /* ----------------------------------------------------------- main */
 
 static void
@@ -2115,12 +3132,13 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: pumped-trace [--roots N] FILE\n"
 	    "       pumped-trace --svg OUT [--width PX] [--depth N] FILE\n"
+	    "       pumped-trace --merge OUT FILE...\n"
 	    "Reads a trace written by libpumped (PUMPED_TRACE=FILE, Chrome "
 	    "Trace Event\nJSON; docs/trace.md); FILE - reads stdin.\n"
-	    "Without --svg, prints per flow name: executions, completed, "
-	    "failed,\ncancelled, run time (total, mean, p50, p99) and pending "
-	    "time (mean, p50,\np99); then the critical path of the longest "
-	    "roots.\n"
+	    "Without --svg or --merge, prints per flow name: executions, "
+	    "completed,\nfailed, cancelled, run time (total, mean, p50, p99) "
+	    "and pending time\n(mean, p50, p99); then the critical path of "
+	    "the longest roots.\n"
 	    "  --roots N    critical paths of the N longest roots (default %d; "
 	    "0: none)\n"
 	    "  --svg OUT    draw the timeline into OUT: a lane per thread, a "
@@ -2129,6 +3147,17 @@ usage(FILE *f)
 	    "  --width PX   the SVG's width (default %d)\n"
 	    "  --depth N    nesting levels drawn per thread (default %d, at "
 	    "most %d)\n"
+	    "  --merge OUT  join the FILEs of one job (a file per process or "
+	    "MPI rank)\n"
+	    "               into one trace OUT (- for stdout): times moved "
+	    "onto the\n"
+	    "               reference clock (otherData.origin_unix_ns, "
+	    "clock_offset_ns),\n"
+	    "               a pid used by two files renamed in the later "
+	    "one, and the\n"
+	    "               arrow to a child whose parent is in another file "
+	    "moved onto\n"
+	    "               that parent\n"
 	    "  --help       this text\n"
 	    "Exit status: 0 done, 1 unreadable or malformed input (or an "
 	    "unwritable\noutput), 2 bad usage.\n", DEFAULT_ROOTS,
@@ -2160,18 +3189,20 @@ parse_count(const char *s, long lo, long hi, long *out)
 int
 main(int argc, char **argv)
 {
-	const char *path = NULL, *svg = NULL;
+	const char *svg = NULL, *merge_out = NULL, *other = NULL;
 	long roots = DEFAULT_ROOTS, width = DEFAULT_WIDTH,
 	    depth = DEFAULT_DEPTH;
 	bool options = true;
+	/* The FILEs, gathered over argv's own slots: the k-th sits where
+	 * argument k + 1 was, never past the one being read. */
+	char **paths = argv + 1;
+	size_t npaths = 0;
 
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL;
+		char *a = argv[i];
+		const char *val = NULL;
 		if (!options || a[0] != '-' || strcmp(a, "-") == 0) {
-			if (path != NULL)
-				return bad_usage("one FILE only, not also '%s'",
-				    a);
-			path = a;
+			paths[npaths++] = a;
 			continue;
 		}
 		if (strcmp(a, "--") == 0) {
@@ -2184,7 +3215,7 @@ main(int argc, char **argv)
 		}
 		/* The options with a value: --opt VALUE or --opt=VALUE. */
 		static const char *const with_value[] = {
-			"--roots", "--svg", "--width", "--depth",
+			"--roots", "--svg", "--width", "--depth", "--merge",
 		};
 		size_t which = 0, nopt = sizeof with_value / sizeof *with_value;
 		for (; which < nopt; which++) {
@@ -2204,6 +3235,8 @@ main(int argc, char **argv)
 		}
 		if (which == nopt)
 			return bad_usage("unknown option '%s'", a);
+		if (which != 4)
+			other = with_value[which];
 		switch (which) {
 		case 0:
 			if (!parse_count(val, 0, 1000000000, &roots))
@@ -2226,10 +3259,33 @@ main(int argc, char **argv)
 				return bad_usage("--depth: '%s' is not from 1 to "
 				    "64", val);
 			break;
+		case 4:
+			if (*val == '\0')
+				return bad_usage("--merge needs a file name (- for "
+				    "stdout)%s", "");
+			merge_out = val;
+			break;
 		}
 	}
-	if (path == NULL)
+	if (merge_out != NULL) {
+		if (other != NULL)
+			return bad_usage("--merge takes no %s", other);
+		if (npaths == 0)
+			return bad_usage("--merge: no FILE given%s", "");
+		int rc = run_merge(merge_out, paths, npaths);
+		fflush(stdout);
+		if (ferror(stdout)) {
+			fprintf(stderr, PROG ": write error on stdout\n");
+			rc = 1;
+		}
+		return rc;
+	}
+	if (npaths == 0)
 		return bad_usage("no FILE given%s", "");
+	if (npaths > 1)
+		return bad_usage("one FILE only, not also '%s' (--merge joins "
+		    "several)", paths[1]);
+	const char *path = paths[0];
 
 	reader r = { .path = path };
 	trace t = { 0 };
@@ -2256,10 +3312,15 @@ main(int argc, char **argv)
 		    plural(t.ignored), t.ignored_pos, t.ignored_why);
 	if (t.dropped > 0) {
 		fprintf(stderr, PROG ": warning: %s: %.0f events were dropped "
-		    "(buffers full, keep \"", path, t.dropped);
-		if (t.keep != NULL)
+		    "(buffers full", path, t.dropped);
+		/* A merged file has no one keep: its inputs' are listed in
+		 * its otherData.inputs. */
+		if (t.keep != NULL) {
+			fputs(", keep \"", stderr);
 			put_text(stderr, t.keep, t.keeplen);
-		fprintf(stderr, "\"): the counts and paths miss them\n");
+			fputc('"', stderr);
+		}
+		fprintf(stderr, "): the counts and paths miss them\n");
 	}
 
 	if (svg != NULL) {

@@ -14,6 +14,12 @@
 #    13th prefix of a good file): exit status 1 and a message with the
 #    byte offset, never a crash.
 # 5. Usage: --help, bad options (exit 2), a missing file (exit 1).
+# 6. --merge: two ranks' files with different origins and clock offsets
+#    (the ts shifted, checked numerically, exact beyond a double's 2^53),
+#    a parent in the other file (its s moved onto the proxy and clamped
+#    into it, or added), colliding pids, a file without origin_unix_ns,
+#    a malformed input (exit 1, OUT left as it was), the otherData, the
+#    summary's links line, a merge of a merge.
 # Exit 0 when all pass, 1 otherwise, with one line per failure.
 set -u
 fix=${srcdir:-.}/tests/trace
@@ -282,6 +288,179 @@ while [ "$n" -lt $((size - 2)) ]; do
 	n=$((n + 13))
 done
 
+# ------------------------------------------------------ 6. --merge
+
+# num_of FILE TEXT KEY: the number KEY of the first line of FILE that holds
+# TEXT (the merge writes one event per line, without spaces).
+num_of() {
+	grep -F -- "$2" "$1" | head -n 1 |
+		sed -n "s/.*\"$3\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p"
+}
+
+# expect_num FILE TEXT KEY WANT WHAT: that number, compared numerically.
+expect_num() {
+	got=$(num_of "$1" "$2" "$3")
+	awk -v g="$got" -v w="$4" 'BEGIN { exit !(g != "" && (g - w) * (g - w) < 1e-12) }' ||
+		fail "$5: $3 is '$got', expected $4"
+}
+
+ida=a0000000-0000-4000-8000-00000000000
+idb=b0000000-0000-4000-8000-00000000000
+# By hand: a's base is 1700000000000000123 - 123 = ...000000000, b's
+# 1700000000000010005 + 19995 = ...000030000 (its clock 20 us behind):
+# b's ts move by 30 us, a's not at all.  Through a double the origins
+# would be off by up to 128 ns.
+run --merge "$tmp/ab.json" "$fix/merge-a.json" "$fix/merge-b.json"
+expect_rc 0 "merge a b"
+expect_in "$tmp/out" "$tmp/ab.json: 20 events of 2 files, 3 links across processes" \
+	"merge a b"
+[ -s "$tmp/err" ] && fail "merge a b: stderr: $(head -c 300 "$tmp/err")"
+m=$tmp/ab.json
+expect_in "$m" '"otherData":{"producer":"pumped-trace --merge","files":2,"dropped_events":5,"origin_unix_ns":1700000000000000000,"clock_offset_ns":0,"cross_process_links":3,' \
+	"merge a b: otherData"
+expect_in "$m" '"shift_ns":0,"events":8,"dropped_events":2,"pids":[[0,0]]}' \
+	"merge a b: a's input"
+expect_in "$m" '"clock_offset_ns":-19995,"shift_ns":30000,"events":12,"dropped_events":3,"pids":[[1,1]]}' \
+	"merge a b: b's input"
+[ "$(grep -c '^{"ph"' "$m")" -eq 21 ] ||
+	fail "merge a b: $(grep -c '^{"ph"' "$m") events, expected 20 and an added s"
+# a's events as they were, spelling included; b's moved by 30 us.
+expect_in "$m" '"ph":"X","name":"main","cat":"exec","ts":10.0,"dur":1000.0,"pid":0' \
+	"merge a b: main"
+expect_num "$m" "\"ph\":\"X\",\"name\":\"work\",\"cat\":\"exec\",\"ts\":" ts 110 \
+	"merge a b: work 1 (80 + 30)"
+expect_num "$m" "\"ph\":\"b\",\"name\":\"work\"" ts 89.999 "merge a b: b (59.999 + 30)"
+expect_num "$m" "\"ph\":\"X\",\"name\":\"leaf\"" ts 120 "merge a b: leaf (90 + 30)"
+grep -F '"name":"work"' "$m" | grep -F "\"id\":\"${idb}2\"" | grep -qF '"ts":430.123,"dur":10,' ||
+	fail "merge a b: work 2 not at 430.123 (400.123 + 30)"
+expect_num "$m" "\"ph\":\"f\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}1\"" ts 110 \
+	"merge a b: f of work 1"
+expect_in "$m" "\"ph\":\"f\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}1\",\"ts\":110,\"pid\":1,\"tid\":1" \
+	"merge a b: f of work 1 stays"
+# The arrows to b's children of a's proxies: on the proxy's pid and tid,
+# the time clamped into the proxy: 60 + 30 before 100.5 (the proxy's
+# start); 600 + 30 after 500 (its end); the one never written added at
+# its child's start.  The arrow inside b (to leaf) stays.
+expect_in "$m" "\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}1\",\"ts\":100.5,\"pid\":0,\"tid\":1}" \
+	"merge a b: s of work 1 moved"
+expect_in "$m" "\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}4\",\"ts\":500,\"pid\":0,\"tid\":1}" \
+	"merge a b: s of work 4 moved"
+expect_in "$m" "{\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}2\",\"ts\":430.123,\"pid\":0,\"tid\":1," \
+	"merge a b: s of work 2 added"
+expect_in "$m" "\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${idb}3\",\"ts\":115,\"pid\":1,\"tid\":1}" \
+	"merge a b: s of leaf"
+expect_in "$m" "\"ph\":\"s\",\"name\":\"child\",\"cat\":\"child\",\"id\":\"${ida}2\",\"ts\":90.0,\"pid\":0,\"tid\":1}" \
+	"merge a b: s of proxy 1"
+[ "$(grep -c "\"ph\":\"s\".*\"id\":\"${idb}" "$m")" -eq 4 ] ||
+	fail "merge a b: not four s arrows to b's executions"
+# Strings escaped exactly, numbers as they were spelled.
+expect_in "$m" '"name":"say \"hi\" é 😀\t\u0001/","ts":2000.001,' "merge a b: escapes"
+expect_in "$m" '"args":{"n":1e3,"z":-0.0,"big":12345678901234567890,"l":[true,false,null,{},[]]}}' \
+	"merge a b: numbers"
+
+# The merged file reads back: its summary, with the links line.
+run "$m"
+expect_rc 0 "summary of merge a b"
+expect_in "$tmp/out" "21 events, 7 executions of 4 flows, 1 root, 2 threads in 2 processes" \
+	"summary of merge a b"
+expect_in "$tmp/out" "links across processes: 3" "summary of merge a b"
+expect_in "$tmp/out" "dropped_events: 5" "summary of merge a b"
+expect_in "$tmp/out" "trace: $m (pumped-trace --merge)" "summary of merge a b"
+expect_in "$tmp/err" "warning: $m: 5 events were dropped (buffers full): the" \
+	"summary of merge a b"
+# One process: no links line.
+run "$fix/merge-b.json"
+expect_rc 0 "summary of merge-b.json"
+grep -q "links across" "$tmp/out" && fail "merge-b.json: a links line"
+run --svg "$tmp/ab.svg" "$m"
+expect_rc 0 "--svg of merge a b"
+well_formed "$tmp/ab.svg" "ab.svg"
+expect_in "$tmp/ab.svg" ">rank 0: worker 0</text>" "ab.svg"
+expect_in "$tmp/ab.svg" ">rank 1: worker 0</text>" "ab.svg"
+
+# c reuses b's pid 1 (it gets its os_pid, 300) and, with an event that
+# has none, a's 0 (os_pid taken: the next above all, 7 being old's: 8).
+# old has no origin: its times stay.  c's origin is 1 ms after a's.
+run --merge "$tmp/abco.json" "$fix/merge-a.json" "$fix/merge-b.json" \
+	"$fix/merge-c.json" "$fix/merge-old.json"
+expect_rc 0 "merge a b c old"
+m=$tmp/abco.json
+expect_in "$tmp/err" "note: $fix/merge-c.json uses pid 1, as $fix/merge-b.json does: its events get pid 300" \
+	"merge a b c old"
+expect_in "$tmp/err" "note: $fix/merge-c.json uses pid 0, as $fix/merge-a.json does: its events get pid 8" \
+	"merge a b c old"
+expect_in "$tmp/err" "warning: $fix/merge-old.json: no otherData.origin_unix_ns" \
+	"merge a b c old"
+expect_in "$m" '"files":4,"dropped_events":5,"origin_unix_ns":1700000000000000000,' \
+	"merge a b c old: otherData"
+expect_in "$m" '"shift_ns":1000000,"events":3,"dropped_events":0,"pids":[[1,300],[0,8]]}' \
+	"merge a b c old: c's input"
+expect_in "$m" '"version":"0.0.9","shift_ns":0,"events":1,"dropped_events":0,"pids":[[7,7]]}' \
+	"merge a b c old: old's input"
+expect_in "$m" '{"ph":"M","name":"process_name","pid":300,"tid":0,' "merge a b c old: c's M"
+expect_num "$m" '"name":"other"' ts 1001.5 "merge a b c old: other (1.5 + 1000)"
+expect_num "$m" '"name":"other"' pid 300 "merge a b c old: other's pid"
+expect_num "$m" '"name":"timeout"' ts 1003.25 "merge a b c old: timeout"
+expect_num "$m" '"name":"timeout"' pid 8 "merge a b c old: timeout's pid added"
+expect_in "$m" '"name":"old","ts":5.0,"dur":1.0,"pid":7,' "merge a b c old: old"
+run "$m"
+expect_rc 0 "summary of merge a b c old"
+expect_in "$tmp/out" "in 5 processes" "summary of merge a b c old"
+expect_in "$tmp/out" "links across processes: 3" "summary of merge a b c old"
+
+# Only files without an origin: none in the output either.
+run --merge - "$fix/merge-old.json"
+expect_rc 0 "merge old"
+grep -q origin_unix_ns "$tmp/out" && fail "merge old: an origin_unix_ns"
+expect_in "$tmp/out" '"cross_process_links":0' "merge old"
+
+# Malformed input: exit 1, the file and byte named, OUT untouched and
+# nothing left beside it.
+echo "before" >"$tmp/keep.json"
+run --merge "$tmp/keep.json" "$fix/merge-a.json" "$fix/merge-bad.json"
+expect_rc 1 "merge a bad"
+expect_in "$tmp/err" "$fix/merge-bad.json:3:86: byte 240: expected a member name" \
+	"merge a bad"
+[ "$(cat "$tmp/keep.json")" = before ] || fail "merge a bad: OUT changed"
+run --merge "$tmp/new.json" "$fix/merge-a.json" "$fix/truncated.json"
+expect_rc 1 "merge a truncated"
+expect_in "$tmp/err" "truncated.json:" "merge a truncated"
+[ -e "$tmp/new.json" ] && fail "merge a truncated: OUT written"
+ls "$tmp" | grep -q 'tmp$' && fail "merge: a temporary file left: $(ls "$tmp")"
+run --merge "$tmp/new.json" "$fix/merge-a.json" "$tmp/no-such-file.json"
+expect_rc 1 "merge a missing file"
+run --merge "$tmp/no-such-dir/x.json" "$fix/merge-a.json"
+expect_rc 1 "merge into an unwritable OUT"
+
+# To stdout, read back from stdin; a merge of a merge changes nothing
+# (one file: no shift, pids kept, ts spelled as they were), over a
+# regular OUT that is replaced.
+"$prog" --merge - "$fix/merge-a.json" "$fix/merge-b.json" 2>/dev/null |
+	"$prog" - >"$tmp/out" 2>&1
+expect_in "$tmp/out" "links across processes: 3" "merge to stdout"
+run --merge "$tmp/keep.json" "$tmp/ab.json"
+expect_rc 0 "merge of a merge"
+sed -n '/^"traceEvents"/,$p' "$tmp/ab.json" >"$tmp/ev1"
+sed -n '/^"traceEvents"/,$p' "$tmp/keep.json" >"$tmp/ev2"
+cmp -s "$tmp/ev1" "$tmp/ev2" || fail "merge of a merge: the events differ"
+expect_in "$tmp/keep.json" '"origin_unix_ns":1700000000000000000,"clock_offset_ns":0,"cross_process_links":0,' \
+	"merge of a merge"
+# basic.json (no origin) through the merge: the same summary.
+run "$fix/basic.json"
+sed -n '/^flows/,$p' "$tmp/out" >"$tmp/sum1"
+run --merge "$tmp/basic-m.json" "$fix/basic.json"
+expect_rc 0 "merge basic.json"
+run "$tmp/basic-m.json"
+sed -n '/^flows/,$p' "$tmp/out" >"$tmp/sum2"
+cmp -s "$tmp/sum1" "$tmp/sum2" || fail "merge basic.json: the summary differs"
+
+# The large trace with itself: its pid renamed, every event twice.
+run --merge "$tmp/big2.json" "$tmp/big.json" "$tmp/big.json"
+expect_rc 0 "merge big big"
+expect_in "$tmp/out" "22018 events of 2 files, 0 links" "merge big big"
+run "$tmp/big2.json"
+expect_in "$tmp/out" "16 threads in 2 processes" "summary of merge big big"
+
 # --------------------------------------------------------- 5. usage
 
 run --help
@@ -300,6 +479,13 @@ run --depth 65 "$fix/basic.json"
 expect_rc 2 "--depth 65"
 run "$fix/basic.json" "$fix/basic.json"
 expect_rc 2 "two files"
+run --merge
+expect_rc 2 "--merge without a value"
+run --merge "$tmp/x.json"
+expect_rc 2 "--merge without a FILE"
+run --merge "$tmp/x.json" --svg "$tmp/x.svg" "$fix/basic.json"
+expect_rc 2 "--merge with --svg"
+expect_in "$tmp/err" "--merge takes no --svg" "--merge with --svg"
 run "$tmp/no-such-file.json"
 expect_rc 1 "a missing file"
 expect_in "$tmp/err" "no-such-file.json: " "a missing file"
