@@ -175,6 +175,7 @@ struct pf_mpi {
 	bool sleeping;
 	item *any_head, *any_tail;
 	atomic_bool detaching;
+	atomic_bool closed; /* FIN seen: pf_mpi_exec is refused */
 
 	pthread_rwlock_t reg_lock;
 	entry **flows;
@@ -1358,8 +1359,11 @@ drain_step(pf_mpi *m)
 			m->last_recv = m->wave_recv;
 		}
 	}
-	if (m->fin && m->nsend == 0)
-		m->done = true;
+	if (m->fin) {
+		atomic_store(&m->closed, true);
+		if (m->nsend == 0)
+			m->done = true;
+	}
 }
 
 static bool
@@ -1579,6 +1583,16 @@ pf_mpi_detach(pf_mpi *m)
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->thread, NULL);
+	/* What was posted too late for the thread (a call racing the end of
+	 * detach): requests end cancelled, abort commands drop their item. */
+	for (cmd *c = take_cmds(m), *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->kind == C_SEND)
+			item_settle(c->obj, PF_CANCELLED, PF_ESHUTDOWN, NULL,
+			    NULL);
+		else if (c->kind == C_ABORT)
+			item_release(c->obj);
+	}
 	MPI_Comm_free(&m->comm);
 	if (m->own_mpi)
 		MPI_Finalize();
@@ -1666,6 +1680,8 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	    (f->input_size > 0 && input == NULL))
 		return PF_EINVAL;
 	bool any = rank == PF_MPI_ANY_RANK;
+	if (atomic_load(&m->closed))
+		return PF_ESHUTDOWN;
 	const entry *fe = find_flow(m, f, NULL, 0);
 	if (fe == NULL)
 		return PF_MPI_ENOFLOW;

@@ -155,8 +155,10 @@ PF_EXTERN int pf_mpi_register_tag(pf_mpi *m, const pf_tag *t);
  * pf_ctx_exec, without key.  0, PF_EINVAL (bad rank, NULL f, a key),
  * PF_MPI_ENOFLOW (f not registered here), PF_MPI_ECODEC (the input did
  * not encode, or its bytes are over 2 GiB less 64 KiB; outputs have the
- * same limit), PF_ENOMEM, PF_ESHUTDOWN (the scope is disposing), or the
- * parent's abort reason.  An unregistered flow or a failed codec on the other rank, or
+ * same limit), PF_ENOMEM, PF_ESHUTDOWN (the scope is disposing, or every
+ * rank finished detaching: a call racing the end of detach is refused,
+ * or its proxy ends cancelled with PF_ESHUTDOWN), or the parent's abort
+ * reason.  An unregistered flow or a failed codec on the other rank, or
  * its handler's failure, is the proxy's status: failed, with the code and
  * the message.
  */
