@@ -594,7 +594,8 @@ local_handler(pf_ctx *c, const void *in, void *out)
 	if (f->input_size > 0 && (input = malloc(f->input_size)) == NULL) {
 		rc = pf_ctx_fail(c, PF_ENOMEM, "no memory for the input");
 	} else if (decode(it->fe->codec.decode_input, it->fe->codec.data,
-		       (unsigned char *)it->in + it->tags_len,
+		       it->in != NULL ?
+			   (unsigned char *)it->in + it->tags_len : NULL,
 		       it->in_len - it->tags_len, input, f->input_size) != 0) {
 		rc = pf_ctx_fail(c, PF_MPI_ECODEC,
 		    "decoding the input of %s failed on rank %d", f->name,

@@ -1147,7 +1147,9 @@ take_meta(trace *t, const reader *r, size_t ev, size_t pos)
 		    member_int(r, ev, "pid", &pid)) &&
 		    member_str(r, member(r, ev, "args"), "name", &label,
 		    &labellen)) {
-			proc *p = &t->procs[intern_proc(t, pid)];
+			/* Interned first: it may move t->procs. */
+			uint32_t pi = intern_proc(t, pid);
+			proc *p = &t->procs[pi];
 			p->label = keep_str(t, label, labellen);
 			p->labellen = labellen;
 		}
@@ -2648,7 +2650,9 @@ merge_scan(void *ctx, const reader *r, size_t ev, size_t pos)
 	if (!member_str(r, ev, "ph", &ph, &phlen))
 		return;
 	if (child_arrow(r, ev, ph, phlen, &id)) {
-		m->t.execs[intern_exec(&m->t, id.p, id.n)].seen_s = true;
+		/* Interned first: it may move m->t.execs. */
+		uint32_t ei = intern_exec(&m->t, id.p, id.n);
+		m->t.execs[ei].seen_s = true;
 		return;
 	}
 	/* An X that can be a parent or a child across files: one with the
