@@ -852,12 +852,17 @@ static void
 on_request(pf_mpi *m, int src, const wire *w, const char *name,
     size_t name_len, const void *in, size_t in_len)
 {
-	/* Work arrived: this rank is no longer waiting on its lifelines. */
-	if (w->pad & 1)
+	/* Distributable work arrived (taken or pushed): the ranks have work
+	 * again, so this one asks anew once idle.  A request for this rank
+	 * by name says nothing about that: a rank serving a stream of them
+	 * must not send a steal request after each (it cost the round trip
+	 * 5 us). */
+	if (w->pad & 1) {
 		atomic_fetch_add(&m->st.taken, 1);
-	m->waiting_lifeline = false;
-	m->ntried = 0;
-	memset(m->tried, 0, (size_t)m->size);
+		m->waiting_lifeline = false;
+		m->ntried = 0;
+		memset(m->tried, 0, (size_t)m->size);
+	}
 	char why[200];
 	const entry *fe = find_flow(m, NULL, name, name_len);
 	if (fe == NULL) {
