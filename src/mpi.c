@@ -16,7 +16,9 @@
  * message is a struct wire followed by two byte strings (n1, n2).  Since
  * all messages match the same receive, MPI's non-overtaking rule keeps
  * each sender's messages in order.  Kinds:
- *   REQ   (req, a: timeout ns or 0, id: the proxy's id) name, input
+ *   REQ   (req, a: timeout ns or 0 (-1: already past), b: the tags'
+ *         bytes, pad: 1 when the work was taken or pushed, id: the
+ *         proxy's id) name, then the travelling tags and the input
  *   REP   (req, a: status, b: code) message, output
  *   ABORT (req, a: reason)
  *   STEAL (a: how many the thief wants)      GAVE (a: how many it got)
