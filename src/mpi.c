@@ -178,6 +178,7 @@ struct pf_mpi {
 	item *any_head, *any_tail;
 	atomic_bool detaching;
 	atomic_bool closed; /* FIN seen: pf_mpi_exec is refused */
+	atomic_int users;   /* pf_mpi_exec calls in progress */
 
 	pthread_rwlock_t reg_lock;
 	entry **flows;
@@ -1580,6 +1581,21 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 	return 0;
 }
 
+/* After the communication thread left: requests end cancelled, abort
+ * commands drop their item. */
+static void
+drain_late(pf_mpi *m)
+{
+	for (cmd *c = take_cmds(m), *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->kind == C_SEND)
+			item_settle(c->obj, PF_CANCELLED, PF_ESHUTDOWN, NULL,
+			    NULL);
+		else if (c->kind == C_ABORT)
+			item_release(c->obj);
+	}
+}
+
 int
 pf_mpi_detach(pf_mpi *m)
 {
@@ -1591,16 +1607,24 @@ pf_mpi_detach(pf_mpi *m)
 	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->thread, NULL);
-	/* What was posted too late for the thread (a call racing the end of
-	 * detach): requests end cancelled, abort commands drop their item. */
-	for (cmd *c = take_cmds(m), *next; c != NULL; c = next) {
-		next = c->next;
-		if (c->kind == C_SEND)
-			item_settle(c->obj, PF_CANCELLED, PF_ESHUTDOWN, NULL,
-			    NULL);
-		else if (c->kind == C_ABORT)
-			item_release(c->obj);
+	/*
+	 * Calls racing the end (a thread of the program calling pf_mpi_exec
+	 * while detach completes).  A call that saw closed false counted
+	 * itself in users first, and the thread set closed before this load
+	 * (both seq_cst, as in Dekker's protocol): wait for such calls, then
+	 * end what they left.  Their requests end cancelled; their ANY_RANK
+	 * work runs here, and m stays until it settled.
+	 */
+	atomic_store(&m->closed, true);
+	while (atomic_load(&m->users) != 0)
+		sched_yield();
+	drain_late(m);
+	while (atomic_load(&m->live) != 0) {
+		struct timespec pause = { 0, 100000 };
+		nanosleep(&pause, NULL);
+		drain_late(m);
 	}
+	drain_late(m);
 	MPI_Comm_free(&m->comm);
 	if (m->own_mpi)
 		MPI_Finalize();
@@ -1677,6 +1701,9 @@ pf_mpi_stats_get(pf_mpi *m, pf_mpi_stats *o)
 	return 0;
 }
 
+static int exec_in(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
+    const void *input, const pf_exec_options *opts, pf_exec **out);
+
 int
 pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
     const void *input, const pf_exec_options *opts, pf_exec **out)
@@ -1687,9 +1714,20 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	    rank >= m->size || (opts != NULL && opts->key != NULL) ||
 	    (f->input_size > 0 && input == NULL))
 		return PF_EINVAL;
+	/* Counted before closed is read: detach waits for the calls that
+	 * found it open (see pf_mpi_detach). */
+	atomic_fetch_add(&m->users, 1);
+	int rc = atomic_load(&m->closed) ? PF_ESHUTDOWN :
+	    exec_in(m, parent, rank, f, input, opts, out);
+	atomic_fetch_sub(&m->users, 1);
+	return rc;
+}
+
+static int
+exec_in(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
+    const void *input, const pf_exec_options *opts, pf_exec **out)
+{
 	bool any = rank == PF_MPI_ANY_RANK;
-	if (atomic_load(&m->closed))
-		return PF_ESHUTDOWN;
 	const entry *fe = find_flow(m, f, NULL, 0);
 	if (fe == NULL)
 		return PF_MPI_ENOFLOW;

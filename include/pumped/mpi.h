@@ -75,7 +75,12 @@ PF_EXTERN int pf_mpi_attach(pf_scope *s, MPI_Comm comm,
  * more; so ranks with nothing to drive may call it at once and serve
  * until the last one is done.  Work in flight finishes (abort what you do
  * not want to wait for); a remote handler that never returns keeps every
- * rank waiting, as it would keep pf_scope_dispose.  Afterwards m is gone.
+ * rank waiting, as it would keep pf_scope_dispose.  A pf_mpi_exec made
+ * while detach runs is served until every rank finished detaching, then
+ * refused (PF_ESHUTDOWN); one that was already under way when they
+ * finished ends cancelled with PF_ESHUTDOWN (or, for ANY_RANK work, runs
+ * here), and detach waits for it.  Once detach returned, m is gone: stop
+ * every thread and handler that uses m before that can happen.
  * Finalises MPI when pf_mpi_attach initialised it.  0 or PF_EINVAL (NULL,
  * a detach already in progress, or called on a worker thread of any
  * scope, which would wait for its own handler).  Call it before
