@@ -217,6 +217,7 @@ struct pf_mpi {
 	int reports;
 	bool wave_quiet;
 	uint64_t wave_sent, wave_recv;
+	uint64_t own_sent, own_recv; /* rank 0's own, at the wave's start */
 	bool last_quiet;
 	uint64_t last_sent, last_recv;
 	int64_t wave_at;
@@ -722,6 +723,12 @@ send_request(pf_mpi *m, item *it)
 		item_settle(it, PF_CANCELLED, 0, NULL, NULL);
 		return;
 	}
+	/* Every rank is done (a call that raced the end of detach): nobody
+	 * would answer. */
+	if (m->fin) {
+		item_settle(it, PF_CANCELLED, PF_ESHUTDOWN, NULL, NULL);
+		return;
+	}
 	int64_t budget = 0;
 	if (it->deadline_ns != 0) {
 		budget = it->deadline_ns - now_ns(CLOCK_REALTIME);
@@ -980,8 +987,9 @@ host_done(pf_mpi *m, host *h)
 	}
 	if (st == PF_CANCELLED && h->abort_reason != 0)
 		code = h->abort_reason;
-	reply(m, h->src, h->req, st, st == PF_COMPLETED ? 0 : code,
-	    st == PF_COMPLETED ? NULL : msg, bytes, len);
+	if (!m->fin) /* after FIN nobody reads answers */
+		reply(m, h->src, h->req, st, st == PF_COMPLETED ? 0 : code,
+		    st == PF_COMPLETED ? NULL : msg, bytes, len);
 	free(bytes);
 	free(out);
 	*host_slot(m, h->src, h->req) = h->hnext;
@@ -1170,6 +1178,7 @@ balance(pf_mpi *m)
 /* ------------------------------------------------------ comm thread */
 
 static void on_probe(pf_mpi *m, int src, const wire *w);
+static void fin_local(pf_mpi *m);
 static void on_report(pf_mpi *m, const wire *w, const void *p, size_t n);
 
 static bool
@@ -1236,6 +1245,7 @@ poll_messages(pf_mpi *m)
 					break;
 				case K_FIN:
 					m->fin = true;
+					fin_local(m);
 					break;
 				}
 			}
@@ -1283,6 +1293,32 @@ run_commands(pf_mpi *m)
 		c = next;
 	}
 	return did;
+}
+
+/*
+ * FIN: every rank was found quiet twice.  What is here now was started
+ * since this rank last reported (by a thread of the program, not by the
+ * work): no rank will answer a request any more, so those end cancelled
+ * with PF_ESHUTDOWN, and what runs here for another rank is aborted and
+ * ends unanswered.  The thread leaves once nothing runs here for
+ * another rank (their callbacks reach m).
+ */
+static void
+fin_local(pf_mpi *m)
+{
+	for (unsigned b = 0; b < NBUCKETS; b++) {
+		item *it;
+		while ((it = m->table[b]) != NULL) {
+			m->table[b] = it->hnext;
+			m->in_flight--;
+			item_settle(it, PF_CANCELLED, PF_ESHUTDOWN, NULL,
+			    NULL);
+		}
+	}
+	for (unsigned b = 0; b < NBUCKETS; b++)
+		for (host *h = m->hosts[b]; h != NULL; h = h->hnext)
+			(void)pf_ctx_abort_as(h->shadow, PF_ECANCELED);
+	m->steal_out = false;
 }
 
 /* Nothing of the attachment left here: no proxy unsettled, nothing run
@@ -1347,21 +1383,27 @@ drain_step(pf_mpi *m)
 			m->wave_at = now;
 			m->reports = 0;
 			m->wave_quiet = true;
-			m->wave_sent = m->msgs_sent;
-			m->wave_recv = m->msgs_recv;
+			m->wave_sent = m->own_sent = m->msgs_sent;
+			m->wave_recv = m->own_recv = m->msgs_recv;
 			for (int r = 1; r < m->size; r++)
 				send_small(m, r, K_PROBE, m->wave, 0);
 		}
 		if (m->wave_out && m->reports == m->size - 1) {
 			m->wave_out = false;
+			/* Rank 0 itself stayed quiet through the wave (the
+			 * program's own threads may start work at any time:
+			 * no message from them may slip between). */
 			bool quiet = m->wave_quiet &&
-			    m->wave_sent == m->wave_recv;
+			    m->wave_sent == m->wave_recv && quiescent(m) &&
+			    m->msgs_sent == m->own_sent &&
+			    m->msgs_recv == m->own_recv;
 			if (quiet && m->last_quiet &&
 			    m->last_sent == m->wave_sent &&
 			    m->last_recv == m->wave_recv) {
 				for (int r = 1; r < m->size; r++)
 					send_small(m, r, K_FIN, 0, 0);
 				m->fin = true;
+				fin_local(m);
 			}
 			m->last_quiet = quiet;
 			m->last_sent = m->wave_sent;
@@ -1370,7 +1412,7 @@ drain_step(pf_mpi *m)
 	}
 	if (m->fin) {
 		atomic_store(&m->closed, true);
-		if (m->nsend == 0)
+		if (m->nsend == 0 && m->nhosted == 0)
 			m->done = true;
 	}
 }
