@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,14 @@
 #include "trace.h"
 
 /* -------------------------------------------------------------- records */
+
+static int64_t
+wall_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 enum { R_CREATED = 1, R_FINISHED, R_ABORT, R_TIMEOUT };
 
@@ -93,6 +102,10 @@ struct pf__trace {
 	uint64_t cap;     /* records per buffer, a power of two */
 	bool keep_newest;
 	int64_t origin;
+	/* CLOCK_REALTIME at the origin, and (under write_lock, for one
+	 * write) the rate that turns raw spans into wall-clock ns. */
+	int64_t origin_wall;
+	double scale;
 	pthread_mutex_t shared_lock; /* writers of the shared buffer */
 	pthread_mutex_t write_lock;  /* one writer of the file at a time */
 	buf bufs[];
@@ -167,6 +180,9 @@ pf__trace_new(const char *path, unsigned threads, unsigned max_workers,
 	    MAX_EVENTS, DEFAULT_EVENTS));
 	t->keep_newest = keep_newest_setting();
 	t->origin = origin;
+	t->origin_wall = wall_now_ns() -
+	    pf__clock_raw_span_ns(origin, pf__clock_raw());
+	t->scale = 1.0;
 	for (size_t i = 0; i < n; i++) {
 		buf *b = &t->bufs[i];
 		pf__atomic_init(&b->head, 0);
@@ -531,12 +547,38 @@ uuid_text(uint64_t hi, uint64_t lo, char out[PF__UUID_TEXT_LEN + 1])
 	pf__uuid_format(&u, out);
 }
 
+/*
+ * The raw clock's ns come from a calibration that can be off by tens of
+ * ppm, and so drift from the wall clock by tens of µs a second: enough
+ * for the merged traces of two processes (each calibrated on its own) to
+ * show a child starting before its parent.  Each write measures the
+ * rate since the origin against CLOCK_REALTIME and scales every time by
+ * it, so a file's times follow the wall clock that origin_unix_ns and
+ * the ranks' clock offsets are measured in.  A span too short to measure
+ * well, or a rate off by more than 0.1% (the wall clock was set), keeps
+ * the calibration.
+ */
+static void
+measure_rate(pf__trace *t)
+{
+	int64_t raw = pf__clock_raw();
+	int64_t span = pf__clock_raw_span_ns(t->origin, raw);
+	double wall = (double)(wall_now_ns() - t->origin_wall);
+	t->scale = 1.0;
+	if (span > 10000000) {
+		double r = wall / (double)span;
+		if (r > 0.999 && r < 1.001)
+			t->scale = r;
+	}
+}
+
 /* Microseconds since the origin. */
 static double
 us(const pf__trace *t, int64_t raw)
 {
 	return raw > t->origin ?
-	    (double)pf__clock_raw_span_ns(t->origin, raw) / 1000.0 : 0.0;
+	    (double)pf__clock_raw_span_ns(t->origin, raw) * t->scale / 1000.0 :
+	    0.0;
 }
 
 static const char *
@@ -793,6 +835,7 @@ pf__trace_write(pf__trace *t, const pf__trace_process *p)
 			goto fail;
 		dropped += snaps[i].dropped;
 	}
+	measure_rate(t);
 	if (!assign_lanes(snaps, t->n_bufs))
 		goto fail;
 	for (unsigned i = 0; i < t->n_bufs; i++) {
@@ -831,7 +874,7 @@ pf__trace_write(pf__trace *t, const pf__trace_process *p)
 		   "\"clock_offset_ns\":%lld},\n\"traceEvents\":[",
 	    PF_VERSION_STRING, (unsigned long long)dropped,
 	    (unsigned long long)t->cap, t->keep_newest ? "newest" : "oldest",
-	    os_pid, (long long)pf__clock_raw_to_wall(t->origin),
+	    os_pid, (long long)t->origin_wall,
 	    (long long)(p != NULL ? p->clock_offset_ns : 0));
 	fprintf(f, "\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,"
 		   "\"tid\":0,\"args\":{\"name\":", pid);

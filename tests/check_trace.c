@@ -572,6 +572,80 @@ START_TEST(deferred_slices_get_lanes)
 }
 END_TEST
 
+/* A file's times follow CLOCK_REALTIME from origin_unix_ns on: the raw
+ * clock's calibration error (tens of ppm) no longer drifts them, so the
+ * files of several processes line up.  Handlers note the wall time at
+ * their start; over 1.5 s, (wall - origin) - ts must stay constant
+ * within 25 µs (taking the least of 5 samples at each end, to ignore
+ * the scheduling between the slice's start and the clock read). */
+static int64_t wall_at[40];
+
+static int
+wall_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)out;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	wall_at[*(const int *)in] = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return 0;
+}
+
+START_TEST(times_follow_the_wall_clock)
+{
+	const pf_flow f = { "wall", wall_handler, sizeof(int), 0 };
+	char path[128];
+	path_in_tmp(path, sizeof(path), "wall.json");
+	pf_scope *s = new_scope(1);
+	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
+	pf_exec *e[40];
+	int in[40];
+	for (int i = 0; i < 40; i++) {
+		in[i] = i;
+		pf_exec_options o = { .name = NULL };
+		ck_assert_int_eq(pf_scope_exec(s, &f, &in[i], &o, &e[i]), 0);
+		ck_assert_int_eq(pf_exec_wait(e[i], NULL), 0);
+		sleep_ms(i < 5 || i >= 35 ? 1 : 50);
+	}
+	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
+	jv doc;
+	load(path, &doc);
+	/* origin_unix_ns is past 2^53: read it from the text, exactly. */
+	FILE *fp = fopen(path, "r");
+	char head[512] = { 0 };
+	ck_assert_uint_gt(fread(head, 1, sizeof(head) - 1, fp), 0);
+	fclose(fp);
+	const char *o = strstr(head, "\"origin_unix_ns\":");
+	ck_assert_ptr_nonnull(o);
+	long long origin = atoll(o + strlen("\"origin_unix_ns\":"));
+	const jv *ev = get(&doc, "traceEvents");
+	double gap[40];
+	for (int i = 0; i < 40; i++)
+		gap[i] = 1e300;
+	for (size_t k = 0; k < ev->n; k++) {
+		const jv *x = &ev->items[k];
+		if (strcmp(get_str(x, "ph"), "X") != 0)
+			continue;
+		for (int i = 0; i < 40; i++)
+			if (strcmp(get_str(get(x, "args"), "id"),
+				pf_exec_id(e[i])) == 0)
+				gap[i] = (double)(wall_at[i] - origin) / 1000.0 -
+				    get_num(x, "ts");
+	}
+	double first = 1e300, last = 1e300;
+	for (int i = 0; i < 5; i++) {
+		first = gap[i] < first ? gap[i] : first;
+		last = gap[35 + i] < last ? gap[35 + i] : last;
+	}
+	ck_assert_msg(first < 1e299 && last < 1e299, "slices missing");
+	ck_assert_msg(last - first < 25.0 && first - last < 25.0,
+	    "trace times drift from the wall clock: %.1f us", last - first);
+	for (int i = 0; i < 40; i++)
+		pf_exec_release(e[i]);
+	jv_free(&doc);
+	pf_scope_dispose(s);
+}
+END_TEST
+
 /* The process a trace says wrote it (pf_scope_trace_set_process): the
  * events' pid, the process name, the clock offset; and the origin. */
 START_TEST(the_process_is_named_as_set)
@@ -1080,6 +1154,8 @@ main(void)
 		{ "trace", the_process_is_named_as_set, 0, 0, NULL, NULL,
 		    NULL },
 		{ "trace", deferred_slices_get_lanes, 0, 0, NULL, NULL, NULL },
+		{ "trace", times_follow_the_wall_clock, 0, 0, NULL, NULL,
+		    NULL },
 		{ "trace", small_buffers_drop_and_say_so, 0, 2, NULL, NULL,
 		    NULL },
 		{ "trace", flushes_race_the_writers, 0, 0, NULL, NULL, NULL },
