@@ -55,6 +55,7 @@
 #define NBUCKETS 1024u
 #define SPIN_NS 200000         /* after activity, poll this long */
 #define FIRST_SLEEP_US 20
+#define IN_FLIGHT_SLEEP_US 100 /* the longest sleep while answers are due */
 /* Inputs and outputs up to this many bytes: a message is one MPI_Isend
  * of an int count of bytes, with room for the header and the name. */
 #define MAX_PAYLOAD ((size_t)INT_MAX - 65536)
@@ -1475,6 +1476,11 @@ comm_main(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		sleep_us = sleep_us * 2 > m->idle_max_us ? m->idle_max_us :
 		    sleep_us * 2;
+		/* Answers are due: look for them often (a request's round
+		 * trip after idle then costs the other side's wake-up, not
+		 * both sides'). */
+		if (m->in_flight > 0 && sleep_us > IN_FLIGHT_SLEEP_US)
+			sleep_us = IN_FLIGHT_SLEEP_US;
 	}
 	return NULL;
 }

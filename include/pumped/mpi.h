@@ -50,9 +50,12 @@ typedef struct pf_mpi pf_mpi;
 PF_EXTERN const char *pf_mpi_strerror(int code);
 
 typedef struct pf_mpi_options {
-	/* Longest sleep of the idle communication thread, in microseconds
-	 * (it also polls for messages from other ranks only this often when
-	 * nothing happens); 0: 1000.  Local sends wake it at once. */
+	/* Longest sleep of the idle communication thread, in microseconds:
+	 * after 200 us without activity it polls for other ranks' messages
+	 * ever less often, up to this (0: 1000), or 100 while answers to
+	 * its own requests are due.  So the first request after a quiet
+	 * spell waits up to about this long (plus timer slack) for the
+	 * other rank to look.  Local sends wake it at once. */
 	unsigned idle_sleep_max_us;
 	/* Nonzero: this rank never takes work from others (it still gives). */
 	int no_steal;
