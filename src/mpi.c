@@ -1459,7 +1459,14 @@ comm_main(void *arg)
 		}
 		if (now - last < SPIN_NS || m->nsend > 0 ||
 		    m->barrier != NULL) {
-			sched_yield();
+			/* Answers due and no handler of ours running: poll
+			 * without giving the CPU away to spinners (the waiting
+			 * caller, idle workers) that share it under mpirun's
+			 * binding; they need it only once the answer is in.
+			 * A running handler does need it: yield. */
+			if (m->in_flight == 0 || atomic_load(&m->busy) +
+				atomic_load(&m->hosted_running) > 0)
+				sched_yield();
 			continue;
 		}
 		pthread_mutex_lock(&m->lock);
