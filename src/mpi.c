@@ -161,6 +161,10 @@ typedef struct barrier {
 
 struct pf_mpi {
 	pf_scope *scope;
+	/* A context of the scope held until detach: it keeps the scope's
+	 * memory, so that a scope disposed before detach (a misuse) only
+	 * refuses new work (PF_ESHUTDOWN) instead of being reached freed. */
+	pf_ctx *anchor;
 	MPI_Comm comm;
 	int rank, size;
 	int threads;
@@ -1600,8 +1604,9 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 	pthread_cond_init(&m->barrier_done, NULL);
 	pthread_mutex_init(&m->barrier_lock, NULL);
 	pthread_rwlock_init(&m->reg_lock, NULL);
-	int rc = 0;
-	if (m->tried == NULL || m->lifeline_want == NULL)
+	pf_ctx_options ao = { .name = "mpi attachment" };
+	int rc = pf_scope_create_execution(s, &ao, &m->anchor);
+	if (rc == 0 && (m->tried == NULL || m->lifeline_want == NULL))
 		rc = PF_ENOMEM;
 	/* Every rank's structure exists before any message can arrive; the
 	 * barrier is collective like the dup above. */
@@ -1619,6 +1624,7 @@ pf_mpi_attach(pf_scope *s, MPI_Comm comm, const pf_mpi_options *opts,
 	if (rc == 0 && pthread_create(&m->thread, NULL, comm_main, m) != 0)
 		rc = PF_ENOMEM;
 	if (rc != 0) {
+		pf_ctx_release(m->anchor);
 		MPI_Comm_free(&m->comm);
 		free(m->tried);
 		free(m->lifeline_want);
@@ -1696,6 +1702,7 @@ pf_mpi_detach(pf_mpi *m)
 	pthread_mutex_destroy(&m->barrier_lock);
 	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
+	pf_ctx_release(m->anchor);
 	free(m);
 	return 0;
 }

@@ -40,6 +40,14 @@ for np in ${PF_MPI_TEST_RANKS:-2 3 4}; do
 		exit 1
 	fi
 done
+# A misuse that must not crash: a scope disposed before its detach.
+echo "check-mpi: a scope disposed before detach"
+# shellcheck disable=SC2086
+if ! PF_MPI_TEST_DISPOSE_FIRST=1 timeout 120 "$MPIRUN" $fwd \
+	-x PF_MPI_TEST_DISPOSE_FIRST -np 2 "$prog"; then
+	echo "check-mpi: FAILED: dispose before detach"
+	exit 1
+fi
 # The example: the prime count over 2 ranks, checked against pi(2e6).
 primes=./examples/mpi-primes
 [ -x "$primes" ] || primes=$here/../examples/mpi-primes

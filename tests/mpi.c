@@ -806,6 +806,43 @@ after_detach(pf_exec **e)
 	}
 }
 
+/*
+ * A misuse that must not crash: rank 1 disposes its scope before it
+ * detaches while rank 0 keeps sending it work.  Each request completes
+ * (before the dispose) or ends with PF_ESHUTDOWN; detach still ends.
+ */
+static int
+dispose_first(pf_scope *s)
+{
+	int ended = 0, refused = 0;
+	if (g_rank == 1) {
+		sleep_ms(20);
+		CHECK_EQ(pf_scope_dispose(s), 0);
+	} else if (g_rank == 0) {
+		for (int i = 0; i < 200; i++) {
+			echo_out o;
+			int rc = pf_mpi_run(g_m, NULL, 1, &echo_flow, &i, &o,
+			    NULL);
+			if (rc == 0) {
+				CHECK_EQ(o.x, i);
+				ended++;
+			} else {
+				CHECK_EQ(rc, PF_ESHUTDOWN);
+				refused++;
+			}
+			sleep_ms(i < 10 ? 1 : 0);
+		}
+		printf("dispose first: %d answered, %d refused\n", ended,
+		    refused);
+		CHECK(refused > 0);
+	}
+	CHECK_EQ(pf_mpi_detach(g_m), 0);
+	if (g_rank != 1)
+		CHECK_EQ(pf_scope_dispose(s), 0);
+	MPI_Finalize();
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -849,6 +886,8 @@ main(int argc, char **argv)
 		CHECK_EQ(pf_mpi_register(g_m, &only0_flow, NULL), 0);
 	/* Registration is done everywhere before work is sent. */
 	CHECK_EQ(pf_mpi_barrier(g_m), 0);
+	if (getenv("PF_MPI_TEST_DISPOSE_FIRST") != NULL)
+		return dispose_first(s);
 	pf_exec *left[IN_FLIGHT];
 	if (g_rank == 0) {
 		const char *only = getenv("PF_MPI_TEST_CASE");

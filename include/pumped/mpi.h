@@ -87,7 +87,8 @@ PF_EXTERN int pf_mpi_attach(pf_scope *s, MPI_Comm comm,
  * Finalises MPI when pf_mpi_attach initialised it.  0 or PF_EINVAL (NULL,
  * a detach already in progress, or called on a worker thread of any
  * scope, which would wait for its own handler).  Call it before
- * pf_scope_dispose.
+ * pf_scope_dispose; a scope disposed first only makes this rank refuse
+ * the requests that still come (they end with PF_ESHUTDOWN).
  */
 PF_EXTERN int pf_mpi_detach(pf_mpi *m);
 
