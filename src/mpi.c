@@ -351,6 +351,24 @@ find_flow(pf_mpi *m, const pf_flow *f, const char *name, size_t name_len)
 	return found;
 }
 
+/* Room for one more element in the array of pointers at *arr (n used,
+ * *cap allocated): 0 or PF_ENOMEM.  The pointer is moved by memcpy, so
+ * one helper serves arrays of any pointer type. */
+static int
+reserve_one(void *arr, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t nc = *cap != 0 ? *cap * 2 : 8;
+	void *old, *p;
+	memcpy(&old, arr, sizeof(old));
+	if ((p = realloc(old, nc * size)) == NULL)
+		return PF_ENOMEM;
+	memcpy(arr, &p, sizeof(p));
+	*cap = nc;
+	return 0;
+}
+
 static int local_handler(pf_ctx *c, const void *in, void *out);
 
 int
@@ -375,16 +393,9 @@ pf_mpi_register(pf_mpi *m, const pf_flow *f, const pf_mpi_codec *codec)
 		if (m->flows[i]->flow == f ||
 		    strcmp(m->flows[i]->flow->name, f->name) == 0)
 			rc = PF_EINVAL;
-	if (rc == 0 && m->nflows == m->flows_cap) {
-		size_t cap = m->flows_cap ? m->flows_cap * 2 : 16;
-		entry **n = realloc(m->flows, cap * sizeof(*n));
-		if (n == NULL) {
-			rc = PF_ENOMEM;
-		} else {
-			m->flows = n;
-			m->flows_cap = cap;
-		}
-	}
+	if (rc == 0)
+		rc = reserve_one(&m->flows, &m->flows_cap, m->nflows,
+		    sizeof(*m->flows));
 	if (rc == 0)
 		m->flows[m->nflows++] = e;
 	pthread_rwlock_unlock(&m->reg_lock);
@@ -406,16 +417,9 @@ pf_mpi_register_tag(pf_mpi *m, const pf_tag *t)
 	for (size_t i = 0; i < m->ntags; i++)
 		if (m->tags[i] == t || strcmp(m->tags[i]->label, t->label) == 0)
 			rc = PF_EINVAL;
-	if (rc == 0 && m->ntags == m->tags_cap) {
-		size_t cap = m->tags_cap ? m->tags_cap * 2 : 8;
-		const pf_tag **n = realloc(m->tags, cap * sizeof(*n));
-		if (n == NULL) {
-			rc = PF_ENOMEM;
-		} else {
-			m->tags = n;
-			m->tags_cap = cap;
-		}
-	}
+	if (rc == 0)
+		rc = reserve_one(&m->tags, &m->tags_cap, m->ntags,
+		    sizeof(*m->tags));
 	if (rc == 0)
 		m->tags[m->ntags++] = t;
 	pthread_rwlock_unlock(&m->reg_lock);
