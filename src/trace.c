@@ -555,8 +555,9 @@ uuid_text(uint64_t hi, uint64_t lo, char out[PF__UUID_TEXT_LEN + 1])
  * rate since the origin against CLOCK_REALTIME and scales every time by
  * it, so a file's times follow the wall clock that origin_unix_ns and
  * the ranks' clock offsets are measured in.  A span too short to measure
- * well, or a rate off by more than 0.1% (the wall clock was set), keeps
- * the calibration.
+ * well, or a rate off by more than 5% (the wall clock was set: NTP's
+ * slewing stays under 0.05%), keeps the calibration.  A calibration made
+ * under load was seen 0.37% off (7.5 ms over 2 s).
  */
 static void
 measure_rate(pf__trace *t)
@@ -567,7 +568,7 @@ measure_rate(pf__trace *t)
 	t->scale = 1.0;
 	if (span > 10000000) {
 		double r = wall / (double)span;
-		if (r > 0.999 && r < 1.001)
+		if (r > 0.95 && r < 1.05)
 			t->scale = r;
 	}
 }
