@@ -167,17 +167,15 @@ steal_from(pf__worker *w, pf__worker *v, bool *maybe)
 }
 
 /*
- * One search: own deque, the preferred victim, the injector, then every
- * other worker from a random start.  *maybe is set when a race hid work
- * that may still be there (a lost steal, a busy injector).
+ * A search beyond w's own deque: the preferred victim, the injector, then
+ * every other worker from a random start.  *maybe is set when a race hid
+ * work that may still be there (a lost steal, a busy injector).
  */
 static pf__task *
-find_task(pf__worker *w, pf__worker *prefer, bool *maybe)
+find_elsewhere(pf__worker *w, pf__worker *prefer, bool *maybe)
 {
 	pf__pool *p = w->pool;
-	pf__task *t = pf__deque_take(&w->deque);
-	if (t != NULL)
-		return t;
+	pf__task *t;
 	if (prefer != NULL && prefer != w &&
 	    (t = steal_from(w, prefer, maybe)) != NULL)
 		return t;
@@ -202,6 +200,14 @@ find_task(pf__worker *w, pf__worker *prefer, bool *maybe)
 			return t;
 	}
 	return NULL;
+}
+
+/* One search: own deque first, then elsewhere (find_elsewhere). */
+static pf__task *
+find_task(pf__worker *w, pf__worker *prefer, bool *maybe)
+{
+	pf__task *t = pf__deque_take(&w->deque);
+	return t != NULL ? t : find_elsewhere(w, prefer, maybe);
 }
 
 static bool
@@ -345,10 +351,24 @@ bool
 pf__pool_help(pf__worker *w, pf__worker *prefer)
 {
 	pf__assert(w == tls_worker); /* owner only */
-	bool maybe = false;
-	pf__task *t = find_task(w, prefer, &maybe);
-	if (t == NULL)
-		return false;
+	pf__task *t = pf__deque_take(&w->deque);
+	if (t == NULL) {
+		bool maybe = false;
+		if ((t = find_elsewhere(w, prefer, &maybe)) == NULL)
+			return false;
+		/*
+		 * Taken from the injector or another worker's deque: as for a
+		 * searcher in worker_main, the wake-up that brought us here
+		 * may have been meant for the work queued behind it too (only
+		 * the push that makes a queue non-empty notifies), and we are
+		 * about to run a handler that may take long.  Hand the search
+		 * on while more is visible, or it waits for us while other
+		 * workers sleep.  Work taken from our own deque needs no
+		 * hand-off: its pushes notified for it.
+		 */
+		if (work_visible(w->pool))
+			notify(w->pool);
+	}
 	run_task(w, t);
 	return true;
 }

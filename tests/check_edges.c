@@ -1877,6 +1877,87 @@ START_TEST(fork_while_depot_busy_child_runs)
 }
 END_TEST
 
+/*
+ * A worker that takes work while it waits (a helping wait) hands the
+ * search on, as an idle worker does: two executions submitted back to back
+ * from outside wake one worker (only the push that makes the queue
+ * non-empty notifies).  When that worker is w0, idle inside a wait, and
+ * it takes the first, the second must not stay queued behind it while w1
+ * sleeps: here the first waits for the second, so a lost hand-off shows as
+ * the first giving up after 5 s (it was found by libpumped-mpi, whose
+ * communication thread submits requests back to back).
+ */
+static pf_exec *helped_gate;       /* settled at the end of each round */
+static atomic_bool second_ran;
+
+static int
+helper_waits_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	return pf_exec_wait(helped_gate, NULL);
+}
+static const pf_flow helper_waits = { "helper-waits", helper_waits_handler,
+	0, 0 };
+
+static int
+first_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	for (int i = 0; i < 5000 && !atomic_load(&second_ran); i++)
+		sleep_ms(1);
+	return atomic_load(&second_ran) ? 0 : PF_EUSER;
+}
+static const pf_flow first_flow = { "first", first_handler, 0, 0 };
+
+static int
+second_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	atomic_store(&second_ran, true);
+	return 0;
+}
+static const pf_flow second_flow = { "second", second_handler, 0, 0 };
+
+START_TEST(helping_waiter_hands_the_search_on)
+{
+	pf_scope *s;
+	pf_scope_options so = { .threads = 2 };
+	ck_assert_int_eq(pf_scope_create(&s, &so), 0);
+	for (int round = 0; round < 10; round++) {
+		atomic_store(&second_ran, false);
+		ck_assert_int_eq(pf_scope_exec_deferred(s, &noop_flow,
+				     NULL, &helped_gate),
+		    0);
+		pf_exec *w, *a, *b;
+		/* w0 (the first idle worker an outside submission wakes)
+		 * runs it and parks inside its wait; w1 parks idle. */
+		ck_assert_int_eq(pf_scope_exec(s, &helper_waits, NULL, NULL,
+				     &w),
+		    0);
+		sleep_ms(50);
+		ck_assert_int_eq(pf_scope_exec(s, &first_flow, NULL, NULL,
+				     &a),
+		    0);
+		ck_assert_int_eq(pf_scope_exec(s, &second_flow, NULL, NULL,
+				     &b),
+		    0);
+		/* Waits with a deadline: this thread runs neither itself. */
+		ck_assert_msg(pf_exec_wait_for(a, NULL, 20000) == 0,
+		    "round %d: the second waited behind the first", round);
+		ck_assert_int_eq(pf_exec_wait_for(b, NULL, 20000), 0);
+		ck_assert_int_eq(pf_exec_settle(helped_gate, PF_COMPLETED, 0,
+				     NULL, NULL),
+		    0);
+		ck_assert_int_eq(pf_exec_wait(w, NULL), 0);
+		pf_exec_release(a);
+		pf_exec_release(b);
+		pf_exec_release(w);
+		pf_exec_release(helped_gate);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 static Suite *
 edges_suite(void)
 {
@@ -1908,6 +1989,7 @@ edges_suite(void)
 		{ .tcase = "dispose_inside", .test = dispose_from_signal_listener_on_aborting_thread_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_pending_status_callback_einval, .timeout = 5 },
 		{ .tcase = "dispose_inside", .test = dispose_from_timer_status_callback_einval, .timeout = 5 },
+		{ .tcase = "hand_off", .test = helping_waiter_hands_the_search_on, .timeout = 60 },
 	};
 	return pf_test_suite("edges", tests, sizeof(tests) / sizeof(tests[0]));
 }
