@@ -576,9 +576,13 @@ END_TEST
  * clock's calibration error (tens of ppm) no longer drifts them, so the
  * files of several processes line up.  Handlers note the wall time at
  * their start; over 1.5 s, (wall - origin) - ts must stay constant
- * within 25 µs (taking the least of 5 samples at each end, to ignore
- * the scheduling between the slice's start and the clock read). */
-static int64_t wall_at[40];
+ * within 100 µs, 67 ppm (taking the least of 10 samples at each end, to
+ * ignore the scheduling between the slice's start and the clock read;
+ * under qemu-user that noise alone reached 25 µs).  The error this
+ * catches, a raw calibration 0.37% off, drifts 5.5 ms over the run. */
+#define WALL_N 50
+#define WALL_ENDS 10
+static int64_t wall_at[WALL_N];
 
 static int
 wall_handler(pf_ctx *c, const void *in, void *out)
@@ -597,14 +601,14 @@ START_TEST(times_follow_the_wall_clock)
 	path_in_tmp(path, sizeof(path), "wall.json");
 	pf_scope *s = new_scope(1);
 	ck_assert_int_eq(pf_scope_trace_start(s, path), 0);
-	pf_exec *e[40];
-	int in[40];
-	for (int i = 0; i < 40; i++) {
+	pf_exec *e[WALL_N];
+	int in[WALL_N];
+	for (int i = 0; i < WALL_N; i++) {
 		in[i] = i;
 		pf_exec_options o = { .name = NULL };
 		ck_assert_int_eq(pf_scope_exec(s, &f, &in[i], &o, &e[i]), 0);
 		ck_assert_int_eq(pf_exec_wait(e[i], NULL), 0);
-		sleep_ms(i < 5 || i >= 35 ? 1 : 50);
+		sleep_ms(i < WALL_ENDS || i >= WALL_N - WALL_ENDS ? 1 : 50);
 	}
 	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
 	jv doc;
@@ -618,28 +622,29 @@ START_TEST(times_follow_the_wall_clock)
 	ck_assert_ptr_nonnull(o);
 	long long origin = atoll(o + strlen("\"origin_unix_ns\":"));
 	const jv *ev = get(&doc, "traceEvents");
-	double gap[40];
-	for (int i = 0; i < 40; i++)
+	double gap[WALL_N];
+	for (int i = 0; i < WALL_N; i++)
 		gap[i] = 1e300;
 	for (size_t k = 0; k < ev->n; k++) {
 		const jv *x = &ev->items[k];
 		if (strcmp(get_str(x, "ph"), "X") != 0)
 			continue;
-		for (int i = 0; i < 40; i++)
+		for (int i = 0; i < WALL_N; i++)
 			if (strcmp(get_str(get(x, "args"), "id"),
 				pf_exec_id(e[i])) == 0)
 				gap[i] = (double)(wall_at[i] - origin) / 1000.0 -
 				    get_num(x, "ts");
 	}
 	double first = 1e300, last = 1e300;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < WALL_ENDS; i++) {
 		first = gap[i] < first ? gap[i] : first;
-		last = gap[35 + i] < last ? gap[35 + i] : last;
+		last = gap[WALL_N - WALL_ENDS + i] < last ?
+		    gap[WALL_N - WALL_ENDS + i] : last;
 	}
 	ck_assert_msg(first < 1e299 && last < 1e299, "slices missing");
-	ck_assert_msg(last - first < 25.0 && first - last < 25.0,
+	ck_assert_msg(last - first < 100.0 && first - last < 100.0,
 	    "trace times drift from the wall clock: %.1f us", last - first);
-	for (int i = 0; i < 40; i++)
+	for (int i = 0; i < WALL_N; i++)
 		pf_exec_release(e[i]);
 	jv_free(&doc);
 	pf_scope_dispose(s);
