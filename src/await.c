@@ -240,18 +240,24 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 	pf__waiter w;
 	pf__waiter_init(&w, &wk->parker);
 	bool registered = false;
+	/* A submitter woke us for queued work we have not taken yet. */
+	bool owed = false;
 	while (!pf__exec_done(e) && !past(deadline_ns)) {
 		if (pf__worker_can_help(wk)) {
 			/* Queued on our own deque: pop it (and whatever was
 			 * pushed after it) rather than claim it in place, so
 			 * no stale entry keeps the record alive. */
 			pf__worker *where = where_of(e);
-			if (where == wk && pf__pool_help(wk, NULL))
+			if (where == wk && pf__pool_help(wk, NULL)) {
+				owed = false;
 				continue;
+			}
 			if (pf__exec_run_here(e, wk))
 				continue;
-			if (pf__pool_help(wk, where_of(e)))
+			if (pf__pool_help(wk, where_of(e))) {
+				owed = false;
 				continue;
+			}
 		}
 		if (!registered) {
 			/* Register, then look once more before sleeping. */
@@ -272,10 +278,14 @@ helping_wait(pf_exec *e, pf__worker *wk, int64_t deadline_ns)
 		 * comes back (with priority) before the handler goes on. */
 		wk->has_slot = false;
 		pf__pool_slot_give(wk->pool);
-		pf__pool_idle_park(wk, signaled, &w, deadline_ns);
+		owed = pf__pool_idle_park(wk, signaled, &w, deadline_ns);
 		pf__pool_slot_resume(wk->pool);
 		wk->has_slot = true;
 	}
+	/* Woken for queued work, but e ended (or the deadline passed)
+	 * before we took any: someone else must run it. */
+	if (owed)
+		pf__pool_pass_on(wk->pool);
 	if (registered)
 		pf__waiter_unregister(e, &w);
 }
@@ -488,6 +498,7 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 	pf__waiter local[8];
 	pf__waiter *ws = n <= 8 ? local : NULL;
 	int64_t hopeless_since = -1;
+	bool owed = false; /* as in helping_wait */
 	for (;;) {
 		size_t i = first_done(handles, n);
 		if (i < n) {
@@ -504,8 +515,10 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 		 * pending handle is claimed in place: an outside thread
 		 * would be committed to it while another finished first.) */
 		if (helps && pf__worker_can_help(self) &&
-		    pf__pool_help(self, NULL))
+		    pf__pool_help(self, NULL)) {
+			owed = false;
 			continue;
+		}
 		/* With no deadline, a wait on work nothing can run fails
 		 * after STARVE_GRACE_NS, as a single sleeping wait does. */
 		if (deadline < 0) {
@@ -546,7 +559,8 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 				 * whoever can use it; queued work wakes us. */
 				self->has_slot = false;
 				pf__pool_slot_give(self->pool);
-				pf__pool_idle_park(self, any_signaled, &a, until);
+				owed = pf__pool_idle_park(self, any_signaled,
+				    &a, until);
 				pf__pool_slot_resume(self->pool);
 				self->has_slot = true;
 			} else {
@@ -568,6 +582,8 @@ pf_exec_wait_any(pf_exec *const *handles, size_t n, uint64_t timeout_ms,
 		for (size_t k = 0; k < reg; k++)
 			pf__waiter_unregister(handles[k], &ws[k]);
 	}
+	if (owed)
+		pf__pool_pass_on(self->pool);
 	if (ws != local)
 		pf__free(ws);
 	return rc;

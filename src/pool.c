@@ -364,10 +364,13 @@ pf__pool_help(pf__worker *w, pf__worker *prefer)
 		 * about to run a handler that may take long.  Hand the search
 		 * on while more is visible, or it waits for us while other
 		 * workers sleep.  Work taken from our own deque needs no
-		 * hand-off: its pushes notified for it.
+		 * hand-off: its pushes notified for it.  Nor does it help
+		 * while no slot is free: the worker woken could not run (it
+		 * would park again), and the giver of the next free slot
+		 * wakes one when work is queued.
 		 */
-		if (work_visible(w->pool))
-			notify(w->pool);
+		if (pf__slots_free(&w->pool->slots))
+			pf__pool_pass_on(w->pool);
 	}
 	run_task(w, t);
 	return true;
@@ -379,7 +382,7 @@ pf__worker_can_help(const pf__worker *w)
 	return (char *)__builtin_frame_address(0) > w->stack_limit;
 }
 
-void
+bool
 pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
     int64_t deadline_ns)
 {
@@ -410,12 +413,24 @@ pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
 	 * leave for our own reason instead (a helping waiter whose execution
 	 * finished, a deadline), nobody would run that work while other
 	 * workers sleep: pass the wake-up on.  (A waiter whose execution is
-	 * not finished goes on to help, and worker_main looks for work.)
+	 * not finished goes on to help, and worker_main looks for work; the
+	 * waiter still owes the hand-off if its execution finishes before it
+	 * takes any: the true result, see pf__pool_pass_on.)
 	 */
-	if (unannounce(w) &&
-	    ((ready != NULL && ready(arg)) ||
-		(deadline_ns >= 0 && pf__clock_mono_ns() >= deadline_ns)) &&
-	    work_visible(p))
+	if (!unannounce(w))
+		return false;
+	if ((ready != NULL && ready(arg)) ||
+	    (deadline_ns >= 0 && pf__clock_mono_ns() >= deadline_ns)) {
+		pf__pool_pass_on(p);
+		return false;
+	}
+	return true;
+}
+
+void
+pf__pool_pass_on(pf__pool *p)
+{
+	if (work_visible(p))
 		notify(p);
 }
 
@@ -582,13 +597,6 @@ worker_main(void *arg)
 	for (;;) {
 		bool maybe = false;
 		pf__task *t = find_task(w, NULL, &maybe);
-		/* Just woken with work waiting: pass the wake-up on while more
-		 * is visible, so a burst that woke one worker spreads. */
-		if (t != NULL && woken) {
-			woken = false;
-			if (work_visible(p))
-				notify(p);
-		}
 		bool counted = t == NULL;
 		/* Searching needs no run slot: an idle worker gives its slot
 		 * back before it spins, so that an outside waiter may run the
@@ -628,9 +636,6 @@ worker_main(void *arg)
 		if (counted)
 			atomic_fetch_sub_explicit(&p->spinners, 1,
 			    memory_order_relaxed);
-		/* A searcher that found work hands the search on. */
-		if (t != NULL && counted && work_visible(p))
-			notify(p);
 		if (t != NULL) {
 			/* Tasks run only in a run slot.  None free: the task
 			 * goes back on our deque (thieves and waiters still
@@ -641,10 +646,21 @@ worker_main(void *arg)
 				if (pf__deque_push(&w->deque, t) != 0 &&
 				    pf__injector_push(&p->injector, t))
 					notify(p);
-				pf__pool_idle_park(w, stop_requested, p, -1);
+				(void)pf__pool_idle_park(w, stop_requested, p,
+				    -1);
 				woken = true;
 				continue;
 			}
+			/* Just woken, or a searcher, with work in hand and a
+			 * slot: pass the wake-up on while more is visible, so
+			 * a burst that woke one worker spreads.  Only with a
+			 * slot: one that parks again for want of a slot hands
+			 * nothing on (the next slot's giver wakes a worker),
+			 * or two slot-less workers would wake each other in a
+			 * loop while outside threads hold every slot. */
+			if (woken || counted)
+				pf__pool_pass_on(p);
+			woken = false;
 			run_task(w, t);
 			(void)yield_slot(w);
 			continue;
@@ -658,7 +674,7 @@ worker_main(void *arg)
 		/* Going idle: a good moment to refine the TSC calibration
 		 * (rate-limited to once a second) off the hot path. */
 		pf__clock_refine();
-		pf__pool_idle_park(w, stop_requested, p, -1);
+		(void)pf__pool_idle_park(w, stop_requested, p, -1);
 		woken = true;
 	}
 	if (p->on_stop != NULL)

@@ -153,10 +153,17 @@ bool pf__worker_can_help(const pf__worker *w);
  * Owner only: announce idle, re-check for queued work and ready(arg),
  * park unless either holds.  Returns after a wake-up (new work, or an
  * unpark of w->parker by whoever makes ready true), at deadline_ns
- * (CLOCK_MONOTONIC; negative: none), or at once.
+ * (CLOCK_MONOTONIC; negative: none), or at once.  True when a submitter
+ * claimed w for queued work and w, not leaving for its own reason yet,
+ * still owes it: a waiter that then leaves its wait without taking work
+ * calls pf__pool_pass_on.
  */
-void pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
+bool pf__pool_idle_park(pf__worker *w, bool (*ready)(void *arg), void *arg,
     int64_t deadline_ns);
+
+/* Wakes a sleeping worker if work is visible: the hand-off of a wake-up
+ * its receiver will not use (seq_cst fence inside). */
+void pf__pool_pass_on(pf__pool *p);
 
 /*
  * Owner only: bracket a wait during which w runs nothing.  w gives up its
