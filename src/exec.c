@@ -32,6 +32,7 @@
 #include "journal.h"
 #include "message.h"
 #include "probe.h"
+#include "sig.h"
 #include "sub.h"
 #include "tag.h"
 #include "waiter.h"
@@ -294,6 +295,13 @@ run_claimed(pf_exec *e, pf__worker *w, uint32_t old)
 bool
 pf__exec_run_here(pf_exec *e, pf__worker *w)
 {
+	/* A deferred execution has no handler to run: only pf__exec_defer
+	 * sets it running (a handle can leak out before, through its
+	 * pending status callback, to a waiter that would claim it).  The
+	 * flag is set before the record is published and stays while it is
+	 * pending. */
+	if (pf__load_relaxed(&e->state) & PF__F_DEFERRED)
+		return false;
 	uint32_t old = leave_pending(e, PF_RUNNING);
 	if (old == UINT32_MAX)
 		return false;
@@ -588,12 +596,18 @@ int
 pf__exec_settle_deferred(pf_exec *e, pf_status st, int code,
     const void *output, const char *message)
 {
-	/* The one caller that clears the flag owns the end.  Acquire: it
-	 * then reads the running state the creator published. */
-	uint32_t old = atomic_fetch_and_explicit(&e->state, ~PF__F_DEFERRED,
-	    memory_order_acquire);
-	if (!(old & PF__F_DEFERRED) || pf__status_of(old) != PF_RUNNING)
-		return PF_EINVAL;
+	/* The one caller that clears the flag owns the end, and only a
+	 * running execution's flag is cleared: a settle from the pending
+	 * status callback (before pf__exec_defer sets it running) is refused
+	 * and leaves the flag for a later one.  Acquire on success: the
+	 * winner then reads the running state the creator published. */
+	uint32_t old = pf__load_relaxed(&e->state);
+	do {
+		if (!(old & PF__F_DEFERRED) || pf__status_of(old) != PF_RUNNING)
+			return PF_EINVAL;
+	} while (!atomic_compare_exchange_weak_explicit(&e->state, &old,
+	    old & ~PF__F_DEFERRED, memory_order_acquire,
+	    memory_order_relaxed));
 	/* As for a handler (run_claimed): a failure once aborted is a
 	 * cancel with the abort reason. */
 	int reason = pf__ctx_abort_reason(&e->ctx);
@@ -621,7 +635,12 @@ pf__exec_withdraw(pf_exec *e)
 	if (leave_pending(e, PF__ST_CANCELLING) == UINT32_MAX)
 		return false;
 	pf__ctx_abort(&e->ctx, PF_ECANCELED);
-	cancel_claimed(&e->ctx, PF_ECANCELED);
+	/* Another aborter may have set the reason first (its own claim then
+	 * failed against ours) and still be running the listeners: as for
+	 * any cancel (ctx.c, abort_one), the execution is published
+	 * cancelled only after them, with that abort's reason. */
+	pf__signal_wait_fired(&e->ctx);
+	cancel_claimed(&e->ctx, pf__ctx_abort_reason(&e->ctx));
 	return true;
 }
 

@@ -120,6 +120,18 @@ pf__signal_fire(pf_ctx *c)
 }
 
 void
+pf__signal_wait_fired(pf_ctx *c)
+{
+	pf__spin_lock(&c->lock);
+	while (c->listeners != NULL || c->firing != NULL) {
+		pf__spin_unlock(&c->lock);
+		sched_yield();
+		pf__spin_lock(&c->lock);
+	}
+	pf__spin_unlock(&c->lock);
+}
+
+void
 pf__signal_free(pf__cold *k)
 {
 	if (k->fd >= 0)

@@ -12,6 +12,10 @@
 
 /* Makes the fd readable and runs every listener added so far. */
 void pf__signal_fire(pf_ctx *c);
+/* Waits (yielding) until c's signal has no listener left to run: an
+ * abort that another thread is firing has run them all.  Only for an
+ * aborted c, from a thread that is not running one of its listeners. */
+void pf__signal_wait_fired(pf_ctx *c);
 /* Closes the fd of a cold block at the end of its record. */
 void pf__signal_free(pf__cold *k);
 

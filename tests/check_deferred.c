@@ -478,6 +478,151 @@ START_TEST(withdraw_takes_back_pending_work_only)
 }
 END_TEST
 
+/* The pending status callback sees the handle before the execution is
+ * running: a settle from there is refused and leaves it settleable, and a
+ * thread it hands the handle to waits for the settle rather than running
+ * the flow (which has no handler). */
+typedef struct early {
+	atomic_int settle_rc;
+	pthread_t waiter;
+	atomic_bool started;
+	atomic_int wait_rc;
+	long out;
+} early;
+
+static void *
+wait_early(void *arg)
+{
+	pf_exec *e = arg;
+	return (void *)(intptr_t)pf_exec_wait(e, NULL);
+}
+
+static void
+settle_while_pending(pf_exec *e, pf_status st, void *data)
+{
+	early *x = data;
+	if (st != PF_PENDING)
+		return;
+	atomic_store(&x->settle_rc, pf_exec_settle(e, PF_COMPLETED, 0, NULL,
+					NULL));
+	/* A waiter on another thread, while it is still pending here. */
+	atomic_store(&x->started,
+	    pthread_create(&x->waiter, NULL, wait_early, e) == 0);
+	sleep_ms(50);
+}
+
+START_TEST(pending_callback_settle_and_wait)
+{
+	pf_scope *s = new_scope(2);
+	for (int round = 0; round < 20; round++) {
+		early x = { 0 };
+		atomic_init(&x.settle_rc, 1);
+		pf_exec_options o = { .on_status = settle_while_pending,
+			.on_status_data = &x };
+		pf_exec *e;
+		ck_assert_int_eq(pf_scope_exec_deferred(s, &out_flow, &o, &e),
+		    0);
+		ck_assert_int_eq(atomic_load(&x.settle_rc), PF_EINVAL);
+		ck_assert(atomic_load(&x.started));
+		ck_assert_int_eq(pf_exec_status(e), PF_RUNNING);
+		long v = 77;
+		ck_assert_int_eq(pf_exec_settle(e, PF_COMPLETED, 0, &v, NULL),
+		    0);
+		void *rc;
+		pthread_join(x.waiter, &rc);
+		ck_assert_int_eq((int)(intptr_t)rc, 0);
+		long got = 0;
+		ck_assert_int_eq(pf_exec_wait(e, &got), 0);
+		ck_assert_int_eq(got, 77);
+		pf_exec_release(e);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
+/* Withdraw racing another abort of the same pending execution (a
+ * parent's): whichever claims it, it ends cancelled, its listeners all
+ * ran before it reads as ended, and the result is the abort's reason. */
+static atomic_int listener_done;
+
+static void
+slow_listener(pf_signal *sg, void *data)
+{
+	(void)sg, (void)data;
+	sleep_ms(2);
+	atomic_fetch_add(&listener_done, 1);
+}
+
+static int
+blocker_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)in, (void)out;
+	while (!pf_ctx_aborted(c))
+		sleep_ms(1);
+	return 0;
+}
+static const pf_flow blocker = { "blocker", blocker_handler, 0, 0 };
+
+static int
+leaf_handler(pf_ctx *c, const void *in, void *out)
+{
+	(void)c, (void)in, (void)out;
+	return 0;
+}
+static const pf_flow leaf = { "leaf", leaf_handler, 0, 0 };
+
+static void *
+withdraw_now(void *arg)
+{
+	return (void *)(intptr_t)pf_exec_withdraw(arg);
+}
+
+START_TEST(withdraw_racing_an_abort)
+{
+	/* One thread, held by a blocker: the leaf stays pending. */
+	pf_scope *s = new_scope(1);
+	for (int round = 0; round < 50; round++) {
+		pf_exec *b;
+		ck_assert_int_eq(pf_scope_exec(s, &blocker, NULL, NULL, &b), 0);
+		for (int i = 0; i < 10000 && pf_exec_status(b) != PF_RUNNING;
+		     i++)
+			sleep_ms(1);
+		ck_assert_int_eq(pf_exec_status(b), PF_RUNNING);
+		pf_ctx *parent;
+		ck_assert_int_eq(pf_scope_create_execution(s, NULL, &parent),
+		    0);
+		pf_exec *e;
+		ck_assert_int_eq(pf_ctx_exec(parent, &leaf, NULL, NULL, &e), 0);
+		atomic_store(&listener_done, 0);
+		pf_signal_listener l;
+		ck_assert_int_eq(pf_signal_add_listener(
+				     pf_ctx_signal(pf_exec_ctx(e)), &l,
+				     slow_listener, NULL),
+		    0);
+		pthread_t th;
+		pthread_create(&th, NULL, withdraw_now, e);
+		ck_assert_int_eq(pf_ctx_abort_as(parent, PF_ETIMEDOUT), 0);
+		void *took;
+		pthread_join(th, &took);
+		if ((bool)(intptr_t)took)
+			/* Ended: every listener ran before. */
+			ck_assert_int_eq(atomic_load(&listener_done), 1);
+		/* The result is the abort's reason, whichever set it. */
+		int why = pf_signal_reason(pf_ctx_signal(pf_exec_ctx(e)));
+		ck_assert(why == PF_ETIMEDOUT || why == PF_ECANCELED);
+		ck_assert_int_eq(pf_exec_wait(e, NULL), why);
+		ck_assert_int_eq(pf_exec_status(e), PF_CANCELLED);
+		ck_assert_int_eq(atomic_load(&listener_done), 1);
+		pf_exec_abort(b);
+		ck_assert_int_eq(pf_exec_wait(b, NULL), 0);
+		pf_exec_release(b);
+		pf_exec_release(e);
+		pf_ctx_release(parent);
+	}
+	ck_assert_int_eq(pf_scope_dispose(s), 0);
+}
+END_TEST
+
 START_TEST(context_with_a_given_id)
 {
 	pf_scope *s = new_scope(1);
@@ -533,6 +678,10 @@ main(void)
 		{ "withdraw", withdraw_takes_back_pending_work_only, 60, 0,
 		    NULL, NULL, NULL },
 		{ "withdraw", context_with_a_given_id, 0, 0, NULL, NULL, NULL },
+		{ "deferred", pending_callback_settle_and_wait, 30, 0, NULL,
+		    NULL, NULL },
+		{ "withdraw", withdraw_racing_an_abort, 30, 0, NULL, NULL,
+		    NULL },
 	};
 	return pf_test_run(
 	    pf_test_suite("deferred", t, sizeof(t) / sizeof(t[0])));
