@@ -576,10 +576,12 @@ END_TEST
  * clock's calibration error (tens of ppm) no longer drifts them, so the
  * files of several processes line up.  Handlers note the wall time at
  * their start; over 1.5 s, (wall - origin) - ts must stay constant
- * within 100 µs, 67 ppm (taking the least of 10 samples at each end, to
- * ignore the scheduling between the slice's start and the clock read;
- * under qemu-user that noise alone reached 25 µs).  The error this
- * catches, a raw calibration 0.37% off, drifts 5.5 ms over the run. */
+ * within 0.1% of the time between (taking the least of 10 samples at
+ * each end, to ignore the scheduling between the slice's start and the
+ * clock read).  The error this catches, a raw calibration 0.37% off,
+ * drifts 5.5 ms over the run.  What one rate per file cannot follow is
+ * the raw clock's own rate wandering against the wall clock: on the
+ * loaded 2-vCPU VM it wandered by up to 390 ppm (584 µs here). */
 #define WALL_N 50
 #define WALL_ENDS 10
 static int64_t wall_at[WALL_N];
@@ -642,8 +644,11 @@ START_TEST(times_follow_the_wall_clock)
 		    gap[WALL_N - WALL_ENDS + i] : last;
 	}
 	ck_assert_msg(first < 1e299 && last < 1e299, "slices missing");
-	ck_assert_msg(last - first < 100.0 && first - last < 100.0,
-	    "trace times drift from the wall clock: %.1f us", last - first);
+	double span_us = (double)(wall_at[WALL_N - 1] - wall_at[0]) / 1000.0;
+	ck_assert_msg(last - first < span_us / 1000 &&
+		first - last < span_us / 1000,
+	    "trace times drift from the wall clock: %.1f us over %.0f us",
+	    last - first, span_us);
 	for (int i = 0; i < WALL_N; i++)
 		pf_exec_release(e[i]);
 	jv_free(&doc);
