@@ -649,8 +649,11 @@ PF_EXTERN int pf_scope_exec_deferred(pf_scope *s, const pf_flow *f,
  * its abort reason, or PF_ECANCELED when it was not aborted).
  * message (copied; NULL: pf_strerror's text) is what pf_ctx_error
  * returns.  0; PF_EINVAL for a bad argument, an execution that is not
- * deferred, one settled before, or one cancelled at creation.  Any thread
- * may settle, a status callback or signal listener too.
+ * deferred, one settled before, one cancelled at creation, or one not
+ * running yet (from its pending status callback, which runs before the
+ * creating call sets it running: that settle is refused and a later one
+ * ends it; settle from the running callback or after the call returns).
+ * Any thread may settle, a status callback or signal listener too.
  */
 PF_EXTERN int pf_exec_settle(pf_exec *e, pf_status status, int code,
     const void *output, const char *message);
