@@ -1262,6 +1262,20 @@ START_TEST(signal_fd_failure_leaves_signal_usable)
 }
 END_TEST
 
+/* Allocations are counted (and failed) process-wide: let s's worker
+ * finish starting (its slabs) before a counted window; under qemu it
+ * starts late enough to land in one.  A wait with a deadline leaves the
+ * run to the worker. */
+static void
+worker_started(pf_scope *s)
+{
+	int x = 1, y = 0;
+	pf_exec *warm;
+	ck_assert_int_eq(pf_scope_exec(s, &plain_flow, &x, NULL, &warm), 0);
+	ck_assert_int_eq(pf_exec_wait_for(warm, &y, 60000), 0);
+	pf_exec_release(warm);
+}
+
 /* The cold block that keeps the fd cannot be allocated: PF_ENOMEM, no fd
  * made, and the next call works (and fires on abort). */
 START_TEST(signal_fd_enomem_leaves_signal_usable)
@@ -1269,14 +1283,7 @@ START_TEST(signal_fd_enomem_leaves_signal_usable)
 	pf_scope *s;
 	pf_scope_options o = { .threads = 1 };
 	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	/* The count is process-wide: let the worker finish starting first
-	 * (its slabs; under qemu it starts late enough to land in a window
-	 * below).  A wait with a deadline leaves the run to the worker. */
-	int x = 1, y = 0;
-	pf_exec *warm;
-	ck_assert_int_eq(pf_scope_exec(s, &plain_flow, &x, NULL, &warm), 0);
-	ck_assert_int_eq(pf_exec_wait_for(warm, &y, 60000), 0);
-	pf_exec_release(warm);
+	worker_started(s);
 	pf_ctx *c;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	pf_signal *sig = pf_ctx_signal(c);
@@ -1311,14 +1318,7 @@ START_TEST(listener_add_allocates_nothing)
 	pf_scope *s;
 	pf_scope_options o = { .threads = 1 };
 	ck_assert_int_eq(pf_scope_create(&s, &o), 0);
-	/* The count is process-wide: let the worker finish starting first
-	 * (its slabs; under qemu it starts late enough to land in a window
-	 * below).  A wait with a deadline leaves the run to the worker. */
-	int x = 1, y = 0;
-	pf_exec *warm;
-	ck_assert_int_eq(pf_scope_exec(s, &plain_flow, &x, NULL, &warm), 0);
-	ck_assert_int_eq(pf_exec_wait_for(warm, &y, 60000), 0);
-	pf_exec_release(warm);
+	worker_started(s);
 	pf_ctx *c;
 	ck_assert_int_eq(pf_scope_create_execution(s, NULL, &c), 0);
 	pf_signal *sig = pf_ctx_signal(c);
