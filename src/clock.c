@@ -369,4 +369,24 @@ pf__clock_refine_for_test(void)
 	atomic_store_explicit(&cal.refining, false, memory_order_release);
 	return done;
 }
+
+bool
+pf__clock_slew_for_test(double factor)
+{
+	ensure_calibrated();
+	if (!cal.tsc || atomic_exchange_explicit(&cal.refining, true,
+		memory_order_acquire))
+		return false;
+	unsigned n;
+	const clock_seg *seg = segments(&n);
+	bool done = n < MAX_SEGS;
+	if (done) {
+		const clock_seg *last = &seg[n - 1];
+		int64_t start = pf__clock_raw() + SEG_AHEAD;
+		publish_seg(n, start, last->mono + (int64_t)((double)(start -
+		    last->raw) * last->ns_per_tick), last->ns_per_tick * factor);
+	}
+	atomic_store_explicit(&cal.refining, false, memory_order_release);
+	return done;
+}
 #endif

@@ -40,7 +40,10 @@ int64_t pf__clock_raw_to_mono_near(int64_t raw);
 /* Nanoseconds from raw `from` to raw `to`, at the tick rate in force at
  * `to` (one lookup, no conversion of either end); 0 when from is 0 or to
  * is not later.  For durations that need no calibration-point accuracy:
- * statistics, probes. */
+ * statistics, probes.  A span that crosses refinements takes the last
+ * rate for all of it (off by as much as the rates differ, up to the first
+ * calibration's error): long spans, as a trace's times since its origin,
+ * convert both ends with pf__clock_raw_to_mono instead. */
 int64_t pf__clock_raw_span_ns(int64_t from, int64_t to);
 /* Refines the map when a refinement is due (1 s after the first use, then
  * each time the process has run as long again).  Cheap to call often (a
@@ -51,6 +54,10 @@ void pf__clock_refine(void);
 /* Tests only: refines now, whatever the time; false when it could not
  * (no TSC, a refinement in progress, or the map is full). */
 bool pf__clock_refine_for_test(void);
+/* Tests only: appends a segment whose rate is the newest one's times
+ * factor, as a refinement slewing after a bad calibration would; false
+ * when it could not (as above). */
+bool pf__clock_slew_for_test(double factor);
 #endif
 
 #endif /* PF_CLOCK_H */

@@ -101,9 +101,9 @@ struct pf__trace {
 	unsigned n_bufs;  /* workers, then the shared one */
 	uint64_t cap;     /* records per buffer, a power of two */
 	bool keep_newest;
-	int64_t origin;
+	int64_t origin, origin_mono; /* raw, and through the clock's map */
 	/* CLOCK_REALTIME at the origin, and (under write_lock, for one
-	 * write) the rate that turns raw spans into wall-clock ns. */
+	 * write) the rate that turns mapped spans into wall-clock ns. */
 	int64_t origin_wall;
 	double scale;
 	pthread_mutex_t shared_lock; /* writers of the shared buffer */
@@ -143,6 +143,8 @@ keep_newest_setting(void)
 	return true;
 }
 
+static int64_t since_origin_ns(const pf__trace *t, int64_t raw);
+
 pf__trace *
 pf__trace_new(const char *path, unsigned threads, unsigned max_workers,
     int64_t origin, int *rc)
@@ -180,8 +182,8 @@ pf__trace_new(const char *path, unsigned threads, unsigned max_workers,
 	    MAX_EVENTS, DEFAULT_EVENTS));
 	t->keep_newest = keep_newest_setting();
 	t->origin = origin;
-	t->origin_wall = wall_now_ns() -
-	    pf__clock_raw_span_ns(origin, pf__clock_raw());
+	t->origin_mono = pf__clock_raw_to_mono(origin);
+	t->origin_wall = wall_now_ns() - since_origin_ns(t, pf__clock_raw());
 	t->scale = 1.0;
 	for (size_t i = 0; i < n; i++) {
 		buf *b = &t->bufs[i];
@@ -548,22 +550,39 @@ uuid_text(uint64_t hi, uint64_t lo, char out[PF__UUID_TEXT_LEN + 1])
 }
 
 /*
- * The raw clock's ns come from a calibration that can be off by tens of
- * ppm, and so drift from the wall clock by tens of µs a second: enough
- * for the merged traces of two processes (each calibrated on its own) to
- * show a child starting before its parent.  Each write measures the
- * rate since the origin against CLOCK_REALTIME and scales every time by
- * it, so a file's times follow the wall clock that origin_unix_ns and
- * the ranks' clock offsets are measured in.  A span too short to measure
- * well, or a rate off by more than 5% (the wall clock was set: NTP's
- * slewing stays under 0.05%), keeps the calibration.  A calibration made
- * under load was seen 0.37% off (7.5 ms over 2 s).
+ * Nanoseconds from the origin to raw, through the clock's whole map.  The
+ * map is piecewise linear (clock.c): each refinement appends a segment
+ * whose rate slews it back to CLOCK_MONOTONIC, so the rates of two
+ * segments can differ by as much as the first calibration was off.
+ * pf__clock_raw_span_ns, which takes the rate at one end for the whole
+ * span, is right for short durations only: over a trace it moved an event
+ * just after a refinement ~10 ms from one just before it (200 ms after
+ * the origin, rates 5% apart; check_trace times_convert_through_a_
+ * refinement).
+ */
+static int64_t
+since_origin_ns(const pf__trace *t, int64_t raw)
+{
+	return raw > t->origin ? pf__clock_raw_to_mono(raw) - t->origin_mono :
+	    0;
+}
+
+/*
+ * The map follows CLOCK_MONOTONIC only as well as its calibration (a
+ * calibration made under load was seen 0.37% off, and the map slews the
+ * error away only over the next period); the merged traces of two
+ * processes, each calibrated on its own, then show a child starting
+ * before its parent.  Each write measures the map's rate since the
+ * origin against CLOCK_REALTIME and scales every time by it, so a file's
+ * times follow the wall clock that origin_unix_ns and the ranks' clock
+ * offsets are measured in.  A span too short to measure well, or a rate
+ * off by more than 5% (the wall clock was set: NTP's slewing stays under
+ * 0.05%), keeps the map as it is.
  */
 static void
 measure_rate(pf__trace *t)
 {
-	int64_t raw = pf__clock_raw();
-	int64_t span = pf__clock_raw_span_ns(t->origin, raw);
+	int64_t span = since_origin_ns(t, pf__clock_raw());
 	double wall = (double)(wall_now_ns() - t->origin_wall);
 	t->scale = 1.0;
 	if (span > 10000000) {
@@ -577,9 +596,7 @@ measure_rate(pf__trace *t)
 static double
 us(const pf__trace *t, int64_t raw)
 {
-	return raw > t->origin ?
-	    (double)pf__clock_raw_span_ns(t->origin, raw) * t->scale / 1000.0 :
-	    0.0;
+	return (double)since_origin_ns(t, raw) * t->scale / 1000.0;
 }
 
 static const char *
