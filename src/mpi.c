@@ -1524,6 +1524,15 @@ comm_main(void *arg)
 
 /* -------------------------------------------------------------- API */
 
+/*
+ * pf_mpi_exec calls under way on this thread.  The status callbacks of
+ * the executions they create run inside them (on this thread), and a
+ * detach there would wait for the very call it is in (users never
+ * drops): detach and barrier refuse, as waits in callbacks do.
+ */
+static _Thread_local unsigned calls_here;
+
+
 #define CLOCK_TAG 0x7067
 #define CLOCK_ROUNDS 8
 
@@ -1687,7 +1696,7 @@ int
 pf_mpi_detach(pf_mpi *m)
 {
 	/* From a worker it would wait for its own handler to end. */
-	if (m == NULL || pf_worker_index() >= 0 ||
+	if (m == NULL || pf_worker_index() >= 0 || calls_here > 0 ||
 	    atomic_exchange(&m->detaching, true))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -1736,7 +1745,8 @@ pf_mpi_detach(pf_mpi *m)
 int
 pf_mpi_barrier(pf_mpi *m)
 {
-	if (m == NULL || pf_worker_index() >= 0 || atomic_load(&m->detaching))
+	if (m == NULL || pf_worker_index() >= 0 || calls_here > 0 ||
+	    atomic_load(&m->detaching))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->barrier_lock);
 	barrier b = { .done = false };
@@ -1805,8 +1815,10 @@ pf_mpi_exec(pf_mpi *m, pf_ctx *parent, int rank, const pf_flow *f,
 	/* Counted before closed is read: detach waits for the calls that
 	 * found it open (see pf_mpi_detach). */
 	atomic_fetch_add(&m->users, 1);
+	calls_here++;
 	int rc = atomic_load(&m->closed) ? PF_ESHUTDOWN :
 	    exec_in(m, parent, rank, f, input, opts, out);
+	calls_here--;
 	atomic_fetch_sub(&m->users, 1);
 	return rc;
 }

@@ -270,6 +270,19 @@ misuse_handler(pf_ctx *c, const void *in, void *out)
 }
 static const pf_flow misuse_flow = { "misuse", misuse_handler, 0, 0 };
 
+/* Misuse from a status callback of a proxy that pf_mpi_run is creating
+ * on this thread: detach would wait for that very call (it hung). */
+static int cb_detach_rc = 1, cb_barrier_rc = 1;
+static void
+detach_in_callback(pf_exec *e, pf_status st, void *data)
+{
+	(void)e, (void)data;
+	if (st != PF_RUNNING)
+		return;
+	cb_detach_rc = pf_mpi_detach(g_m);
+	cb_barrier_rc = pf_mpi_barrier(g_m);
+}
+
 /* Big data: 4 MiB in, its checksum out. */
 #define BIG_N (1 << 20)
 typedef struct big_in {
@@ -618,6 +631,12 @@ unregistered(void)
 	    PF_EINVAL);
 	CHECK_EQ(pf_mpi_register(g_m, &echo_flow, NULL), PF_EINVAL);
 	CHECK_EQ(pf_mpi_run(g_m, NULL, 1, &misuse_flow, NULL, NULL, NULL), 0);
+	pf_exec_options cbo = { .on_status = detach_in_callback };
+	echo_out y;
+	CHECK_EQ(pf_mpi_run(g_m, NULL, 1, &echo_flow, &x, &y, &cbo), 0);
+	CHECK_EQ(y.x, x);
+	CHECK_EQ(cb_detach_rc, PF_EINVAL);
+	CHECK_EQ(cb_barrier_rc, PF_EINVAL);
 	CHECK_EQ(pf_mpi_detach(NULL), PF_EINVAL);
 	CHECK_EQ(pf_mpi_barrier(NULL), PF_EINVAL);
 }
