@@ -75,6 +75,14 @@ typedef struct clock_seg {
 	double ns_per_tick;
 } clock_seg;
 
+/* A (raw, mono) pair as measured (read_pair): the calibration's two ends
+ * and one per refinement.  The segments slew between them; the pairs are
+ * the truth the slewing aims at (pf__clock_raw_to_mono_measured). */
+typedef struct clock_pair {
+	int64_t raw, mono;
+} clock_pair;
+#define MAX_PAIRS (MAX_SEGS + 1)
+
 static struct {
 	pthread_once_t once;
 	bool tsc;
@@ -83,6 +91,10 @@ static struct {
 	/* Published segments: release store by the refiner, acquire loads
 	 * by converters; the segments below it are immutable. */
 	atomic_uint nseg;
+	/* Measured pairs, published as the segments are (the refiner
+	 * appends, under the refining flag). */
+	clock_pair pair[MAX_PAIRS];
+	atomic_uint npair;
 	/* Mono ns at which the next refinement is due (relaxed hint), and
 	 * the refiner's flag (one at a time). */
 	_Atomic(int64_t) refine_at;
@@ -145,6 +157,18 @@ slope(void)
 }
 
 static void
+publish_pair(int64_t raw, int64_t mono)
+{
+	unsigned n = atomic_load_explicit(&cal.npair, memory_order_relaxed);
+	if (n == MAX_PAIRS)
+		return;
+	cal.pair[n] = (clock_pair){ raw, mono };
+	/* Release: the pair before the count that shows it. */
+	PF_HB_BEFORE(&cal.npair);
+	atomic_store_explicit(&cal.npair, n + 1, memory_order_release);
+}
+
+static void
 publish_seg(unsigned i, int64_t raw, int64_t mono, double ns_per_tick)
 {
 	cal.seg[i] = (clock_seg){ raw, mono, ns_per_tick };
@@ -197,6 +221,8 @@ calibrate(void)
 	}
 	publish_seg(0, cal.raw0, cal.mono0,
 	    (double)(mono1 - cal.mono0) / (double)(raw1 - cal.raw0));
+	publish_pair(cal.raw0, cal.mono0);
+	publish_pair(raw1, mono1);
 	atomic_store_explicit(&cal.refine_at, mono1 + 1000000000,
 	    memory_order_relaxed);
 }
@@ -205,6 +231,7 @@ static void
 calibrate_once(void)
 {
 	PF_ATOMIC_OBJ(&cal.nseg);
+	PF_ATOMIC_OBJ(&cal.npair);
 	PF_ATOMIC_OBJ(&cal.refine_at);
 	PF_ATOMIC_OBJ(&cal.refining);
 	PF_ATOMIC_OBJ(&cal.ready);
@@ -297,6 +324,62 @@ pf__clock_raw_to_wall(int64_t raw)
 	return pf__clock_raw_to_mono(raw) + cal.wall_offset;
 }
 
+void
+pf__clock_pair_now(int64_t *raw, int64_t *mono)
+{
+	ensure_calibrated();
+	if (cal.tsc) {
+		read_pair(raw, mono);
+		*raw |= 1; /* as pf__clock_raw */
+	} else {
+		*mono = pf__clock_mono_ns();
+		*raw = *mono | 1;
+	}
+}
+
+int64_t
+pf__clock_raw_to_mono_measured(int64_t raw, int64_t end_raw,
+    int64_t end_mono)
+{
+	ensure_calibrated();
+	if (!cal.tsc)
+		return raw;
+	unsigned n = pf__load_acquire(&cal.npair);
+	const clock_pair *p = cal.pair;
+	/* The points: the pairs measured before the end pair, then it. */
+	while (n > 0 && p[n - 1].raw >= end_raw)
+		n--;
+	const clock_pair end = { end_raw, end_mono };
+	/* The last point at or before raw (the first when raw is before all),
+	 * and the one after it (the last two when raw is past the end). */
+	unsigned lo = 0, hi = n; /* binary search over p[0..n) */
+	while (hi - lo > 1) {
+		unsigned mid = (lo + hi) / 2;
+		if (p[mid].raw <= raw)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	clock_pair a, b;
+	if (n == 0) {
+		/* No measured pair before the end: the end and the rate. */
+		return end_mono - (int64_t)((double)(end_raw - raw) * slope());
+	} else if (raw >= end_raw && n >= 1) {
+		a = p[n - 1];
+		b = end;
+	} else if (lo + 1 < n) {
+		a = p[lo];
+		b = p[lo + 1];
+	} else {
+		a = p[lo];
+		b = end;
+	}
+	if (b.raw <= a.raw)
+		return a.mono + (int64_t)((double)(raw - a.raw) * slope());
+	return a.mono + (int64_t)((double)(raw - a.raw) *
+	    ((double)(b.mono - a.mono) / (double)(b.raw - a.raw)));
+}
+
 /* Appends a segment (see the calibration comment); the caller is the one
  * refiner.  False when the map is full. */
 static bool
@@ -329,6 +412,7 @@ refine_now(void)
 	if (s < rate * 0.9)
 		s = rate * 0.9;
 	publish_seg(n, start, at, s);
+	publish_pair(raw, mono);
 	atomic_store_explicit(&cal.refine_at, mono + (int64_t)period,
 	    memory_order_relaxed);
 	return true;

@@ -45,6 +45,21 @@ int64_t pf__clock_raw_to_mono_near(int64_t raw);
  * calibration's error): long spans, as a trace's times since its origin,
  * convert both ends with pf__clock_raw_to_mono instead. */
 int64_t pf__clock_raw_span_ns(int64_t from, int64_t to);
+/* A raw timestamp and CLOCK_MONOTONIC ns read together now (read TSC
+ * first and again when a preemption came between). */
+void pf__clock_pair_now(int64_t *raw, int64_t *mono);
+/*
+ * raw -> CLOCK_MONOTONIC ns, interpolated linearly between the pairs
+ * measured so far (the calibration's ends, one per refinement) and
+ * (end_raw, end_mono), a pair read after raw (pf__clock_pair_now).  Exact
+ * at each measured pair, so free of the map's slewing, whose error grows
+ * to the first calibration's error times the time to the first
+ * refinement (about 100 us at 1 s under load); but a value may read
+ * differently once a later pair exists.  For times converted after the
+ * fact, all against one end pair: traces.
+ */
+int64_t pf__clock_raw_to_mono_measured(int64_t raw, int64_t end_raw,
+    int64_t end_mono);
 /* Refines the map when a refinement is due (1 s after the first use, then
  * each time the process has run as long again).  Cheap to call often (a
  * clock read, one load and a compare when nothing is due).  A timestamp

@@ -101,10 +101,12 @@ struct pf__trace {
 	unsigned n_bufs;  /* workers, then the shared one */
 	uint64_t cap;     /* records per buffer, a power of two */
 	bool keep_newest;
-	int64_t origin, origin_mono; /* raw, and through the clock's map */
-	/* CLOCK_REALTIME at the origin, and (under write_lock, for one
-	 * write) the rate that turns mapped spans into wall-clock ns. */
+	int64_t origin; /* raw */
+	/* CLOCK_REALTIME at the origin.  Under write_lock, for one write:
+	 * the end pair times convert against, the origin converted so, and
+	 * the rate that turns CLOCK_MONOTONIC spans into wall-clock ns. */
 	int64_t origin_wall;
+	int64_t end_raw, end_mono, origin_mono;
 	double scale;
 	pthread_mutex_t shared_lock; /* writers of the shared buffer */
 	pthread_mutex_t write_lock;  /* one writer of the file at a time */
@@ -182,8 +184,10 @@ pf__trace_new(const char *path, unsigned threads, unsigned max_workers,
 	    MAX_EVENTS, DEFAULT_EVENTS));
 	t->keep_newest = keep_newest_setting();
 	t->origin = origin;
-	t->origin_mono = pf__clock_raw_to_mono(origin);
-	t->origin_wall = wall_now_ns() - since_origin_ns(t, pf__clock_raw());
+	pf__clock_pair_now(&t->end_raw, &t->end_mono);
+	t->origin_mono = pf__clock_raw_to_mono_measured(origin, t->end_raw,
+	    t->end_mono);
+	t->origin_wall = wall_now_ns() - since_origin_ns(t, t->end_raw);
 	t->scale = 1.0;
 	for (size_t i = 0; i < n; i++) {
 		buf *b = &t->bufs[i];
@@ -550,40 +554,42 @@ uuid_text(uint64_t hi, uint64_t lo, char out[PF__UUID_TEXT_LEN + 1])
 }
 
 /*
- * Nanoseconds from the origin to raw, through the clock's whole map.  The
- * map is piecewise linear (clock.c): each refinement appends a segment
- * whose rate slews it back to CLOCK_MONOTONIC, so the rates of two
- * segments can differ by as much as the first calibration was off.
- * pf__clock_raw_span_ns, which takes the rate at one end for the whole
- * span, is right for short durations only: over a trace it moved an event
- * just after a refinement ~10 ms from one just before it (200 ms after
- * the origin, rates 5% apart; check_trace times_convert_through_a_
- * refinement).
+ * Nanoseconds from the origin to raw.  The raw clock's map to
+ * CLOCK_MONOTONIC (clock.c) is piecewise linear and slews: each
+ * refinement appends a segment whose rate steers it back to the measured
+ * time, so between refinements it is off by up to the first calibration's
+ * error times the time since (17-180 us at about 1 s on the loaded VM,
+ * found by a black-box test comparing handlers' wall-clock stamps with
+ * their slices).  Traces are converted after the fact, so they
+ * interpolate between the measured pairs instead, ending with one read at
+ * this write (pf__clock_raw_to_mono_measured): exact at each pair.  Taking
+ * one segment's rate for the whole span since the origin was worse still
+ * (1.9 ms over 1.5 s across a refinement, under TSan in CI).
  */
 static int64_t
 since_origin_ns(const pf__trace *t, int64_t raw)
 {
-	return raw > t->origin ? pf__clock_raw_to_mono(raw) - t->origin_mono :
-	    0;
+	return raw > t->origin ? pf__clock_raw_to_mono_measured(raw,
+	    t->end_raw, t->end_mono) - t->origin_mono : 0;
 }
 
 /*
- * The map follows CLOCK_MONOTONIC only as well as its calibration (a
- * calibration made under load was seen 0.37% off, and the map slews the
- * error away only over the next period); the merged traces of two
- * processes, each calibrated on its own, then show a child starting
- * before its parent.  Each write measures the map's rate since the
- * origin against CLOCK_REALTIME and scales every time by it, so a file's
- * times follow the wall clock that origin_unix_ns and the ranks' clock
- * offsets are measured in.  A span too short to measure well, or a rate
- * off by more than 5% (the wall clock was set: NTP's slewing stays under
- * 0.05%), keeps the map as it is.
+ * Each write converts against a pair read now, and measures CLOCK_REALTIME
+ * against CLOCK_MONOTONIC since the origin: both are slewed alike by NTP,
+ * so the rate is 1 unless the wall clock was set; a small step is spread
+ * over the file, one over 5% (or a span under 10 ms, too short to
+ * measure) is ignored.  The times then follow the wall clock that
+ * origin_unix_ns and the ranks' clock offsets are measured in.
  */
 static void
 measure_rate(pf__trace *t)
 {
-	int64_t span = since_origin_ns(t, pf__clock_raw());
-	double wall = (double)(wall_now_ns() - t->origin_wall);
+	pf__clock_pair_now(&t->end_raw, &t->end_mono);
+	int64_t wall_end = wall_now_ns();
+	t->origin_mono = pf__clock_raw_to_mono_measured(t->origin, t->end_raw,
+	    t->end_mono);
+	int64_t span = t->end_mono - t->origin_mono;
+	double wall = (double)(wall_end - t->origin_wall);
 	t->scale = 1.0;
 	if (span > 10000000) {
 		double r = wall / (double)span;
