@@ -419,7 +419,12 @@ typedef struct pf_exec_options {
 	 * a running handler sees it through its signal and must return; one
 	 * that ignores it and returns 0 ends completed.  Listeners of timeouts
 	 * run on the scope's one timer thread: one that blocks delays every
-	 * other timeout of the scope. */
+	 * other timeout of the scope.  The timer thread keeps whole
+	 * milliseconds of CLOCK_MONOTONIC: the abort comes at the first
+	 * millisecond boundary at or after the deadline (never early; up to
+	 * 1 ms late, plus the thread's wake-up: a loop that creates each
+	 * execution right after the last one timed out sees it about 1 ms
+	 * late every time). */
 	uint64_t timeout_ms;
 	pf_status_fn on_status;    /* sees every transition, pending first   */
 	void *on_status_data;

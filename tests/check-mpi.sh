@@ -48,6 +48,14 @@ if ! PF_MPI_TEST_DISPOSE_FIRST=1 timeout 120 "$MPIRUN" $fwd \
 	echo "check-mpi: FAILED: dispose before detach"
 	exit 1
 fi
+# The first request after a quiet spell: about one idle sleep, not two.
+echo "check-mpi: the first request after idle"
+# shellcheck disable=SC2086
+if ! PF_MPI_TEST_IDLE=1 timeout 120 "$MPIRUN" $fwd -x PF_MPI_TEST_IDLE \
+	-np 2 "$prog"; then
+	echo "check-mpi: FAILED: first request after idle"
+	exit 1
+fi
 # The example: the prime count over 2 ranks, checked against pi(2e6).
 primes=./examples/mpi-primes
 [ -x "$primes" ] || primes=$here/../examples/mpi-primes

@@ -55,7 +55,8 @@ typedef struct pf_mpi_options {
 	 * ever less often, up to this (0: 1000), or 100 while answers to
 	 * its own requests are due.  So the first request after a quiet
 	 * spell waits up to about this long (plus timer slack) for the
-	 * other rank to look.  Local sends wake it at once. */
+	 * other rank to look, half of it on average.  Local sends wake it
+	 * at once. */
 	unsigned idle_sleep_max_us;
 	/* Nonzero: this rank never takes work from others (it still gives). */
 	int no_steal;
