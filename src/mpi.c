@@ -1549,7 +1549,6 @@ comm_main(void *arg)
  */
 static _Thread_local unsigned calls_here;
 
-
 #define CLOCK_TAG 0x7067
 #define CLOCK_ROUNDS 8
 
