@@ -1545,7 +1545,9 @@ comm_main(void *arg)
  * pf_mpi_exec calls under way on this thread.  The status callbacks of
  * the executions they create run inside them (on this thread), and a
  * detach there would wait for the very call it is in (users never
- * drops): detach and barrier refuse, as waits in callbacks do.
+ * drops): detach and barrier refuse, as waits in callbacks do.  So they
+ * do on the communication thread, where a proxy's last callbacks run
+ * when its answer settles it: they would wait for that thread.
  */
 static _Thread_local unsigned calls_here;
 
@@ -1713,6 +1715,7 @@ pf_mpi_detach(pf_mpi *m)
 {
 	/* From a worker it would wait for its own handler to end. */
 	if (m == NULL || pf_worker_index() >= 0 || calls_here > 0 ||
+	    pthread_equal(pthread_self(), m->thread) ||
 	    atomic_exchange(&m->detaching, true))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->lock);
@@ -1762,6 +1765,7 @@ int
 pf_mpi_barrier(pf_mpi *m)
 {
 	if (m == NULL || pf_worker_index() >= 0 || calls_here > 0 ||
+	    pthread_equal(pthread_self(), m->thread) ||
 	    atomic_load(&m->detaching))
 		return PF_EINVAL;
 	pthread_mutex_lock(&m->barrier_lock);

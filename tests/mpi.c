@@ -270,17 +270,23 @@ misuse_handler(pf_ctx *c, const void *in, void *out)
 }
 static const pf_flow misuse_flow = { "misuse", misuse_handler, 0, 0 };
 
-/* Misuse from a status callback of a proxy that pf_mpi_run is creating
- * on this thread: detach would wait for that very call (it hung). */
+/* Misuse from a status callback of a proxy: RUNNING comes while
+ * pf_mpi_run creates it on this thread, and detach would wait for that
+ * very call; COMPLETED comes on the communication thread, which detach
+ * and barrier would wait for.  Both hung. */
 static int cb_detach_rc = 1, cb_barrier_rc = 1;
+static int cb_done_detach_rc = 1, cb_done_barrier_rc = 1;
 static void
 detach_in_callback(pf_exec *e, pf_status st, void *data)
 {
 	(void)e, (void)data;
-	if (st != PF_RUNNING)
-		return;
-	cb_detach_rc = pf_mpi_detach(g_m);
-	cb_barrier_rc = pf_mpi_barrier(g_m);
+	if (st == PF_RUNNING) {
+		cb_detach_rc = pf_mpi_detach(g_m);
+		cb_barrier_rc = pf_mpi_barrier(g_m);
+	} else if (st == PF_COMPLETED) {
+		cb_done_detach_rc = pf_mpi_detach(g_m);
+		cb_done_barrier_rc = pf_mpi_barrier(g_m);
+	}
 }
 
 /* Big data: 4 MiB in, its checksum out. */
@@ -637,6 +643,8 @@ unregistered(void)
 	CHECK_EQ(y.x, x);
 	CHECK_EQ(cb_detach_rc, PF_EINVAL);
 	CHECK_EQ(cb_barrier_rc, PF_EINVAL);
+	CHECK_EQ(cb_done_detach_rc, PF_EINVAL);
+	CHECK_EQ(cb_done_barrier_rc, PF_EINVAL);
 	CHECK_EQ(pf_mpi_detach(NULL), PF_EINVAL);
 	CHECK_EQ(pf_mpi_barrier(NULL), PF_EINVAL);
 }

@@ -87,9 +87,11 @@ PF_EXTERN int pf_mpi_attach(pf_scope *s, MPI_Comm comm,
  * every thread and handler that uses m before that can happen.
  * Finalises MPI when pf_mpi_attach initialised it.  0 or PF_EINVAL (NULL,
  * a detach already in progress, called on a worker thread of any scope,
- * which would wait for its own handler, or from a status callback that a
+ * which would wait for its own handler, from a status callback that a
  * pf_mpi_exec / pf_mpi_run under way on this thread delivers, which would
- * wait for that call).  Call it before
+ * wait for that call, or on the communication thread, where a proxy's
+ * callbacks run when its answer settles it).  Other status callbacks and
+ * signal listeners must not call it either: it blocks.  Call it before
  * pf_scope_dispose; a scope disposed first only makes this rank refuse
  * the requests that still come (they end with PF_ESHUTDOWN).
  */
@@ -100,8 +102,9 @@ PF_EXTERN int pf_mpi_detach(pf_mpi *m);
  * (so it is allowed under MPI_THREAD_SERIALIZED): register the flows on
  * every rank, then pf_mpi_barrier, then send work, and no rank can see a
  * request for a flow it has yet to register.  Blocks the caller.  0 or
- * PF_EINVAL (NULL, detaching, called on a worker thread, or from a status
- * callback of a pf_mpi_exec / pf_mpi_run under way on this thread).
+ * PF_EINVAL (NULL, detaching, called on a worker thread or the
+ * communication thread, or from a status callback of a pf_mpi_exec /
+ * pf_mpi_run under way on this thread).
  * Collective: every rank calls it as often, before its pf_mpi_detach; a
  * barrier that a rank already detaching never joins waits forever, as
  * MPI_Barrier would.
