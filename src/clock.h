@@ -45,8 +45,9 @@ int64_t pf__clock_raw_to_mono_near(int64_t raw);
  * calibration's error): long spans, as a trace's times since its origin,
  * convert both ends with pf__clock_raw_to_mono instead. */
 int64_t pf__clock_raw_span_ns(int64_t from, int64_t to);
-/* A raw timestamp and CLOCK_MONOTONIC ns read together now (read TSC
- * first and again when a preemption came between). */
+/* A raw timestamp and CLOCK_MONOTONIC ns read together now: the tightest
+ * of a few reads, raw in the middle of the TSC reads around the clock
+ * read (within tens of ns of each other, unless preempted every time). */
 void pf__clock_pair_now(int64_t *raw, int64_t *mono);
 /*
  * raw -> CLOCK_MONOTONIC ns, interpolated linearly between the pairs
