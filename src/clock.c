@@ -75,9 +75,9 @@ typedef struct clock_seg {
 	double ns_per_tick;
 } clock_seg;
 
-/* A (raw, mono) pair as measured (read_pair): the calibration's two ends
- * and one per refinement.  The segments slew between them; the pairs are
- * the truth the slewing aims at (pf__clock_raw_to_mono_measured). */
+/* A (raw, mono) pair as measured (tight_pair): one at the calibration's
+ * end and one per refinement.  The segments slew between them; the pairs
+ * are the truth the slewing aims at (pf__clock_raw_to_mono_measured). */
 typedef struct clock_pair {
 	int64_t raw, mono;
 } clock_pair;
