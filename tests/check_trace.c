@@ -599,6 +599,27 @@ wall_handler(pf_ctx *c, const void *in, void *out)
 	return 0;
 }
 
+/* gap[i]: the wall time (µs since origin_ns) wall_handler noted for
+ * e[i], minus its slice's ts in doc; 1e300 when e[i] has no slice. */
+static void
+wall_gaps(const jv *doc, pf_exec *const *e, int n, int64_t origin_ns,
+    double *gap)
+{
+	const jv *ev = get(doc, "traceEvents");
+	for (int i = 0; i < n; i++)
+		gap[i] = 1e300;
+	for (size_t k = 0; k < ev->n; k++) {
+		const jv *x = &ev->items[k];
+		if (strcmp(get_str(x, "ph"), "X") != 0)
+			continue;
+		for (int i = 0; i < n; i++)
+			if (strcmp(get_str(get(x, "args"), "id"),
+				pf_exec_id(e[i])) == 0)
+				gap[i] = (double)(wall_at[i] - origin_ns) /
+				    1000.0 - get_num(x, "ts");
+	}
+}
+
 START_TEST(times_follow_the_wall_clock)
 {
 	const pf_flow f = { "wall", wall_handler, sizeof(int), 0 };
@@ -626,20 +647,8 @@ START_TEST(times_follow_the_wall_clock)
 	const char *o = strstr(head, "\"origin_unix_ns\":");
 	ck_assert_ptr_nonnull(o);
 	long long origin = atoll(o + strlen("\"origin_unix_ns\":"));
-	const jv *ev = get(&doc, "traceEvents");
 	double gap[WALL_N];
-	for (int i = 0; i < WALL_N; i++)
-		gap[i] = 1e300;
-	for (size_t k = 0; k < ev->n; k++) {
-		const jv *x = &ev->items[k];
-		if (strcmp(get_str(x, "ph"), "X") != 0)
-			continue;
-		for (int i = 0; i < WALL_N; i++)
-			if (strcmp(get_str(get(x, "args"), "id"),
-				pf_exec_id(e[i])) == 0)
-				gap[i] = (double)(wall_at[i] - origin) / 1000.0 -
-				    get_num(x, "ts");
-	}
+	wall_gaps(&doc, e, WALL_N, origin, gap);
 	double first = 1e300, last = 1e300;
 	for (int i = 0; i < WALL_ENDS; i++) {
 		first = gap[i] < first ? gap[i] : first;
@@ -698,20 +707,14 @@ START_TEST(times_convert_through_a_refinement)
 	ck_assert_int_eq(pf_scope_trace_flush(s), 0);
 	jv doc;
 	load(path, &doc);
-	const jv *ev = get(&doc, "traceEvents");
+	/* Any common origin: the offset cancels, and an early one keeps the
+	 * doubles' precision. */
+	double gap[10];
+	wall_gaps(&doc, e, 10, wall_at[0], gap);
 	double before = 1e300, after = 1e300;
-	for (size_t k = 0; k < ev->n; k++) {
-		const jv *x = &ev->items[k];
-		if (strcmp(get_str(x, "ph"), "X") != 0)
-			continue;
-		for (int i = 0; i < 10; i++)
-			if (strcmp(get_str(get(x, "args"), "id"),
-				pf_exec_id(e[i])) == 0) {
-				double g = (double)wall_at[i] / 1000.0 -
-				    get_num(x, "ts");
-				double *m = i < 5 ? &before : &after;
-				*m = g < *m ? g : *m;
-			}
+	for (int i = 0; i < 10; i++) {
+		double *m = i < 5 ? &before : &after;
+		*m = gap[i] < *m ? gap[i] : *m;
 	}
 	ck_assert_msg(before < 1e299 && after < 1e299, "slices missing");
 	ck_assert_msg(after - before < 1000 && before - after < 1000,
